@@ -1,0 +1,3 @@
+from flanlab.cli import main
+
+raise SystemExit(main())

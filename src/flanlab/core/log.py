@@ -1,0 +1,100 @@
+"""Logging and progress bars (rich), with secrets kept out of every log line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+__all__ = ["console", "get_logger", "progress", "redact", "setup_logging", "track"]
+
+T = TypeVar("T")
+console = Console(stderr=True)
+_SECRET_ENV = re.compile(r"(API_KEY|TOKEN|SECRET|PASSWORD)", re.IGNORECASE)
+_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._\-]{8,}")
+
+
+def _secrets() -> list[str]:
+    return [v for k, v in os.environ.items() if _SECRET_ENV.search(k) and v and len(v) >= 6]
+
+
+def redact(text: str) -> str:
+    """Replace the values of secret-looking environment variables and bearer tokens with ``***``."""
+    for secret in _secrets():
+        text = text.replace(secret, "***")
+    return _BEARER.sub(r"\1***", text)
+
+
+class _RedactFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        return True
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A logger under the ``flanlab`` namespace."""
+    return logging.getLogger(name if name.startswith("flanlab") else f"flanlab.{name}")
+
+
+def setup_logging(verbose: bool = False, log_file: str | Path | None = None) -> None:
+    """Rich logging to stderr, plus a plain log file in the run folder when given; secrets redacted."""
+    root = logging.getLogger("flanlab")
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    handler: logging.Handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
+    handler.addFilter(_RedactFilter())
+    root.addHandler(handler)
+    if log_file is not None:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(log_file, encoding="utf-8")
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        fh.addFilter(_RedactFilter())
+        root.addHandler(fh)
+    root.propagate = False
+
+
+def progress(transient: bool = False) -> Progress:
+    """A rich progress display with count, bar, elapsed time and ETA (quiet when not a terminal
+    and FLANLAB_PROGRESS=0)."""
+    disable = os.environ.get("FLANLAB_PROGRESS", "1") == "0"
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=transient,
+        disable=disable,
+    )
+
+
+def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate with a progress bar."""
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    with progress() as p:
+        task = p.add_task(description, total=total)
+        for item in items:
+            yield item
+            p.advance(task)
+    sys.stderr.flush()

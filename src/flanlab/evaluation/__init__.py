@@ -1,0 +1,1 @@
+"""Evaluation: held-out benchmarks and prompting strategies."""

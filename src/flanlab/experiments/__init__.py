@@ -1,0 +1,1 @@
+"""Experiments: the pipeline and the paper's scaling studies."""

@@ -1,0 +1,1 @@
+"""Mixtures: examples-proportional sampling with caps, streamed to shards."""

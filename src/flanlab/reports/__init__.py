@@ -1,0 +1,1 @@
+"""Reports: markdown, HTML and plots from run folders."""

@@ -1,0 +1,1 @@
+"""Tasks and instruction templates in the Flan formats."""

@@ -1,0 +1,1 @@
+"""Finetuning: T5 and decoder-only models, packed, loss on targets only."""
