@@ -1,0 +1,109 @@
+"""The ``kind: train`` config: model, data, packing, optimizer, LoRA, checkpoints, logging."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from flanlab.core.config import SCHEMAS, Schema
+from flanlab.inference.spec import ModelSpec
+
+__all__ = ["DataConfig", "LoraConfig", "OptimConfig", "PackingConfig", "TrainConfig", "TrainLoopConfig"]
+
+
+class DataConfig(Schema):
+    """Where the examples come from: a finished mixture folder (``manifest.json`` present), or a mix
+    config that ``flanlab mix`` runs first into that folder."""
+
+    mixture: str
+    build_config: str | None = None
+    heldout_fraction: float = Field(0.02, ge=0.0, lt=1.0)
+    max_heldout: int = Field(256, ge=0)
+    shuffle_buffer: int = Field(2048, ge=1)
+    max_input_length: int = Field(1024, ge=1)
+    max_target_length: int = Field(256, ge=1)
+    epochs: int | None = Field(None, ge=1, description="stop after this many passes (None: loop until steps)")
+
+
+class PackingConfig(Schema):
+    """Packed rows (several examples per row, masked apart) or one example per row, length-grouped."""
+
+    enabled: bool = True
+    # Decoder-only: row length. Encoder-decoder: encoder row length (targets use target_length).
+    max_length: int = Field(512, ge=8)
+    target_length: int = Field(128, ge=4)
+    # How packed examples are kept apart: explicit 4D additive masks (any attention implementation)
+    # or per-example position ids only, letting transformers build the block mask / use varlen
+    # flash-attention (decoder-only).
+    attention: Literal["mask", "position_ids"] = "mask"
+    window: int = Field(512, ge=1, description="examples considered together when filling rows")
+
+
+class OptimConfig(Schema):
+    """Adafactor at a constant rate (the paper) or AdamW with warmup and cosine decay."""
+
+    name: Literal["adafactor", "adamw"] = "adafactor"
+    lr: float = Field(5e-4, gt=0)
+    schedule: Literal["constant", "cosine", "linear"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    min_lr_ratio: float = Field(0.0, ge=0.0, le=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    clip_grad_norm: float | None = Field(1.0, gt=0)
+
+
+class LoraConfig(Schema):
+    """Low-rank adapters through peft (``quantize: 4bit`` is QLoRA and needs CUDA + bitsandbytes)."""
+
+    enabled: bool = False
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    quantize: Literal["none", "4bit", "8bit"] = "none"
+    merge_on_save: bool = True
+
+
+class TrainLoopConfig(Schema):
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(8, ge=1, description="rows (packed) or examples (unpacked) per micro-batch")
+    grad_accum: int = Field(1, ge=1)
+    precision: Literal["fp32", "bf16"] = "fp32"
+    dropout: float | None = Field(0.05, ge=0.0, lt=1.0, description="set every dropout module; None keeps the model's")
+    seed: int = 0
+    log_every: int = Field(10, ge=1)
+    save_every: int = Field(500, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    eval_every: int = Field(500, ge=1)
+    eval_batch_size: int = Field(16, ge=1)
+    keep_best: bool = True
+    gradient_checkpointing: bool = False
+    tensorboard: bool = True
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch's default)")
+
+
+class TrainConfig(Schema):
+    """``flanlab train CONFIG``: finetune ``model`` on ``data`` with ``optim`` for ``train.steps``."""
+
+    kind: Literal["train"] = "train"
+    name: str = "train"
+    model: ModelSpec
+    data: DataConfig
+    packing: PackingConfig = PackingConfig()
+    optim: OptimConfig = OptimConfig()
+    lora: LoraConfig = LoraConfig()
+    train: TrainLoopConfig = TrainLoopConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.optim.warmup_steps >= self.train.steps and self.optim.warmup_steps > 0:
+            raise ValueError(f"optim.warmup_steps ({self.optim.warmup_steps}) must be below train.steps "
+                             f"({self.train.steps})")
+        if self.model.backend != "hf":
+            raise ValueError(f"model.backend: training needs 'hf', got {self.model.backend!r}")
+        return self
+
+
+SCHEMAS.register("train", TrainConfig)

@@ -1,0 +1,58 @@
+"""Forward a micro-batch and sum the cross-entropy over its target tokens.
+
+The loop divides these sums by the number of target tokens in the *whole accumulated batch* (all
+micro-batches, all processes), so every target token weighs the same however examples fall into
+micro-batches or rows.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from flanlab.training.packing import IGNORE, Batch
+
+__all__ = ["target_loss_sum"]
+
+
+def _accepts(model: Any, name: str) -> bool:
+    # Look through DDP (.module) and peft (get_base_model) wrappers, which forward **kwargs.
+    model = getattr(model, "module", model)
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    try:
+        return name in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _ce_sum(logits: Any, labels: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                           ignore_index=IGNORE, reduction="sum")
+
+
+def target_loss_sum(model: Any, batch: Batch, *, encoder_decoder: bool, device: Any = None) -> Any:
+    """Summed token cross-entropy of ``batch``'s targets under ``model`` (a scalar tensor)."""
+    t = {k: v.to(device) if device is not None else v for k, v in batch.tensors.items()}
+    labels = batch.labels.to(device) if device is not None else batch.labels
+    if encoder_decoder:
+        # T5's forward reuses ``attention_mask`` as the cross-attention mask, which is wrong for a
+        # packed 4D encoder mask: run the encoder on its own, then give the decoder the cross mask.
+        encoder = model.get_encoder()
+        hidden = encoder(input_ids=t["input_ids"], attention_mask=t["encoder_mask"]).last_hidden_state
+        out = model(encoder_outputs=(hidden,), attention_mask=t["cross_mask"],
+                    decoder_input_ids=t["decoder_input_ids"], decoder_attention_mask=t["decoder_mask"],
+                    use_cache=False)
+        return _ce_sum(out.logits, labels)
+    kwargs: dict[str, Any] = {"input_ids": t["input_ids"], "position_ids": t["position_ids"],
+                              "attention_mask": t.get("attention_mask"), "use_cache": False}
+    # Only positions that predict a target need logits: the LM head over a large vocabulary is a
+    # sizeable share of a small model's compute.
+    keep = (labels != IGNORE).any(0).nonzero().squeeze(-1)
+    if _accepts(model, "logits_to_keep") and keep.numel() < labels.shape[1]:
+        out = model(**kwargs, logits_to_keep=keep)
+        return _ce_sum(out.logits, labels[:, keep])
+    out = model(**kwargs)
+    return _ce_sum(out.logits, labels)
