@@ -1,0 +1,66 @@
+"""Sandboxed template rendering shared by tasks and evaluation.
+
+Templates are Jinja2 text rendered in a :class:`~jinja2.sandbox.SandboxedEnvironment` with
+:class:`~jinja2.StrictUndefined`: a template cannot reach Python internals (``__class__``, files,
+imports) and a misspelled field is an error rather than an empty string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+from jinja2 import meta
+from jinja2.sandbox import SandboxedEnvironment
+
+from flanlab.core.errors import UserError
+
+__all__ = ["TemplateError", "compile_template", "placeholders", "render"]
+
+
+class TemplateError(ValueError, UserError):
+    """A template that does not parse, or that refers to a field the example lacks."""
+
+
+_ENV = SandboxedEnvironment(
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,
+    keep_trailing_newline=True,
+    # Plain text in, plain text out: no HTML escaping, no block whitespace tricks.
+    trim_blocks=False,
+    lstrip_blocks=False,
+)
+
+
+@lru_cache(maxsize=4096)
+def compile_template(text: str) -> jinja2.Template:
+    """Parse ``text`` once (cached); a syntax error is a :class:`TemplateError` with its line."""
+    try:
+        return _ENV.from_string(text)
+    except jinja2.TemplateSyntaxError as e:
+        raise TemplateError(f"template syntax error at line {e.lineno}: {e.message}") from None
+
+
+def placeholders(text: str) -> set[str]:
+    """The top-level variables ``text`` reads (``{{ question }}`` → ``{"question"}``)."""
+    try:
+        ast = _ENV.parse(text)
+    except jinja2.TemplateSyntaxError as e:
+        raise TemplateError(f"template syntax error at line {e.lineno}: {e.message}") from None
+    return set(meta.find_undeclared_variables(ast))
+
+
+def render(text: str, fields: Mapping[str, Any]) -> str:
+    """Render template ``text`` with ``fields`` in the sandbox.
+
+    A missing field or a forbidden attribute access raises :class:`TemplateError`.
+    """
+    template = compile_template(text)
+    try:
+        return template.render(dict(fields))
+    except jinja2.UndefinedError as e:
+        raise TemplateError(f"template refers to an unknown field: {e.message}") from None
+    except jinja2.exceptions.SecurityError as e:
+        raise TemplateError(f"template tried an unsafe operation: {e}") from None
