@@ -1,0 +1,510 @@
+"""The Hugging Face backend: log-likelihoods and generation for causal and seq2seq (T5) models.
+
+Where Flan evaluation spends its time, and what this backend does about it:
+
+- few-shot prompts share long exemplar prefixes: rows are grouped by shared token prefix
+  (:mod:`flanlab.inference.planning`), the prefix runs once and each batch reuses its KV cache;
+- all options of a question are scored from one row, and logits are computed only at the
+  positions that score a continuation (the LM head over the full vocabulary is the costly part
+  of a small model);
+- self-consistency encodes a prompt once and draws its n samples from copies of the cache;
+- each sequence stops at its own stop sequence and leaves the batch when it does.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from flanlab.core.log import get_logger, progress
+from flanlab.inference.base import GenerateRequest, LoglikelihoodRequest, LoglikelihoodResult
+from flanlab.inference.loading import LoadedModel, load_pretrained
+from flanlab.inference.planning import Group, Plan, Target, group_rows, plan_rows
+from flanlab.inference.spec import ModelSpec
+
+__all__ = ["HFLM"]
+
+log = get_logger(__name__)
+
+
+def _cache_key(module: Any) -> str:
+    """The forward's KV-cache argument: ``cache`` in transformers >= 5.2x, ``past_key_values`` before."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
+
+
+def _out_cache(out: Any) -> Any:
+    cache = out.get("cache") if hasattr(out, "get") else None
+    return cache if cache is not None else out.past_key_values
+
+
+def _is_oom(e: BaseException) -> bool:
+    import torch
+
+    return isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower()
+
+
+class HFLM:
+    """An :class:`~flanlab.inference.base.LM` over a transformers model.
+
+    ``batch_size``: rows per forward pass, or ``"auto"`` (a token budget per pass that halves on
+    out-of-memory). ``prefix_reuse`` can be turned off to get the plain computation (tests compare
+    the two).
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        batch_size: int | str = "auto",
+        prefix_reuse: bool = True,
+        token_budget: int | None = None,
+        show_progress: bool = True,
+    ) -> None:
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.kind = loaded.kind
+        self.name = loaded.name
+        self.max_length = loaded.max_length
+        self.device = loaded.device
+        self.batch_size = batch_size
+        self.prefix_reuse = prefix_reuse
+        on_gpu = str(self.device).startswith("cuda")
+        # Tokens per forward pass (rows x padded length); CPUs gain little from bigger batches.
+        self.token_budget = token_budget or (32768 if on_gpu else 2048)
+        self.show_progress = show_progress
+        self._special_prefix = self._leading_specials()
+        self._fingerprint: str | None = None
+        self._cache_arg = _cache_key(self.model)
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, **kwargs: Any) -> HFLM:
+        """Load ``spec``'s model and wrap it."""
+        return cls(load_pretrained(spec), batch_size=spec.batch_size, **kwargs)
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def fingerprint(self) -> str:
+        """Identifies model weights + tokenizer + kind, for the request cache."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            h.update(json.dumps([self.name, self.kind, self.loaded.source, self.max_length]).encode())
+            h.update(self.model.config.to_json_string().encode())
+            h.update(json.dumps(self.tokenizer.get_vocab(), sort_keys=True).encode())
+            # A weight sample catches different weights under the same name (e.g. finetuned copies).
+            import torch
+
+            with torch.no_grad():
+                for _, p in list(self.model.named_parameters())[:: max(1, len(list(self.model.parameters())) // 8)]:
+                    h.update(p.detach().float().flatten()[:4096].cpu().numpy().tobytes())
+            self._fingerprint = h.hexdigest()[:24]
+        return self._fingerprint
+
+    # ------------------------------------------------------------------ tokenization
+    def _leading_specials(self) -> list[int]:
+        """Special tokens the tokenizer puts before text (e.g. ``<s>``), kept for causal inputs."""
+        with_sp = self.tokenizer("a").input_ids
+        without = self.tokenizer("a", add_special_tokens=False).input_ids
+        n = len(with_sp) - len(without)
+        if n > 0 and with_sp[n:n + len(without)] == without:
+            return list(with_sp[:n])
+        return []
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False).input_ids
+
+    def _causal_pair(self, context: str, continuation: str, memo: dict[str, list[int]]) -> tuple[list[int], list[int]]:
+        """Token ids of (context, continuation) as they appear in the full text: the whole string is
+        encoded and split after the context's tokens, so merges at the boundary match what the model
+        reads; trailing context whitespace moves to the continuation (word-initial tokens)."""
+        stripped = context.rstrip()
+        continuation = context[len(stripped):] + continuation
+        context = stripped
+        if context not in memo:
+            memo[context] = self._special_prefix + self._encode(context)
+        ctx = memo[context]
+        whole = self._special_prefix + self._encode(context + continuation)
+        if not ctx:
+            # Nothing to condition on: start from the end-of-text token, as is customary.
+            ctx = [self.tokenizer.eos_token_id]
+        return ctx, whole[len(memo[context]):]
+
+    # ------------------------------------------------------------------ loglikelihood
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+        """Sum of continuation log-probabilities and whether it is the greedy continuation."""
+        if not requests:
+            return []
+        if self.kind == "seq2seq":
+            return self._loglikelihood_seq2seq(requests)
+        memo: dict[str, list[int]] = {}
+        pairs = []
+        results: list[LoglikelihoodResult | None] = [None] * len(requests)
+        index: list[int] = []
+        for i, r in enumerate(requests):
+            ctx, cont = self._causal_pair(r.context, r.continuation, memo)
+            if not cont:
+                results[i] = LoglikelihoodResult(0.0, True)
+                continue
+            full = (ctx + cont)[-(self.max_length + 1):]
+            # Left-truncate the context so the model reads at most max_length tokens.
+            ctx = full[: len(full) - len(cont)]
+            if not ctx:
+                raise ValueError(f"request {i}: continuation alone exceeds max_length={self.max_length}")
+            pairs.append((ctx, cont))
+            index.append(i)
+        plan = plan_rows(pairs)
+        scores = self._score_plan(plan)
+        for t, (lp, greedy) in zip(plan.targets, scores, strict=True):
+            results[index[t.index]] = LoglikelihoodResult(lp, greedy)
+        return results  # type: ignore[return-value]
+
+    def _groups(self, plan: Plan) -> list[Group]:
+        if self.prefix_reuse:
+            return group_rows(plan.rows)
+        return [Group(0, list(range(len(plan.rows))))]
+
+    def _score_plan(self, plan: Plan) -> list[tuple[float, bool]]:
+        import torch
+
+        by_row: dict[int, list[Target]] = {}
+        for t in plan.targets:
+            by_row.setdefault(t.row, []).append(t)
+        out: list[tuple[float, bool] | None] = [None] * len(plan.targets)
+        groups = self._groups(plan)
+        total = sum(len(g.rows) for g in groups)
+        with torch.inference_mode(), progress(transient=True) as bar:
+            task = bar.add_task("scoring", total=total) if self.show_progress else None
+            for group in groups:
+                for row_ids, scores in self._score_group(plan, group, by_row):
+                    for t, s in zip(row_ids, scores, strict=True):
+                        out[t.index] = s
+                if task is not None:
+                    bar.advance(task, len(group.rows))
+        return out  # type: ignore[return-value]
+
+    def _rows_per_batch(self, length: int) -> int:
+        if isinstance(self.batch_size, int):
+            return max(1, self.batch_size)
+        return max(1, self.token_budget // max(1, length))
+
+    def _batches(self, rows: list[int], lengths: dict[int, int]) -> list[list[int]]:
+        """Rows sorted longest first (little padding; an OOM shows up on the first batch)."""
+        ordered = sorted(rows, key=lambda r: -lengths[r])
+        batches, i = [], 0
+        while i < len(ordered):
+            size = self._rows_per_batch(lengths[ordered[i]])
+            batches.append(ordered[i:i + size])
+            i += size
+        return batches
+
+    def _head(self, hidden):
+        """Logits from final hidden states, as the model's own head computes them."""
+        import torch
+
+        logits = self.model.get_output_embeddings()(hidden).float()
+        cap = getattr(self.model.config, "final_logit_softcapping", None)
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return logits
+
+    def _score_group(self, plan: Plan, group: Group, by_row: dict[int, list[Target]]):
+        """Yield (targets, scores) for every row of ``group``."""
+        import torch
+
+        base = self.model.base_model
+        p = group.prefix_len
+        prefix_hidden = cache = None
+        if p > 0:
+            prefix = torch.tensor([plan.rows[group.rows[0]][:p]], device=self.device)
+            out = base(input_ids=prefix, use_cache=True)
+            prefix_hidden, cache = out.last_hidden_state[0], _out_cache(out)
+        lengths = {r: len(plan.rows[r]) - p for r in group.rows}
+        pending = self._batches(group.rows, lengths)
+        while pending:
+            batch = pending.pop(0)
+            try:
+                yield from self._score_batch(plan, batch, p, prefix_hidden, cache, by_row)
+            except (RuntimeError, torch.OutOfMemoryError) as e:
+                if not _is_oom(e) or len(batch) == 1:
+                    raise
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                self.token_budget = max(1, self.token_budget // 2)
+                log.warning("out of memory with %d rows per batch; halving the batch", len(batch))
+                half = len(batch) // 2
+                pending[:0] = [batch[:half], batch[half:]]
+
+    def _score_batch(self, plan, batch, p, prefix_hidden, cache, by_row):
+        import torch
+
+        suffixes = [plan.rows[r][p:] for r in batch]
+        width = max(len(s) for s in suffixes)
+        pad = self.tokenizer.pad_token_id
+        # Right padding: with causal attention, real tokens never see the pads after them.
+        ids = torch.tensor([list(s) + [pad] * (width - len(s)) for s in suffixes], device=self.device)
+        kwargs: dict[str, Any] = {"input_ids": ids, "use_cache": cache is not None}
+        if cache is not None:
+            c = copy.deepcopy(cache)
+            c.batch_repeat_interleave(len(batch))
+            kwargs[_cache_key(self.model.base_model)] = c
+        hidden = self.model.base_model(**kwargs).last_hidden_state
+        # Gather the hidden states at scored positions only (unique per row), then run the head once.
+        picks: list[Any] = []
+        slot: dict[tuple[int, int], int] = {}
+        wanted: list[tuple[int, list[Target]]] = []
+        for b, r in enumerate(batch):
+            targets = by_row[r]
+            wanted.append((b, targets))
+            for t in targets:
+                for k in range(len(t.tokens)):
+                    pos = t.start + k
+                    if (b, pos) not in slot:
+                        slot[(b, pos)] = len(picks)
+                        picks.append(hidden[b, pos - p] if pos >= p else prefix_hidden[pos])
+        logprobs = torch.log_softmax(self._head(torch.stack(picks)), dim=-1)
+        greedy = logprobs.argmax(dim=-1).tolist()
+        for b, targets in wanted:
+            scores = []
+            for t in targets:
+                idx = [slot[(b, t.start + k)] for k in range(len(t.tokens))]
+                lp = logprobs[idx, list(t.tokens)].sum().item()
+                scores.append((lp, all(greedy[j] == tok for j, tok in zip(idx, t.tokens, strict=True))))
+            yield targets, scores
+
+    def _loglikelihood_seq2seq(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+        """Encoder reads each distinct context once; every option is a decoder row over it."""
+        import torch
+
+        start = self.model.config.decoder_start_token_id
+        pad = self.tokenizer.pad_token_id
+        enc_len = self.max_length
+        contexts: dict[str, list[int]] = {}
+        items: list[tuple[int, str, list[int]]] = []
+        results: list[LoglikelihoodResult | None] = [None] * len(requests)
+        for i, r in enumerate(requests):
+            cont = self._encode(r.continuation)
+            if not cont:
+                results[i] = LoglikelihoodResult(0.0, True)
+                continue
+            if r.context not in contexts:
+                contexts[r.context] = self.tokenizer(r.context).input_ids[-enc_len:]
+            items.append((i, r.context, cont))
+        by_ctx: dict[str, list[tuple[int, list[int]]]] = {}
+        for i, ctx, cont in items:
+            by_ctx.setdefault(ctx, []).append((i, cont))
+        order = sorted(by_ctx, key=lambda c: -len(contexts[c]))
+        with torch.inference_mode():
+            i = 0
+            while i < len(order):
+                size = self._rows_per_batch(len(contexts[order[i]]))
+                chunk = order[i:i + size]
+                i += size
+                enc_ids = [contexts[c] for c in chunk]
+                width = max(map(len, enc_ids))
+                ids = torch.tensor([e + [pad] * (width - len(e)) for e in enc_ids], device=self.device)
+                mask = torch.tensor([[1] * len(e) + [0] * (width - len(e)) for e in enc_ids], device=self.device)
+                enc = self.model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+                rows, owners = [], []
+                for b, c in enumerate(chunk):
+                    for idx, cont in by_ctx[c]:
+                        rows.append(cont)
+                        owners.append((b, idx))
+                sel = torch.tensor([b for b, _ in owners], device=self.device)
+                dwidth = max(map(len, rows))
+                dec = torch.tensor([[start] + r[:-1] + [pad] * (dwidth - len(r)) for r in rows], device=self.device)
+                logits = self.model(
+                    encoder_outputs=(enc.index_select(0, sel),),
+                    attention_mask=mask.index_select(0, sel),
+                    decoder_input_ids=dec,
+                    use_cache=False,
+                ).logits.float()
+                logprobs = torch.log_softmax(logits, dim=-1)
+                for k, ((_, idx), cont) in enumerate(zip(owners, rows, strict=True)):
+                    n = len(cont)
+                    lp = logprobs[k, torch.arange(n), torch.tensor(cont)].sum().item()
+                    greedy = logprobs[k, :n].argmax(-1).tolist() == cont
+                    results[idx] = LoglikelihoodResult(lp, greedy)
+        return results  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[list[str]]:
+        """``request.n`` texts per request; greedy when temperature is 0, seeded sampling otherwise."""
+        if not requests:
+            return []
+        texts: list[list[str]] = [[] for _ in requests]
+        for idx, samples in self.generate_tokens(requests):
+            texts[idx] = [self._finish_text(ids, requests[idx].stop) for ids in samples]
+        return texts
+
+    def _finish_text(self, ids: list[int], stop: Sequence[str]) -> str:
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        cut = min((text.find(s) for s in stop if s and s in text), default=-1)
+        return text[:cut] if cut >= 0 else text
+
+    def _stop_ids(self) -> set[int]:
+        ids = {self.tokenizer.eos_token_id}
+        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        if isinstance(gen_eos, int):
+            ids.add(gen_eos)
+        elif isinstance(gen_eos, list):
+            ids.update(gen_eos)
+        return {i for i in ids if i is not None}
+
+    def generate_tokens(self, requests: Sequence[GenerateRequest]):
+        """Yield ``(request index, [token ids per sample])``; generated ids exclude the end-of-text
+        token and whatever follows a stop sequence's token."""
+        import torch
+
+        prompts = []
+        for r in requests:
+            if r.n < 1 or r.max_new_tokens < 0:
+                raise ValueError(f"generate: n must be >= 1 and max_new_tokens >= 0, got {r.n}, {r.max_new_tokens}")
+            if self.kind == "causal":
+                ids = self._special_prefix + self._encode(r.prompt)
+                keep = max(1, self.max_length - r.max_new_tokens)
+                ids = ids[-keep:] or [self.tokenizer.eos_token_id]
+            else:
+                ids = self.tokenizer(r.prompt).input_ids[-self.max_length:]
+            prompts.append(ids)
+        order = sorted(range(len(requests)), key=lambda i: -len(prompts[i]))
+        with torch.inference_mode(), progress(transient=True) as bar:
+            task = bar.add_task("generating", total=len(requests)) if self.show_progress else None
+            i = 0
+            while i < len(order):
+                r0 = requests[order[i]]
+                budget_len = len(prompts[order[i]]) + r0.max_new_tokens
+                size = self._rows_per_batch(budget_len)
+                chunk = order[i:i + size]
+                i += size
+                yield from self._generate_batch([requests[j] for j in chunk], [prompts[j] for j in chunk], chunk)
+                if task is not None:
+                    bar.advance(task, len(chunk))
+
+    def _generate_batch(self, reqs, prompts, indices):
+        import torch
+
+        pad = self.tokenizer.pad_token_id
+        width = max(map(len, prompts))
+        B = len(prompts)
+        # Greedy samples are identical: compute one and copy it.
+        draws = [r.n if r.temperature > 0 else 1 for r in reqs]
+        if self.kind == "causal":
+            # Left padding so every row's next token comes from the last column.
+            ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
+            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+            state: dict[str, Any] = {"cache": _out_cache(out), "mask": mask, "pos": pos[:, -1]}
+        else:
+            ids = torch.tensor([p + [pad] * (width - len(p)) for p in prompts], device=self.device)
+            mask = torch.tensor([[1] * len(p) + [0] * (width - len(p)) for p in prompts], device=self.device)
+            enc = self.model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+            start = torch.full((B, 1), self.model.config.decoder_start_token_id, device=self.device)
+            out = self.model(encoder_outputs=(enc,), attention_mask=mask, decoder_input_ids=start, use_cache=True)
+            state = {"cache": _out_cache(out), "mask": mask, "enc": enc}
+        logits = out.logits[:, -1].float()
+        # One row per sample: the prompt's cache is copied, not recomputed.
+        sel = torch.tensor([b for b in range(B) for _ in range(draws[b])], device=self.device)
+        self._select(state, sel)
+        logits = logits.index_select(0, sel)
+        owner = [b for b in range(B) for _ in range(draws[b])]
+        sample_no = [k for b in range(B) for k in range(draws[b])]
+        gens = [
+            torch.Generator(device="cpu").manual_seed((reqs[b].seed * 1_000_003 + k) % (2**63))
+            for b, k in zip(owner, sample_no, strict=True)
+        ]
+        tokens: list[list[int]] = [[] for _ in owner]
+        active = list(range(len(owner)))
+        stop_ids = self._stop_ids()
+        while active:
+            chosen = []
+            for a, row in enumerate(active):
+                r = reqs[owner[row]]
+                if r.max_new_tokens == 0:
+                    chosen.append(None)
+                    continue
+                chosen.append(self._pick(logits[a], r, gens[row]))
+            still = []
+            for a, row in enumerate(active):
+                tok = chosen[a]
+                r = reqs[owner[row]]
+                if tok is None or tok in stop_ids:
+                    continue
+                tokens[row].append(tok)
+                if len(tokens[row]) >= r.max_new_tokens or self._hit_stop(tokens[row], r.stop):
+                    continue
+                still.append(a)
+            if not still:
+                break
+            keep = torch.tensor(still, device=self.device)
+            if len(still) < len(active):
+                self._select(state, keep)
+            active = [active[a] for a in still]
+            nxt = torch.tensor([[chosen[a]] for a in still], device=self.device)
+            logits = self._step(state, nxt)
+        for b, idx in enumerate(indices):
+            rows = [row for row in range(len(owner)) if owner[row] == b]
+            samples = [tokens[row] for row in rows]
+            yield idx, samples * reqs[b].n if draws[b] == 1 else samples
+
+    def _hit_stop(self, ids: list[int], stop: Sequence[str]) -> bool:
+        if not stop:
+            return False
+        # Only the tail can hold a new stop sequence; decode a window wide enough for the longest.
+        window = max(len(s) for s in stop) + 8
+        text = self.tokenizer.decode(ids[-window:], skip_special_tokens=True)
+        return any(s and s in text for s in stop)
+
+    @staticmethod
+    def _pick(logits, r: GenerateRequest, gen) -> int:
+        import torch
+
+        if r.temperature <= 0:
+            return int(logits.argmax().item())
+        probs = torch.softmax(logits / r.temperature, dim=-1)
+        if r.top_p < 1.0:
+            sorted_p, order = probs.sort(descending=True)
+            # Keep the smallest set whose mass reaches top_p (always at least the top token).
+            drop = sorted_p.cumsum(-1) - sorted_p >= r.top_p
+            sorted_p[drop] = 0
+            probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
+        return int(torch.multinomial(probs.cpu(), 1, generator=gen).item())
+
+    def _select(self, state: dict[str, Any], idx) -> None:
+        state["cache"].batch_select_indices(idx)
+        state["mask"] = state["mask"].index_select(0, idx)
+        if "pos" in state:
+            state["pos"] = state["pos"].index_select(0, idx)
+        if "enc" in state:
+            state["enc"] = state["enc"].index_select(0, idx)
+
+    def _step(self, state: dict[str, Any], nxt):
+        import torch
+
+        if self.kind == "causal":
+            state["mask"] = torch.cat([state["mask"], torch.ones_like(nxt)], dim=1)
+            state["pos"] = state["pos"] + 1
+            out = self.model(
+                input_ids=nxt,
+                attention_mask=state["mask"],
+                position_ids=state["pos"][:, None],
+                use_cache=True,
+                **{self._cache_arg: state["cache"]},
+            )
+        else:
+            out = self.model(
+                encoder_outputs=(state["enc"],),
+                attention_mask=state["mask"],
+                decoder_input_ids=nxt,
+                use_cache=True,
+                **{self._cache_arg: state["cache"]},
+            )
+        state["cache"] = _out_cache(out)
+        return out.logits[:, -1].float()
+
+
