@@ -1,0 +1,425 @@
+"""Build a mixture folder: render every stream, assemble shards, write the manifest last.
+
+Layout of ``--out DIR``::
+
+    shard-00000-of-00004.jsonl ...   the examples (fields: inputs, targets, task, template_id,
+                                     format, submixture), each shard written atomically
+    manifest.json                    written last and atomically: only a finished run has one
+    .work/                           while running: plan, rendered streams, per-shard records
+
+Phase 1 renders each stream (one task in one format) to ``.work/streams/N.jsonl``: its selected
+examples, seeded by (seed, stream) only. Phase 2 assembles each shard from its precomputed share of
+every stream. Both phases are split into independent jobs, so 1 or 8 workers write the same bytes,
+and finished jobs are skipped when an interrupted run is rerun.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import random
+import shutil
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flanlab.core.errors import UserError
+from flanlab.core.io import atomic_open, atomic_write_json
+from flanlab.core.log import get_logger, progress
+from flanlab.mixture.config import MixtureConfig
+from flanlab.mixture.lengths import LengthStats
+from flanlab.mixture.mixture import Mixture, Stream
+from flanlab.mixture.rates import largest_remainder, proportional_weight
+from flanlab.mixture.schedule import (
+    derive_seed,
+    select_indices,
+    shard_composition,
+    shard_order,
+    shard_sizes,
+    shuffle_buffer,
+    stream_plan,
+)
+from flanlab.mixture.shards import MANIFEST, shard_name, write_shard
+from flanlab.mixture.sources import iter_source, source_identity
+
+__all__ = ["BuildResult", "build_mixture", "plan_mixture"]
+
+FORMAT_VERSION = 1
+WORK = ".work"
+SHUFFLE_BUFFER = 4096
+TOKEN_BATCH = 256
+log = get_logger("mixture.build")
+
+
+@dataclass
+class Plan:
+    """Everything decided before rendering: streams, shares, quotas and the shard composition."""
+
+    mixture: Mixture
+    streams: list[Stream]
+    shares: list[float]
+    quotas: list[int]
+    sizes: list[int]
+    composition: np.ndarray  # shards × streams
+    examples: int
+
+
+@dataclass
+class BuildResult:
+    out: Path
+    manifest: dict[str, Any]
+    resumed_streams: int = 0
+    resumed_shards: int = 0
+    already_complete: bool = False
+
+
+def default_examples(mixture: Mixture, streams: list[Stream]) -> int:
+    """One capped pass: every stream contributes up to its cap (all of it under fixed weights)."""
+    if mixture.rule == "fixed":
+        return sum(s.size for s in streams)
+    return int(sum(proportional_weight(s.size, mixture.cap_of(s)) for s in streams))
+
+
+def plan_mixture(mixture: Mixture, examples: int | None, shard_size: int, seed: int) -> Plan:
+    """Shares, integer quotas (largest remainder) and the per-shard composition."""
+    pairs = [(s, w) for s, w in mixture.shares() if s.size > 0]
+    if not pairs:
+        raise UserError(f"mixture {mixture.name!r}: no stream has any examples")
+    streams = [s for s, _ in pairs]
+    shares = [w for _, w in pairs]
+    total = examples if examples is not None else default_examples(mixture, streams)
+    if total <= 0:
+        raise UserError(f"mixture {mixture.name!r}: nothing to sample (examples={total})")
+    quotas = largest_remainder(total, shares)
+    sizes = shard_sizes(total, shard_size)
+    return Plan(mixture, streams, shares, quotas, sizes, shard_composition(quotas, sizes, seed), total)
+
+
+def _fingerprint(config: MixtureConfig, plan: Plan, tokenizer: str | None) -> str:
+    ident = {
+        "version": FORMAT_VERSION,
+        "config": config.model_dump(mode="json"),
+        "examples": plan.examples,
+        "tokenizer": tokenizer,
+        "streams": [[s.key, s.submixture, s.size, q, source_identity(s.source)]
+                    for s, q in zip(plan.streams, plan.quotas, strict=True)],
+    }
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- phase 1: streams (in workers)
+
+_TOKENIZERS: dict[str, Any] = {}
+
+
+def _tokenizer(name: str | None):
+    if name is None:
+        return None
+    if name not in _TOKENIZERS:
+        from transformers import AutoTokenizer
+
+        _TOKENIZERS[name] = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
+    return _TOKENIZERS[name]
+
+
+def _stream_examples(job: dict[str, Any]):
+    """The selected (rendered) examples of one stream, in their final order."""
+    key, size, quota, seed = job["key"], job["size"], job["quota"], job["seed"]
+    select_rng = random.Random(derive_seed(seed, "select", key))
+
+    def passes():
+        for epoch, take in stream_plan(size, quota):
+            render_seed = derive_seed(seed, "render", key, epoch) % 2**31
+            rows = iter_source(job["source"], render_seed)
+            chosen = select_indices(size, take, select_rng)
+            n = 0
+            for row, keep in zip(rows, chosen, strict=False):
+                n += 1
+                if keep:
+                    yield row
+            if n < size:
+                raise UserError(f"task {job['task']!r} ({job['format']}): yielded {n} examples, "
+                                f"counted {size} (did its data change during the run?)")
+
+    return shuffle_buffer(passes(), SHUFFLE_BUFFER, random.Random(derive_seed(seed, "shuffle", key)))
+
+
+def render_stream(job: dict[str, Any]) -> dict[str, Any]:
+    """Render one stream to ``.work/streams/<i>.jsonl`` (atomically), then its metadata file.
+
+    The metadata holds the byte offset where each shard's chunk starts and the length histograms.
+    """
+    path = Path(job["path"])
+    boundaries = np.cumsum(job["chunks"]).tolist()  # lines written when shard k's chunk ends
+    offsets = [0]
+    tok = _tokenizer(job["tokenizer"])
+    stats = {name: LengthStats() for name in ("input_words", "target_words")}
+    if tok is not None:
+        stats.update(input_tokens=LengthStats(), target_tokens=LengthStats())
+    templates: Counter[str] = Counter()
+    written = 0
+    pos = 0
+    batch: list[Any] = []
+
+    def flush(f) -> None:
+        nonlocal written, pos
+        if tok is not None:
+            for field, texts in (("input", [r.inputs for r in batch]), ("target", [r.targets for r in batch])):
+                for ids in tok(texts, add_special_tokens=False)["input_ids"]:
+                    stats[f"{field}_tokens"].add(len(ids))
+        for row in batch:
+            line = json.dumps({"inputs": row.inputs, "targets": row.targets, "task": job["task"],
+                               "template_id": row.template_id, "format": job["format"],
+                               "submixture": job["submixture"]}, ensure_ascii=False).encode() + b"\n"
+            f.write(line)
+            pos += len(line)
+            written += 1
+            stats["input_words"].add(len(row.inputs.split()))
+            stats["target_words"].add(len(row.targets.split()))
+            templates[row.template_id] += 1
+            mark()
+        batch.clear()
+
+    def mark() -> None:
+        # Record where each shard's chunk starts; empty chunks start where the next one does.
+        while len(offsets) <= len(boundaries) and written == boundaries[len(offsets) - 1]:
+            offsets.append(pos)
+
+    mark()
+    with atomic_open(path, "wb", encoding=None) as f:
+        for row in _stream_examples(job):
+            batch.append(row)
+            if len(batch) >= TOKEN_BATCH:
+                flush(f)
+        flush(f)
+    if written != job["quota"]:
+        raise RuntimeError(f"stream {job['key']}: wrote {written} examples, planned {job['quota']}")
+    meta = {"index": job["index"], "key": job["key"], "examples": written, "bytes": pos,
+            "offsets": offsets[: len(boundaries)], "templates": dict(sorted(templates.items())),
+            "lengths": {k: v.to_json() for k, v in stats.items()}}
+    atomic_write_json(Path(job["meta"]), meta, indent=None)
+    return meta
+
+
+# ---------------------------------------------------------------- phase 2: shards (in workers)
+
+
+def assemble_shard(job: dict[str, Any]) -> dict[str, Any]:
+    """Read shard k's chunk of every stream, order it by the shard's seeded permutation, write it."""
+    counts = np.zeros(job["streams"], dtype=np.int64)
+    chunks: dict[int, list[bytes]] = {}
+    for i, count, offset, path in job["parts"]:
+        counts[i] = count
+        with open(path, "rb") as f:
+            f.seek(offset)
+            lines = [f.readline() for _ in range(count)]
+        if len(lines) != count or not all(line.endswith(b"\n") for line in lines):
+            raise RuntimeError(f"{path}: fewer lines than planned; rebuild with --overwrite")
+        chunks[i] = lines[::-1]  # popped from the end in order
+    lines = [chunks[i].pop() for i in shard_order(counts, job["seed"], job["index"]).tolist()]
+    meta = write_shard(Path(job["path"]), lines, job["format"])
+    atomic_write_json(Path(job["meta"]), meta, indent=None)
+    return meta
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+def _run_jobs(fn, jobs: list[dict[str, Any]], workers: int, description: str, weight: str) -> list[dict]:
+    results: list[dict] = []
+    if not jobs:
+        return results
+    with progress() as bar:
+        task = bar.add_task(description, total=sum(j[weight] for j in jobs))
+        if workers <= 1:
+            for job in jobs:
+                results.append(fn(job))
+                bar.advance(task, job[weight])
+            return results
+        import multiprocessing as mp
+
+        # spawn, not fork: workers may load tokenizers/torch, which do not survive a fork safely.
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(fn, job): job for job in jobs}
+            for fut in as_completed(futures):
+                results.append(fut.result())
+                bar.advance(task, futures[fut][weight])
+    return results
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None  # absent or torn: treated as not done
+
+
+def _clean(out: Path) -> None:
+    """Remove what a mix run writes (shards, manifest, .work), leaving anything else alone."""
+    for p in out.glob("shard-*"):
+        p.unlink()
+    with contextlib.suppress(FileNotFoundError):
+        (out / MANIFEST).unlink()
+    shutil.rmtree(out / WORK, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _prepare_out(out: Path, fingerprint: str, overwrite: bool) -> str:
+    """Decide between 'done', 'resume' and 'fresh' for ``out``; clean it when rebuilding."""
+    work = out / WORK
+    manifest = _read_json(out / MANIFEST) if (out / MANIFEST).exists() else None
+    state = _read_json(work / "plan.json")
+    lock = _read_json(work / "lock.json")
+    if lock and lock.get("pid") != os.getpid() and _pid_alive(int(lock.get("pid", 0))):
+        raise UserError(f"{out}: another `flanlab mix` (pid {lock['pid']}) is writing this folder")
+    if manifest is not None and not overwrite:
+        if manifest.get("fingerprint") == fingerprint:
+            return "done"
+        raise UserError(f"{out}: holds a finished mixture of a different config, seed or size; "
+                        "pass --overwrite to rebuild it, or choose another --out")
+    if state is not None and state.get("fingerprint") == fingerprint and not overwrite:
+        return "resume"
+    if state is not None and not overwrite:
+        log.warning("%s: an interrupted run of a different config was there; rebuilding", out)
+    elif state is None and manifest is None and out.exists() and any(out.iterdir()) and not overwrite:
+        raise UserError(f"{out}: folder exists and is not a mixture folder; choose an empty --out "
+                        "or pass --overwrite")
+    _clean(out)
+    return "fresh"
+
+
+def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | Path | None = None,
+                  workers: int = 1, examples: int | None = None, tokenizer: str | None = None,
+                  overwrite: bool = False) -> BuildResult:
+    """Resolve, plan and write the mixture ``config`` into ``out`` (see the module docstring)."""
+    from flanlab.mixture.resolve import resolve_mixture
+
+    out = Path(out)
+    examples = examples if examples is not None else config.examples
+    tokenizer = tokenizer or config.tokenizer
+    mixture = resolve_mixture(config, config_path)
+    plan = plan_mixture(mixture, examples, config.shard_size, config.seed)
+    config = config.model_copy(update={"examples": plan.examples, "tokenizer": tokenizer})
+    fingerprint = _fingerprint(config, plan, tokenizer)
+    mode = _prepare_out(out, fingerprint, overwrite)
+    if mode == "done":
+        log.info("%s: already complete (manifest matches this config)", out)
+        return BuildResult(out, _read_json(out / MANIFEST) or {}, already_complete=True)
+    work = out / WORK
+    (work / "streams").mkdir(parents=True, exist_ok=True)
+    (work / "shards").mkdir(parents=True, exist_ok=True)
+    atomic_write_json(work / "lock.json", {"pid": os.getpid()})
+    atomic_write_json(work / "plan.json", {"fingerprint": fingerprint, "examples": plan.examples,
+                                           "streams": [s.key for s in plan.streams]})
+
+    # Phase 1: streams.
+    metas: dict[int, dict[str, Any]] = {}
+    jobs = []
+    for i, (stream, quota) in enumerate(zip(plan.streams, plan.quotas, strict=True)):
+        if quota == 0:
+            continue
+        meta_path = work / "streams" / f"{i:05d}.json"
+        meta = _read_json(meta_path)
+        if meta is not None and (work / "streams" / f"{i:05d}.jsonl").is_file():
+            metas[i] = meta
+            continue
+        jobs.append({"index": i, "key": stream.key, "task": stream.task, "format": stream.format,
+                     "submixture": stream.submixture, "source": stream.source, "size": stream.size,
+                     "quota": quota, "seed": config.seed, "chunks": plan.composition[:, i].tolist(),
+                     "tokenizer": tokenizer, "path": str(work / "streams" / f"{i:05d}.jsonl"),
+                     "meta": str(meta_path)})
+    resumed_streams = len(metas)
+    jobs.sort(key=lambda j: -j["quota"])  # big streams first balances the workers
+    for meta in _run_jobs(render_stream, jobs, workers, f"render {mixture.name}", "quota"):
+        metas[meta["index"]] = meta
+
+    # Phase 2: shards.
+    shard_metas: dict[int, dict[str, Any]] = {}
+    jobs = []
+    count = len(plan.sizes)
+    for k, size in enumerate(plan.sizes):
+        path = out / shard_name(k, count, config.output_format)
+        meta_path = work / "shards" / f"{k:05d}.json"
+        meta = _read_json(meta_path)
+        if meta is not None and path.is_file() and path.stat().st_size == meta["bytes"]:
+            shard_metas[k] = meta
+            continue
+        row = plan.composition[k]
+        parts = [(i, int(row[i]), metas[i]["offsets"][k], str(work / "streams" / f"{i:05d}.jsonl"))
+                 for i in np.flatnonzero(row).tolist()]
+        jobs.append({"index": k, "examples": size, "parts": parts, "streams": len(plan.streams),
+                     "seed": config.seed, "format": config.output_format, "path": str(path),
+                     "meta": str(meta_path)})
+    resumed_shards = len(shard_metas)
+    for meta in _run_jobs(assemble_shard, jobs, workers, "write shards", "examples"):
+        shard_metas[int(meta["file"].split("-")[1])] = meta
+
+    manifest = _manifest(config, plan, metas, [shard_metas[k] for k in range(count)], fingerprint)
+    atomic_write_json(out / MANIFEST, manifest)
+    shutil.rmtree(work, ignore_errors=True)
+    return BuildResult(out, manifest, resumed_streams, resumed_shards)
+
+
+def _manifest(config: MixtureConfig, plan: Plan, metas: dict[int, dict[str, Any]],
+              shards: list[dict[str, Any]], fingerprint: str) -> dict[str, Any]:
+    """Counts, shares, length statistics and shard hashes. Deterministic: no times, no worker count."""
+    total = plan.examples
+    tasks: dict[str, dict[str, Any]] = {}
+    subs: dict[str, dict[str, Any]] = {}
+    task_lengths: dict[str, dict[str, LengthStats]] = {}
+    all_lengths: dict[str, LengthStats] = {}
+    for i, (stream, share, quota) in enumerate(zip(plan.streams, plan.shares, plan.quotas, strict=True)):
+        t = tasks.setdefault(stream.task, {"submixture": stream.submixture, "category": stream.category,
+                                           "available": stream.size, "examples": 0, "target_share": 0.0,
+                                           "formats": {}})
+        t["examples"] += quota
+        t["target_share"] += share
+        t["formats"][stream.format] = quota
+        s = subs.setdefault(stream.submixture, {"examples": 0, "target_share": 0.0, "tasks": 0})
+        s["examples"] += quota
+        s["target_share"] += share
+        if i in metas:
+            for name, hist in metas[i]["lengths"].items():
+                stats = LengthStats.from_json(hist)
+                task_lengths.setdefault(stream.task, {}).setdefault(name, LengthStats()).merge(stats)
+                all_lengths.setdefault(name, LengthStats()).merge(stats)
+    for name, t in tasks.items():
+        t["share"] = round(t["examples"] / total, 8)
+        t["target_share"] = round(t["target_share"], 8)
+        t["epochs"] = round(t["examples"] / max(1, t["available"] * len(t["formats"])), 4)
+        t["lengths"] = {k: v.summary() for k, v in task_lengths.get(name, {}).items()}
+        subs[t["submixture"]]["tasks"] += 1
+    for s in subs.values():
+        s["share"] = round(s["examples"] / total, 8)
+        s["target_share"] = round(s["target_share"], 8)
+    return {
+        "format_version": FORMAT_VERSION,
+        "name": config.name,
+        "seed": config.seed,
+        "examples": total,
+        "fingerprint": fingerprint,
+        "output_format": config.output_format,
+        "fields": ["inputs", "targets", "task", "template_id", "format", "submixture"],
+        "tokenizer": config.tokenizer,
+        "allow_heldout": config.allow_heldout,
+        "submixtures": dict(sorted(subs.items(), key=lambda kv: -kv[1]["examples"])),
+        "tasks": dict(sorted(tasks.items())),
+        "lengths": {k: v.summary() for k, v in sorted(all_lengths.items())},
+        "shards": shards,
+        "config": config.model_dump(mode="json"),
+    }

@@ -1,0 +1,222 @@
+"""N-gram overlap between a mixture and the evaluation sets found in a data dir.
+
+Text is normalized (NFKC, lower case, punctuation dropped; CJK and Thai split per character so
+that languages without spaces still form n-grams) and cut into n-grams of tokens (13 by default,
+as in GPT-3's contamination study). Every evaluation n-gram goes into a sorted array of 64-bit
+hashes; mixture examples are hashed in batches and looked up with a binary search, so the index
+stays small and the scan streams the shards.
+
+The evaluation sets are read here with small readers of the data dir's layouts (mmlu/test/*.csv,
+bbh/tasks/*.json, gsm8k/test.jsonl, mgsm/mgsm_*.tsv, tydiqa/**/*.json in SQuAD layout): the
+mixture stage does not import evaluation.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from flanlab.core.errors import UserError
+
+__all__ = ["EvalIndex", "EvalText", "normalize_tokens", "read_eval_sets", "scan_mixture"]
+
+_TOKEN = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|[^\W_]+")
+_PRIME = 1_000_003
+BATCH = 512
+SAMPLES_PER_PAIR = 3
+
+
+@dataclass(frozen=True)
+class EvalText:
+    benchmark: str
+    id: str
+    text: str
+
+
+def normalize_tokens(text: str) -> list[str]:
+    """Lower-cased NFKC word tokens without punctuation (CJK/Thai: one token per character)."""
+    return _TOKEN.findall(unicodedata.normalize("NFKC", text).lower())
+
+
+# ---------------------------------------------------------------- readers of the data-dir layouts
+
+
+def _mmlu(root: Path) -> Iterator[EvalText]:
+    for path in sorted((root / "mmlu" / "test").glob("*_test.csv")):
+        subject = path.name.removesuffix("_test.csv")
+        with open(path, encoding="utf-8", newline="") as f:
+            for i, row in enumerate(csv.reader(f), 1):
+                if len(row) != 6:
+                    raise UserError(f"{path}:{i}: expected 6 columns (question, A-D, answer), got {len(row)}")
+                yield EvalText("mmlu", f"{subject}:{i}", " ".join(row[:5]))
+
+
+def _bbh(root: Path) -> Iterator[EvalText]:
+    for path in sorted((root / "bbh" / "tasks").glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            examples = data["examples"]
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise UserError(f"{path}: expected JSON {{\"examples\": [{{\"input\", \"target\"}}]}} ({e})") from None
+        for i, ex in enumerate(examples):
+            yield EvalText("bbh", f"{path.stem}:{i}", str(ex.get("input", "")))
+
+
+def _gsm8k(root: Path) -> Iterator[EvalText]:
+    path = root / "gsm8k" / "test.jsonl"
+    if not path.is_file():
+        return
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path}:{i}: invalid JSON ({e.msg})") from None
+            yield EvalText("gsm8k", f"test:{i}", str(row.get("question", "")))
+
+
+def _mgsm(root: Path) -> Iterator[EvalText]:
+    for path in sorted((root / "mgsm").glob("mgsm_*.tsv")):
+        lang = path.stem.removeprefix("mgsm_")
+        with open(path, encoding="utf-8") as f:
+            for i, line in enumerate(f, 1):
+                if line.strip():
+                    yield EvalText("mgsm", f"{lang}:{i}", line.split("\t")[0])
+
+
+def _tydiqa(root: Path) -> Iterator[EvalText]:
+    folder = root / "tydiqa"
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.rglob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))["data"]
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise UserError(f"{path}: expected SQuAD-style JSON {{\"data\": [{{\"paragraphs\": ...}}]}} ({e})") from None
+        for article in data:
+            for p in article.get("paragraphs", []):
+                for qa in p.get("qas", []):
+                    yield EvalText("tydiqa", str(qa.get("id", "")), f"{p.get('context', '')} {qa.get('question', '')}")
+
+
+READERS = {"mmlu": _mmlu, "bbh": _bbh, "gsm8k": _gsm8k, "mgsm": _mgsm, "tydiqa": _tydiqa}
+
+
+def read_eval_sets(data_dir: str | Path, benchmarks: Iterable[str] | None = None) -> Iterator[EvalText]:
+    """Every evaluation text found in ``data_dir`` (all known benchmarks, or those named)."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise UserError(f"{root}: data dir not found")
+    names = list(benchmarks) if benchmarks else list(READERS)
+    for name in names:
+        if name not in READERS:
+            raise UserError(f"unknown benchmark {name!r}; known: {', '.join(READERS)}")
+        yield from READERS[name](root)
+
+
+# ---------------------------------------------------------------- hashing and the index
+
+
+def _gram_hashes(token_ids: np.ndarray, n: int) -> np.ndarray:
+    """Polynomial hashes (mod 2**64) of every n-gram of a uint64 token-id array."""
+    if len(token_ids) < n:
+        return np.zeros(0, dtype=np.uint64)
+    powers = np.array([pow(_PRIME, n - 1 - j, 2**64) for j in range(n)], dtype=np.uint64)
+    return sliding_window_view(token_ids, n) @ powers
+
+
+def _ids(tokens: list[str]) -> np.ndarray:
+    # hash() is salted per process, which is fine: the index and the scan live in one process.
+    return np.array([hash(t) for t in tokens], dtype=np.int64).view(np.uint64)
+
+
+class EvalIndex:
+    """Sorted n-gram hashes of the evaluation texts, each pointing at its text."""
+
+    def __init__(self, texts: Iterable[EvalText], n: int = 13) -> None:
+        self.n = n
+        self.texts: list[EvalText] = []
+        self.too_short: dict[str, int] = {}
+        self.sizes: dict[str, int] = {}
+        keys, owners = [], []
+        for t in texts:
+            self.sizes[t.benchmark] = self.sizes.get(t.benchmark, 0) + 1
+            h = _gram_hashes(_ids(normalize_tokens(t.text)), n)
+            if len(h) == 0:
+                self.too_short[t.benchmark] = self.too_short.get(t.benchmark, 0) + 1
+                continue
+            keys.append(h)
+            owners.append(np.full(len(h), len(self.texts), dtype=np.int32))
+            self.texts.append(t)
+        k = np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint64)
+        o = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int32)
+        order = np.argsort(k, kind="stable")
+        self.keys, self.owners = k[order], o[order]
+
+    def lookup(self, hashes: np.ndarray) -> np.ndarray:
+        """For each hash, the index of an evaluation text holding it, or -1."""
+        if len(self.keys) == 0 or len(hashes) == 0:
+            return np.full(len(hashes), -1, dtype=np.int64)
+        pos = np.searchsorted(self.keys, hashes)
+        pos = np.minimum(pos, len(self.keys) - 1)
+        hit = self.keys[pos] == hashes
+        return np.where(hit, self.owners[pos].astype(np.int64), -1)
+
+
+@dataclass
+class _Pair:
+    examples: int = 0
+    eval_ids: set[int] = field(default_factory=set)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+
+def scan_mixture(rows: Iterable[dict[str, Any]], index: EvalIndex) -> dict[str, Any]:
+    """Overlap of mixture rows with the index: per (task, benchmark) the number of mixture examples
+    sharing at least one n-gram, the number of distinct evaluation examples hit, and samples."""
+    pairs: dict[tuple[str, str], _Pair] = {}
+    scanned = 0
+    batch: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        for row in batch:
+            tokens = normalize_tokens(f"{row.get('inputs', '')}\n{row.get('targets', '')}")
+            hashes = _gram_hashes(_ids(tokens), index.n)
+            owners = index.lookup(hashes)
+            hits = np.flatnonzero(owners >= 0)
+            if len(hits) == 0:
+                continue
+            seen_benchmarks: set[str] = set()
+            for pos in hits.tolist():
+                ev = index.texts[int(owners[pos])]
+                pair = pairs.setdefault((row.get("task", "?"), ev.benchmark), _Pair())
+                if ev.benchmark not in seen_benchmarks:
+                    pair.examples += 1
+                    seen_benchmarks.add(ev.benchmark)
+                    if len(pair.samples) < SAMPLES_PER_PAIR:
+                        pair.samples.append({"row": row["_row"], "eval_id": ev.id,
+                                             "ngram": " ".join(tokens[pos:pos + index.n]),
+                                             "inputs": row.get("inputs", "")[:300]})
+                pair.eval_ids.add(int(owners[pos]))
+        batch.clear()
+
+    for row in rows:
+        batch.append({**row, "_row": scanned})
+        scanned += 1
+        if len(batch) >= BATCH:
+            flush()
+    flush()
+    found = [{"task": t, "benchmark": b, "examples": p.examples, "eval_examples": len(p.eval_ids),
+              "samples": p.samples} for (t, b), p in sorted(pairs.items())]
+    return {"n": index.n, "scanned": scanned, "eval_sets": index.sizes, "too_short": index.too_short,
+            "overlaps": found, "contaminated_examples": sum(p["examples"] for p in found)}
