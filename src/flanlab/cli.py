@@ -14,6 +14,7 @@ from flanlab.core.io import OutputError
 # Each module has ``register(subparsers)``; they must stay cheap to import (no torch at import time).
 COMMAND_MODULES = [
     "flanlab.core.commands",
+    "flanlab.experiments.commands",
     "flanlab.mixture.commands",
     "flanlab.reports.commands",
 ]

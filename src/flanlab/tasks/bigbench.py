@@ -1,0 +1,352 @@
+"""BIG-bench ``task.json`` tasks, read from a folder or straight from the ``bigbench==1.0.0`` sdist.
+
+The sdist (358 MB, ``bigbench-1.0.0/bigbench/benchmark_tasks/NAME[/SUBTASK]/task.json``) is never
+unpacked: one streaming pass builds an index (task path, tar member offset and size, type, number
+of examples), cached as JSON next to the tarball, so listing is instant; a task's JSON is then read
+by seeking to its member. Multiple-choice examples (``target_scores``) become ``options`` and
+``answer`` (the best-scored option); generative ones (``target``) become ``answer`` (the first
+target) and ``targets`` (all). ``task_prefix``, ``example_input_prefix`` and
+``example_output_prefix`` are kept as fields for templates. Examples split into ``train`` and
+``validation`` by a stable hash of their input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from flanlab.core.errors import UserError
+from flanlab.core.io import atomic_write_json
+from flanlab.core.log import get_logger, progress
+from flanlab.core.paths import cache_dir
+from flanlab.tasks.sources import SourceError
+from flanlab.tasks.task import Task
+from flanlab.tasks.template import builtin_family
+
+__all__ = [
+    "SDIST_NAME",
+    "BigBenchFolder",
+    "BigBenchSource",
+    "BigBenchTarball",
+    "TaskInfo",
+    "bbh_map",
+    "convert_examples",
+    "fetch_sdist",
+    "make_task",
+    "open_store",
+    "task_name",
+]
+
+SDIST_NAME = "bigbench-1.0.0.tar.gz"
+_MARKER = "/benchmark_tasks/"
+_INDEX_VERSION = 1
+log = get_logger("tasks.bigbench")
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """One index entry: a task.json with examples."""
+
+    path: str  # e.g. "logical_deduction/five_objects"
+    task_type: str  # multiple_choice | generation
+    n_examples: int
+    description: str = ""
+    keywords: tuple[str, ...] = ()
+    member: str = ""
+    offset: int = 0
+    size: int = 0
+
+
+@cache
+def _config() -> dict[str, Any]:
+    text = resources.files("flanlab.tasks").joinpath("data/bigbench.yaml").read_text("utf-8")
+    data = yaml.safe_load(text)
+    for key in ("bbh", "other"):
+        if not isinstance(data.get(key), dict):
+            raise UserError(f"flanlab/tasks/data/bigbench.yaml: key {key!r}: expected a mapping")
+    return data
+
+
+def bbh_map() -> dict[str, str]:
+    """BBH subtask → BIG-bench task path."""
+    return dict(_config()["bbh"])
+
+
+def heldout_tags(path: str) -> tuple[str, ...]:
+    """Held-out tags of a BIG-bench task path (``bbh`` for the BBH sources)."""
+    cfg = _config()
+    groups = {"bbh": list(cfg["bbh"].values())}
+    for tag, paths in cfg["other"].items():
+        groups[tag] = list(paths)
+    return tuple(sorted(tag for tag, paths in groups.items()
+                        if any(path == p or path.startswith(p + "/") for p in paths)))
+
+
+def task_name(path: str) -> str:
+    """Catalog name of a BIG-bench task path: ``bigbench.logical_deduction.five_objects``."""
+    return "bigbench." + path.replace("/", ".")
+
+
+# -- converting examples ------------------------------------------------------------------------
+def _prefix(value: Any, default: str) -> str:
+    return (str(value) if value is not None else default).strip()
+
+
+def task_type_of(data: Mapping[str, Any]) -> str | None:
+    """``multiple_choice`` when every example has ``target_scores``, ``generation`` otherwise;
+    None for a task without examples (a parent of subtasks)."""
+    examples = data.get("examples") or []
+    if not examples:
+        return None
+    return "multiple_choice" if all("target_scores" in e for e in examples) else "generation"
+
+
+def convert_examples(data: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
+    """A task.json's examples as template fields (see the module docstring)."""
+    kind = task_type_of(data)
+    common = {
+        "task_prefix": str(data.get("task_prefix", "") or "").strip(),
+        "input_prefix": _prefix(data.get("example_input_prefix"), "Q:"),
+        "output_prefix": _prefix(data.get("example_output_prefix"), "A:"),
+        "description": str(data.get("description", "")).strip(),
+    }
+    out = []
+    for i, ex in enumerate(data.get("examples") or []):
+        spot = f"{where}: examples[{i}]"
+        if "input" not in ex:
+            raise SourceError(f"{spot}: missing field 'input'")
+        row = {**common, "input": str(ex["input"]).strip()}
+        scores = ex.get("target_scores")
+        target = ex.get("target")
+        if kind == "multiple_choice":
+            if not isinstance(scores, dict) or len(scores) < 2:
+                raise SourceError(f"{spot}: field 'target_scores': expected at least 2 scored options")
+            options = [str(k) for k in scores]
+            best = max(range(len(options)), key=lambda j: float(list(scores.values())[j]))
+            row |= {"options": options, "answer": options[best], "targets": [options[best]]}
+        else:
+            if target is None and isinstance(scores, dict) and scores:
+                target = max(scores, key=lambda k: float(scores[k]))
+            targets = [str(t) for t in target] if isinstance(target, list) else [str(target)]
+            if target is None or not targets:
+                raise SourceError(f"{spot}: missing field 'target' (or 'target_scores')")
+            row |= {"answer": targets[0], "targets": targets}
+        out.append(row)
+    return out
+
+
+def split_of(example: Mapping[str, Any], fraction: float | None = None) -> str:
+    """``validation`` for a stable ``fraction`` of examples (by a hash of the input), else ``train``."""
+    frac = _config().get("validation_fraction", 0.2) if fraction is None else fraction
+    h = int.from_bytes(hashlib.sha256(str(example["input"]).encode("utf-8")).digest()[:4], "big")
+    return "validation" if h / 2**32 < frac else "train"
+
+
+# -- stores ------------------------------------------------------------------------------------
+def _info_from(path: str, data: Mapping[str, Any], **where: Any) -> TaskInfo | None:
+    kind = task_type_of(data)
+    if kind is None:
+        return None
+    return TaskInfo(path=path, task_type=kind, n_examples=len(data["examples"]),
+                    description=str(data.get("description", ""))[:300],
+                    keywords=tuple(str(k) for k in data.get("keywords", [])), **where)
+
+
+def _parse(raw: bytes, where: str) -> dict[str, Any]:
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise SourceError(f"{where}:{line}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise SourceError(f"{where}:{e.lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(data, dict):
+        raise SourceError(f"{where}: expected a JSON object with 'examples'")
+    return data
+
+
+class BigBenchTarball:
+    """The BIG-bench sdist, read without unpacking; the index is cached next to it."""
+
+    def __init__(self, tarball: str | Path, index_file: str | Path | None = None) -> None:
+        self.tarball = Path(tarball)
+        if not self.tarball.is_file():
+            raise SourceError(f"{self.tarball}: BIG-bench sdist not found (fetch it with "
+                              "`pip download --no-deps bigbench==1.0.0 -d DIR`)")
+        self.index_file = Path(index_file) if index_file else self.tarball.with_name(
+            self.tarball.name + ".index.json")
+        self._index: dict[str, TaskInfo] | None = None
+
+    def _stamp(self) -> dict[str, int]:
+        st = self.tarball.stat()
+        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+    def index(self) -> dict[str, TaskInfo]:
+        """Task path → info, from the cached index or one streaming pass over the tarball."""
+        if self._index is None:
+            self._index = self._load_index() or self._build_index()
+        return self._index
+
+    def _load_index(self) -> dict[str, TaskInfo] | None:
+        try:
+            data = json.loads(self.index_file.read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        if data.get("version") != _INDEX_VERSION or data.get("tarball") != self._stamp():
+            return None
+        return {t["path"]: TaskInfo(**{**t, "keywords": tuple(t["keywords"])}) for t in data["tasks"]}
+
+    def _build_index(self) -> dict[str, TaskInfo]:
+        infos: dict[str, TaskInfo] = {}
+        for info, _ in self.iter_tasks(describe="indexing BIG-bench sdist"):
+            infos[info.path] = info
+        payload = {"version": _INDEX_VERSION, "tarball": self._stamp(),
+                   "tasks": [{**info.__dict__, "keywords": list(info.keywords)} for info in infos.values()]}
+        try:
+            atomic_write_json(self.index_file, payload, indent=0)
+        except OSError as e:  # a read-only cache only costs the next run another pass
+            log.warning("could not cache the BIG-bench index: %s", e)
+        return infos
+
+    def iter_tasks(self, describe: str = "reading BIG-bench tasks") -> Iterator[tuple[TaskInfo, dict[str, Any]]]:
+        """Every task with examples, in one streaming pass: ``(info, task_json)``."""
+        with tarfile.open(self.tarball, "r:gz") as tf, progress(transient=True) as bar:
+            job = bar.add_task(describe, total=self.tarball.stat().st_size)
+            for member in tf:
+                bar.update(job, completed=tf.fileobj.tell() if hasattr(tf.fileobj, "tell") else 0)
+                if not (member.isfile() and member.name.endswith("/task.json") and _MARKER in member.name):
+                    continue
+                path = member.name.split(_MARKER, 1)[1][: -len("/task.json")]
+                f = tf.extractfile(member)
+                if f is None:
+                    continue
+                data = _parse(f.read(), f"{self.tarball}!{member.name}")
+                info = _info_from(path, data, member=member.name, offset=member.offset_data, size=member.size)
+                if info is not None:
+                    yield info, data
+
+    def load(self, path: str) -> dict[str, Any]:
+        """The task.json of ``path``, read by seeking to its member."""
+        info = self.index().get(path)
+        if info is None:
+            raise SourceError(f"{self.tarball}: no BIG-bench JSON task {path!r}")
+        member = tarfile.TarInfo(info.member)
+        member.size, member.offset_data, member.type = info.size, info.offset, tarfile.REGTYPE
+        with tarfile.open(self.tarball, "r:gz") as tf:
+            f = tf.extractfile(member)
+            assert f is not None
+            return _parse(f.read(), f"{self.tarball}!{info.member}")
+
+
+class BigBenchFolder:
+    """An unpacked ``benchmark_tasks`` folder (or any folder of ``NAME[/SUB]/task.json``)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise SourceError(f"{self.root}: BIG-bench task folder not found")
+        self._index: dict[str, TaskInfo] | None = None
+
+    def _files(self) -> Iterator[tuple[str, Path]]:
+        for file in sorted(self.root.rglob("task.json")):
+            yield file.parent.relative_to(self.root).as_posix(), file
+
+    def iter_tasks(self, describe: str = "") -> Iterator[tuple[TaskInfo, dict[str, Any]]]:
+        for path, file in self._files():
+            data = _parse(file.read_bytes(), str(file))
+            info = _info_from(path, data, member=str(file))
+            if info is not None:
+                yield info, data
+
+    def index(self) -> dict[str, TaskInfo]:
+        if self._index is None:
+            self._index = {info.path: info for info, _ in self.iter_tasks()}
+        return self._index
+
+    def load(self, path: str) -> dict[str, Any]:
+        file = self.root / path / "task.json"
+        if not file.is_file():
+            raise SourceError(f"{self.root}: no BIG-bench JSON task {path!r}")
+        return _parse(file.read_bytes(), str(file))
+
+
+Store = BigBenchTarball | BigBenchFolder
+
+
+def open_store(location: str | Path) -> Store:
+    """A folder or a ``.tar.gz`` sdist."""
+    p = Path(location)
+    return BigBenchFolder(p) if p.is_dir() else BigBenchTarball(p)
+
+
+def fetch_sdist(download: bool = True) -> Path | None:
+    """The cached sdist (``cache_dir("downloads")/bigbench-1.0.0.tar.gz``), fetched with pip when
+    missing and ``download``; None when it is absent and cannot be fetched."""
+    folder = cache_dir("downloads")
+    path = folder / SDIST_NAME
+    if path.is_file() or not download:
+        return path if path.is_file() else None
+    log.info("fetching the BIG-bench sdist (358 MB) into %s", folder)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "bigbench==1.0.0", "-d", str(folder)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or not path.is_file():
+        log.warning("could not fetch the BIG-bench sdist: %s", proc.stderr.strip().splitlines()[-1:] or "?")
+        return None
+    return path
+
+
+# -- tasks -------------------------------------------------------------------------------------
+class BigBenchSource:
+    """One BIG-bench task as a :class:`~flanlab.tasks.sources.Source` (train / validation)."""
+
+    def __init__(self, store: Store | None, path: str, data: Mapping[str, Any] | None = None) -> None:
+        self.store, self.path = store, path
+        self.name = f"bigbench:{path}"
+        self._data = data
+        self._split: dict[str, list[dict[str, Any]]] | None = None
+
+    def splits(self) -> list[str]:
+        return ["train", "validation"]
+
+    def _examples(self) -> dict[str, list[dict[str, Any]]]:
+        if self._split is None:
+            data = self._data if self._data is not None else self.store.load(self.path)  # type: ignore[union-attr]
+            split: dict[str, list[dict[str, Any]]] = {"train": [], "validation": []}
+            for ex in convert_examples(data, self.name):
+                split[split_of(ex)].append(ex)
+            self._split = split
+        return self._split
+
+    def records(self, split: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        if split not in self.splits():
+            raise SourceError(f"{self.name}: no split {split!r}; splits: train, validation")
+        for i, ex in enumerate(self._examples()[split]):
+            yield f"{self.name}[{split}] example {i}", ex
+
+
+def make_task(info: TaskInfo, store: Store | None, data: Mapping[str, Any] | None = None) -> Task:
+    """The catalog task for a BIG-bench task (generic templates by type, BBH sources held out)."""
+    mc = info.task_type == "multiple_choice"
+    return Task(
+        name=task_name(info.path),
+        source=BigBenchSource(store, info.path, data),
+        family=builtin_family("bigbench_mc" if mc else "bigbench_gen"),
+        task_type=info.task_type,
+        category=", ".join(info.keywords[:3]),
+        options_field="options" if mc else None,
+        heldout=heldout_tags(info.path),
+        source_kind="bigbench",
+        description=info.description,
+        tags=("bigbench", *info.keywords),
+    )

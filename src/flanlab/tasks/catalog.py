@@ -1,0 +1,236 @@
+"""The task catalog: tasks declared in YAML (shipped or your own) plus every BIG-bench JSON task.
+
+The shipped catalog (``data/catalog.yaml``) holds the 9 Flan CoT datasets and GSM8K with CoT; its
+file paths are relative to the data dir (``--data-dir`` / ``$FLANLAB_DATA_DIR``). BIG-bench tasks
+come from the sdist in ``cache_dir("downloads")`` (fetched with pip when missing) through its cached
+index, so building the catalog is cheap; examples are read only when a task is iterated.
+
+A catalog file is a config of ``kind: task_catalog`` (schema :class:`TaskCatalog`); user catalogs
+resolve relative paths against the file's folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from flanlab.core.config import SCHEMAS, ConfigError, Schema, load_yaml, validate
+from flanlab.core.errors import UserError
+from flanlab.core.paths import DATA_DIR_ENV, data_dir
+from flanlab.core.registry import Registry
+from flanlab.tasks.preprocessors import PREPROCESSORS
+from flanlab.tasks.sources import FileSource, HFSource, Source, SourceError
+from flanlab.tasks.task import Task
+from flanlab.tasks.template import builtin_family, load_family
+
+__all__ = [
+    "CatalogEntry",
+    "TaskCatalog",
+    "build_catalog",
+    "catalog",
+    "get_task",
+    "list_tasks",
+    "load_catalog_file",
+    "task_row",
+]
+
+
+class HFSpec(Schema):
+    path: str
+    config: str | None = None
+    splits: dict[str, str] = Field(default_factory=lambda: {"train": "train"})
+    data_files: dict[str, str] | str | None = None
+    revision: str | None = None
+
+
+class CatalogEntry(Schema):
+    """One task of a catalog file."""
+
+    name: str
+    source: str = "local"
+    files: dict[str, str] | None = None
+    hf: HFSpec | None = None
+    format: Literal["jsonl", "json", "csv", "tsv", "parquet"] | None = None
+    columns: list[str] | None = None
+    unescape: bool = False
+    preprocessors: list[str] = Field(default_factory=list)
+    family: str
+    task_type: Literal["multiple_choice", "generation", "cot"] = "generation"
+    category: str = ""
+    language: str = "en"
+    options_field: str | None = None
+    answer_field: str = "answer"
+    heldout: list[str] = Field(default_factory=list)
+    heldout_splits: dict[str, str] = Field(default_factory=dict)
+    train_split: str = "train"
+    flan_name: str | None = None
+    description: str = ""
+
+
+class TaskCatalog(Schema):
+    """A catalog file: ``kind: task_catalog`` and a list of tasks."""
+
+    kind: Literal["task_catalog"] = "task_catalog"
+    tasks: list[CatalogEntry]
+
+
+if "task_catalog" not in SCHEMAS:
+    SCHEMAS.register("task_catalog", TaskCatalog)
+
+
+class _MissingData:
+    """Stands in for the source of a task whose data dir is unset: iterating it says what to do."""
+
+    def __init__(self, name: str, splits: Iterable[str]) -> None:
+        self.name, self._splits = name, list(splits)
+
+    def splits(self) -> list[str]:
+        return self._splits
+
+    def records(self, split: str):
+        raise SourceError(f"{self.name}: no data dir: pass --data-dir DIR or set {DATA_DIR_ENV}")
+
+
+def _entry_task(entry: CatalogEntry, root: Path | None, where: str, family_root: Path | None) -> Task:
+    source: Source
+    if entry.hf is not None:
+        source = HFSource(entry.hf.path, entry.hf.config, entry.hf.splits, entry.hf.data_files, entry.hf.revision)
+    elif entry.files:
+        if root is None:
+            source = _MissingData(f"task {entry.name!r}", entry.files)
+        else:
+            files = {split: Path(p) if Path(p).is_absolute() else root / p for split, p in entry.files.items()}
+            source = FileSource(files, entry.format, entry.columns, entry.unescape)
+    else:
+        raise ConfigError(f"{where}: task {entry.name!r}: expected 'files' or 'hf'")
+    try:
+        pre = tuple(PREPROCESSORS.get(p) for p in entry.preprocessors)
+    except KeyError as e:
+        raise ConfigError(f"{where}: task {entry.name!r}: {e}") from None
+    family_file = family_root / entry.family if family_root else None
+    family = load_family(family_file) if family_file and family_file.suffix in (".yaml", ".yml") \
+        else builtin_family(entry.family)
+    tags = tuple(t for t in (entry.source, entry.task_type, entry.flan_name) if t)
+    return Task(
+        name=entry.name, source=source, family=family, preprocessors=pre, task_type=entry.task_type,
+        category=entry.category, language=entry.language, options_field=entry.options_field,
+        answer_field=entry.answer_field, heldout=tuple(entry.heldout), heldout_splits=dict(entry.heldout_splits),
+        train_split=entry.train_split, source_kind=entry.source, description=entry.description, tags=tags,
+    )
+
+
+def load_catalog_file(path: str | Path, root: Path | None = None) -> list[Task]:
+    """Tasks of a catalog YAML file; relative paths resolve against ``root`` (default: the file's
+    folder). Errors name the file, line and key."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    spec = validate(TaskCatalog, load_yaml(path), source=str(path), text=text)
+    return _tasks(spec, str(path), root if root is not None else path.parent, path.parent)
+
+
+def _tasks(spec: TaskCatalog, where: str, root: Path | None, family_root: Path | None) -> list[Task]:
+    names = [e.name for e in spec.tasks]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"{where}: task {dupes[0]!r} is declared twice")
+    return [_entry_task(e, root, where, family_root) for e in spec.tasks]
+
+
+def _shipped(root: Path | None) -> list[Task]:
+    import yaml
+
+    where = "flanlab/tasks/data/catalog.yaml"
+    text = resources.files("flanlab.tasks").joinpath("data/catalog.yaml").read_text("utf-8")
+    spec = validate(TaskCatalog, yaml.safe_load(text), source=where, text=text)
+    return _tasks(spec, where, root, None)
+
+
+@dataclass(frozen=True)
+class _Key:
+    data_dir: str | None
+    bigbench: str | None
+
+
+_CACHE: dict[_Key, Registry[Task]] = {}
+
+
+def _bigbench_tasks(location: str | Path | None, fetch: bool) -> list[Task]:
+    from flanlab.tasks.bigbench import fetch_sdist, make_task, open_store
+
+    path = Path(location) if location else fetch_sdist(download=fetch)
+    if path is None:
+        return []
+    store = open_store(path)
+    return [make_task(info, store) for info in store.index().values()]
+
+
+def build_catalog(data_dir_: str | Path | None = None, *, bigbench: bool | str | Path = True,
+                  fetch: bool = True, extra: Iterable[str | Path] = ()) -> Registry[Task]:
+    """A fresh registry: shipped tasks, BIG-bench (``bigbench``: True for the cached sdist, a path
+    to a folder or tarball, False for none) and tasks of ``extra`` catalog files."""
+    root = data_dir(data_dir_)
+    reg: Registry[Task] = Registry("task")
+    tasks = _shipped(root)
+    for file in extra:
+        tasks += load_catalog_file(file)
+    if bigbench:
+        tasks += _bigbench_tasks(None if bigbench is True else bigbench, fetch)
+    for task in tasks:
+        try:
+            reg.register(task.name, task)
+        except KeyError as e:
+            raise UserError(f"task {task.name!r} is defined twice ({e})") from None
+    return reg
+
+
+def catalog(data_dir_: str | Path | None = None, *, bigbench: bool | str | Path = True,
+            fetch: bool = True) -> Registry[Task]:
+    """The catalog for a data dir, built once per process (lazily) and cached."""
+    root = data_dir(data_dir_)
+    key = _Key(str(root) if root else None, None if bigbench is True else str(bigbench) if bigbench else "")
+    if key not in _CACHE:
+        _CACHE[key] = build_catalog(root, bigbench=bigbench, fetch=fetch)
+    return _CACHE[key]
+
+
+def get_task(name: str, data_dir_: str | Path | None = None, *, fetch: bool = True) -> Task:
+    """A task by name; BIG-bench (``bigbench.*``) is only indexed when such a name is asked for."""
+    if not name.startswith("bigbench."):
+        local = catalog(data_dir_, bigbench=False)
+        if name in local:
+            return local.get(name)
+    return catalog(data_dir_, fetch=fetch).get(name)
+
+
+def list_tasks(data_dir_: str | Path | None = None, *, source: str | None = None, tag: str | None = None,
+               fetch: bool = True) -> list[Task]:
+    """Tasks filtered by source kind (``flan_cot``, ``gsm8k``, ``bigbench`` ...) and by tag (a
+    held-out tag, a task type, a BIG-bench keyword, or ``heldout`` for any held-out task)."""
+    want_bigbench = source in (None, "bigbench")
+    reg = catalog(data_dir_, bigbench=want_bigbench, fetch=fetch)
+    out = []
+    for _, task in reg.items():
+        if source and task.source_kind != source:
+            continue
+        if tag and not _has_tag(task, tag):
+            continue
+        out.append(task)
+    return out
+
+
+def _has_tag(task: Task, tag: str) -> bool:
+    if tag == "heldout":
+        return bool(task.heldout_tags())
+    return tag in task.tags or tag in task.heldout_tags() or tag == task.task_type
+
+
+def task_row(task: Task) -> dict[str, str | int]:
+    """A ``tasks list`` row: name, source, type, number of templates, held-out tags."""
+    held = list(task.heldout) + [f"{tag} ({split} split)" for split, tag in task.heldout_splits.items()]
+    return {"name": task.name, "source": task.source_kind, "type": task.task_type,
+            "templates": len(task.family.templates), "heldout": ", ".join(held) or "-"}
