@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "flanlab.experiments.commands",
     "flanlab.mixture.commands",
     "flanlab.reports.commands",
+    "flanlab.tasks.commands",
 ]
 
 

@@ -1,0 +1,81 @@
+"""``flanlab tasks list`` and ``flanlab tasks show``."""
+
+from __future__ import annotations
+
+import argparse
+
+from flanlab.core.commands import add_common_args
+
+__all__ = ["register"]
+
+
+def _list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from flanlab.tasks.catalog import list_tasks, task_row
+
+    tasks = list_tasks(args.data_dir, source=args.source, tag=args.tag)
+    rows = [task_row(t) for t in tasks]
+    if args.json:
+        import json
+
+        print(json.dumps(rows, indent=1))
+        return 0
+    table = Table(title=f"{len(rows)} tasks", title_justify="left")
+    for col in ("name", "source", "type", "#templates", "held-out"):
+        table.add_column(col, no_wrap=col == "name")
+    for r in rows:
+        table.add_row(str(r["name"]), str(r["source"]), str(r["type"]), str(r["templates"]), str(r["heldout"]))
+    Console(width=max(100, Console().width), soft_wrap=False).print(table)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from flanlab.tasks.catalog import get_task
+    from flanlab.tasks.task import render
+
+    task = get_task(args.name, args.data_dir)
+    tokenizer = None
+    if args.tokenizer:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, trust_remote_code=False)
+    fmt = args.format or task.formats()[0]
+    seed = 0 if args.seed is None else args.seed
+    print(f"# {task.name}  source={task.source_kind}  type={task.task_type}  format={fmt}  "
+          f"split={args.split}  seed={seed}  held-out={', '.join(task.heldout_tags()) or '-'}")
+    for r in render(task, fmt, split=args.split, seed=seed, shots=args.shots, tokenizer=tokenizer,
+                    option_styles=args.option_styles, limit=args.n):
+        print(f"\n=== example {r.index}  template {r.template_id}")
+        print("--- inputs")
+        print(r.inputs)
+        print("--- targets")
+        print(r.targets)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    tasks = sub.add_parser("tasks", help="list tasks and show them rendered in the Flan formats")
+    tasks_sub = tasks.add_subparsers(dest="tasks_command", metavar="ACTION", required=True)
+
+    ls = tasks_sub.add_parser("list", help="a table of tasks: name, source, type, #templates, held-out tag")
+    ls.add_argument("--source", default=None, help="only this source (flan_cot, gsm8k, bigbench, ...)")
+    ls.add_argument("--tag", default=None, help="only tasks with this tag (bbh, gsm8k-test, heldout, cot, ...)")
+    ls.add_argument("--json", action="store_true", help="print the rows as JSON")
+    add_common_args(ls, run=False)
+    ls.set_defaults(func=_list)
+
+    show = tasks_sub.add_parser("show", help="print rendered (inputs, targets) pairs of a task")
+    show.add_argument("name", help="task name (see `flanlab tasks list`)")
+    show.add_argument("--format", default=None,
+                      choices=["zs_opt", "zs_noopt", "fs_opt", "fs_noopt", "zs_cot", "fs_cot"],
+                      help="default: the task's first format")
+    show.add_argument("--n", type=int, default=3, help="how many examples (default 3)")
+    show.add_argument("--split", default="train")
+    show.add_argument("--shots", type=int, default=3, help="exemplars in few-shot formats (default 3)")
+    show.add_argument("--option-styles", choices=["random", "flan"], default="random",
+                      help="randomized Flan option styles, or always 'OPTIONS:\\n- ...'")
+    show.add_argument("--tokenizer", default=None, help="prune to the Flan token budgets with this tokenizer")
+    add_common_args(show, run=False)
+    show.set_defaults(func=_show)
