@@ -26,6 +26,8 @@ class Column:
 
 
 def _scale(run: RunSummary) -> float:
+    if "normalized_average" in run.results or "paper_table5" in run.results:
+        return 1.0  # `flanlab eval` writes percent
     values = [s.value for s in run.scores]
     return 100.0 if values and all(0.0 <= v <= 1.0 for v in values) else 1.0
 

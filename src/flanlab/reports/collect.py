@@ -26,6 +26,12 @@ _CONTAINERS = {
     "results", "benchmarks", "scores", "metrics", "subtasks", "tasks", "per_task", "per_subtask",
     "breakdown", "summary", "aggregate", "by_task", "by_subtask", "evals", "evaluations",
 }
+# Mappings whose keys name subtasks and whose values are bare scores.
+_NAMED = {"subtasks", "per_task", "per_subtask", "by_task", "by_subtask"}
+# Sections that are not this run's scores: settings, timings, the paper's reference rows, and
+# derived figures the report computes or shows on its own.
+_SKIP = {"config", "model", "meta", "metadata", "settings", "args", "timing", "seconds", "notes",
+         "paper_table5", "paper", "normalized_average", "categories"}
 # Numeric leaves that are not scores.
 _NOT_SCORES = {
     "n", "num", "count", "num_examples", "n_examples", "examples", "total", "seconds", "elapsed",
@@ -124,7 +130,7 @@ def flatten_scores(results: Any) -> list[Score]:
                 out.extend(rec)
                 return
             for key, value in node.items():
-                if str(key).lower() in {"config", "model", "meta", "metadata", "settings", "args", "timing"}:
+                if str(key).lower() in _SKIP:
                     continue
                 walk(value, (*path, str(key)))
         elif isinstance(node, list):
@@ -133,9 +139,14 @@ def flatten_scores(results: Any) -> list[Score]:
                     walk(item, path)
         elif _is_number(node) and path:
             metric = path[-1]
-            if metric.lower() in _NOT_SCORES or metric.lower().startswith(("num_", "n_")):
+            if len(path) >= 2 and path[-2].lower() in _NAMED:
+                # {"subtasks": {"navigate": 40.0}}: the key names a subtask, the value is its score.
+                path, metric = path[:-2] + (path[-1],), "score"
+            elif metric.lower() in _NOT_SCORES or metric.lower().startswith(("num_", "n_")):
                 return
-            names = [p for p in path[:-1] if p.lower() not in _CONTAINERS]
+            else:
+                path = path[:-1]
+            names = [p for p in path if p.lower() not in _CONTAINERS]
             if not names:
                 return
             out.append(Score(names[0], "/".join(names[1:]), metric, float(node)))

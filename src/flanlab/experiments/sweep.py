@@ -1,0 +1,213 @@
+"""``flanlab sweep``: a grid of ``flanlab run`` cells (number of tasks × model × CoT) and the paper's
+figures drawn from them.
+
+Cells run one after another in ``<sweep>/cells/<cell>/``, or ``--emit-jobs DIR`` writes one
+resolved run config and one job script per cell for a scheduler; rerunning the sweep afterwards
+finds every cell complete (each stage is skipped) and only collects and plots.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flanlab.core.config import load_yaml, validate
+from flanlab.core.io import atomic_write_text
+from flanlab.core.log import get_logger
+from flanlab.core.runs import RunDir
+from flanlab.experiments.config import RunConfig, SweepConfig
+from flanlab.experiments.pipeline import deep_merge
+
+__all__ = ["Cell", "collect", "emit_jobs", "plan_cells", "run_sweep", "sweep_figures"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid point and its run config."""
+
+    name: str
+    model: str  # the axis label, e.g. "135M"
+    tasks: int | None
+    cot: bool
+    config: RunConfig
+    config_dir: Path  # where the base run config's relative paths resolve
+
+
+def _tasks_label(tasks: int | None) -> str:
+    return "all" if tasks is None else str(tasks)
+
+
+def plan_cells(sweep: SweepConfig, sweep_path: Path) -> list[Cell]:
+    """Every cell of the grid, its run config resolved and validated (nothing runs)."""
+    base_path = (sweep_path.parent / sweep.run).resolve()
+    base = deep_merge(load_yaml(base_path), sweep.set)
+    cells = []
+    for (label, spec), tasks, cot in itertools.product(sweep.axes.models.items(), sweep.axes.tasks, sweep.axes.cot):
+        name = f"{label}-t{_tasks_label(tasks)}-{'cot' if cot else 'nocot'}"
+        data = deep_merge(base, {
+            "kind": "run",
+            "name": f"{sweep.name}-{name}",
+            "model": spec.model_dump(mode="json", exclude_defaults=True),
+            "tasks": tasks,
+            "extra_members": list(base.get("extra_members") or []) + (sweep.cot_members if cot else []),
+        })
+        cfg = validate(RunConfig, data, source=f"{sweep_path}: cell {name}")
+        cells.append(Cell(name, label, tasks, cot, cfg, base_path.parent))
+    return cells
+
+
+def _absolute(cfg: RunConfig, config_dir: Path) -> dict[str, Any]:
+    """The run config with stage config paths made absolute, so a job runs from anywhere."""
+    data = cfg.model_dump(mode="json")
+    for stage in ("mixture", "train", "eval"):
+        if data[stage].get("config"):
+            data[stage]["config"] = str((config_dir / data[stage]["config"]).resolve())
+    return data
+
+
+def emit_jobs(cells: list[Cell], sweep_dir: Path, jobs_dir: Path) -> list[Path]:
+    """Write ``<jobs_dir>/<cell>.yaml`` and an executable ``<jobs_dir>/<cell>.sh`` per cell."""
+    import yaml
+
+    scripts = []
+    flanlab = shlex.quote(sys.executable) + " -m flanlab"
+    for cell in cells:
+        cfg_path = jobs_dir / f"{cell.name}.yaml"
+        text = yaml.safe_dump(_absolute(cell.config, cell.config_dir), sort_keys=False)
+        atomic_write_text(cfg_path, f"# flanlab run {cfg_path}\n{text}")
+        run_dir = (sweep_dir / "cells" / cell.name).resolve()
+        script = jobs_dir / f"{cell.name}.sh"
+        atomic_write_text(script, "\n".join([
+            "#!/usr/bin/env bash",
+            f"# sweep cell {cell.name}: model {cell.model}, tasks {_tasks_label(cell.tasks)}, cot {cell.cot}",
+            "set -euo pipefail",
+            f"cd {shlex.quote(str(Path.cwd()))}",
+            f"{flanlab} run {shlex.quote(str(cfg_path.resolve()))} --run-name {shlex.quote(str(run_dir))}",
+            "",
+        ]))
+        os.chmod(script, 0o755)
+        scripts.append(script)
+    return scripts
+
+
+def collect(cells: list[Cell], sweep_dir: Path) -> list[dict[str, Any]]:
+    """One row per finished cell: its axes and held-out scores (percent) by setting.
+
+    A cell's score is its finetuned (``eval_after``) evaluation, or the base model's when the cell
+    does not finetune (``tasks: 0``)."""
+    from flanlab.reports.build import columns_of
+    from flanlab.reports.collect import load_run
+
+    rows = []
+    for cell in cells:
+        folder = sweep_dir / "cells" / cell.name
+        if not (folder / "results.json").is_file():
+            continue
+        run = load_run(folder)
+        stage = "eval_after" if "eval_after" in run.stages else "eval_before"
+        if stage not in run.stages:
+            continue
+        col = next(c for c in columns_of([run]) if c.run is run.stages[stage])
+        by_setting: dict[str, list[float]] = {}
+        scores = {}
+        for (bench, setting), value in col.run.headline().items():
+            by_setting.setdefault(setting or "direct", []).append(value * col.scale)
+            scores[f"{bench}/{setting}" if setting else bench] = value * col.scale
+        rows.append({"cell": cell.name, "model": cell.model, "tasks": cell.tasks, "cot": cell.cot,
+                     "stage": stage, "scores": scores,
+                     "mean": {s: sum(v) / len(v) for s, v in sorted(by_setting.items())}})
+    return rows
+
+
+def _mean_all(row: dict[str, Any]) -> float:
+    values = list(row["mean"].values())
+    return sum(values) / len(values)
+
+
+def sweep_figures(rows: list[dict[str, Any]], sweep: SweepConfig) -> dict[str, bytes]:
+    """The paper's figures: held-out score vs number of tasks (one line per model), and CoT vs
+    non-CoT finetuning on held-out direct and CoT evaluations (one panel group per model)."""
+    from flanlab.reports.plots import bar_chart, line_chart
+
+    figures: dict[str, bytes] = {}
+    tasks = list(dict.fromkeys(sweep.axes.tasks))
+    # The scaling plot uses non-CoT cells when the grid has both (the CoT effect has its own plot).
+    use_cot = False if False in sweep.axes.cot else sweep.axes.cot[0]
+    series = {}
+    for model in sweep.axes.models:
+        found = {r["tasks"]: _mean_all(r) for r in rows if r["model"] == model and r["cot"] == use_cot}
+        series[model] = [found.get(t) for t in tasks]
+    if any(v is not None for vals in series.values() for v in vals):
+        x = list(range(len(tasks)))
+        figures["scaling_tasks.png"] = line_chart(
+            x, series, title="Held-out score vs number of finetuning tasks", xlabel="finetuning tasks",
+            ylabel="held-out score (%)", xticklabels=[_tasks_label(t) for t in tasks])
+    if {True, False} <= set(sweep.axes.cot):
+        most = tasks[-1]
+        settings = sorted({s for r in rows for s in r["mean"]}, key=lambda s: (s != "direct", s))
+        groups, by_cot = [], {False: [], True: []}
+        for model in sweep.axes.models:
+            for setting in settings:
+                groups.append(f"{model}\n{setting} eval")
+                for cot in (False, True):
+                    row = next((r for r in rows if (r["model"], r["tasks"], r["cot"]) == (model, most, cot)), None)
+                    by_cot[cot].append(None if row is None else row["mean"].get(setting))
+        if any(v is not None for vals in by_cot.values() for v in vals):
+            figures["cot_vs_direct.png"] = bar_chart(
+                groups, {"finetuned without CoT": by_cot[False], "finetuned with CoT": by_cot[True]},
+                title=f"CoT vs non-CoT finetuning ({_tasks_label(most)} tasks)", ylabel="held-out score (%)")
+    return figures
+
+
+def _fmt(v: float | None) -> str:
+    return "–" if v is None else f"{v:.1f}"
+
+
+def run_sweep(sweep: SweepConfig, sweep_path: Path, run: RunDir, *, jobs_dir: Path | None = None) -> dict[str, Any]:
+    """Run every cell (skipping finished stages), or only write job scripts; then collect and plot."""
+    from flanlab.core.io import atomic_write_bytes
+    from flanlab.experiments.pipeline import run_pipeline
+    from flanlab.reports.build import write_report
+    from flanlab.reports.document import Document, Heading, Image, Table, Text
+
+    cells = plan_cells(sweep, sweep_path)
+    run.write_config(sweep)
+    if jobs_dir is not None:
+        scripts = emit_jobs(cells, run.path, jobs_dir)
+        log.info("wrote %d job scripts into %s; run them, then rerun this sweep to collect and plot",
+                 len(scripts), jobs_dir)
+        return {"jobs": [str(s) for s in scripts]}
+    for i, cell in enumerate(cells, 1):
+        log.info("sweep cell %d/%d: %s", i, len(cells), cell.name)
+        run_pipeline(cell.config, RunDir.create(str(run.path / "cells" / cell.name)), cell.config_dir)
+    rows = collect(cells, run.path)
+    figures = sweep_figures(rows, sweep)
+    for name, png in figures.items():
+        atomic_write_bytes(run.path / "plots" / name, png)
+    results = {"name": sweep.name, "cells": rows, "figures": sorted(figures)}
+    run.write_results(results)
+    settings = sorted({s for r in rows for s in r["mean"]})
+    doc = Document(f"flanlab sweep: {sweep.name}")
+    doc.add(Text(f"{len(rows)} of {len(cells)} cells finished: models {', '.join(sweep.axes.models)}; "
+                 f"tasks {', '.join(_tasks_label(t) for t in sweep.axes.tasks)}; CoT {sweep.axes.cot}."))
+    doc.add(Heading("Cells"))
+    doc.add(Table(["cell", "model", "tasks", "CoT data", *[f"{s} (mean %)" for s in settings]],
+                  [[r["cell"], r["model"], _tasks_label(r["tasks"]), "yes" if r["cot"] else "no",
+                    *[_fmt(r["mean"].get(s)) for s in settings]] for r in rows]))
+    captions = {"scaling_tasks.png": "Held-out score vs number of finetuning tasks, one line per model",
+                "cot_vs_direct.png": "CoT vs non-CoT finetuning on held-out direct and CoT evaluations"}
+    for name, png in figures.items():
+        doc.add(Heading(captions[name]))
+        doc.add(Image(name, png, captions[name]))
+    write_report(doc, run.path)
+    lines = ["| cell | " + " | ".join(settings) + " |", "| --- |" + " --- |" * len(settings)]
+    lines += [f"| {r['cell']} | " + " | ".join(_fmt(r["mean"].get(s)) for s in settings) + " |" for r in rows]
+    atomic_write_text(run.path / "results.md", "\n".join(lines) + "\n")
+    return results
