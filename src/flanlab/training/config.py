@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from flanlab.core.config import SCHEMAS, Schema
 from flanlab.inference.spec import ModelSpec
@@ -95,15 +95,6 @@ class TrainConfig(Schema):
     optim: OptimConfig = OptimConfig()
     lora: LoraConfig = LoraConfig()
     train: TrainLoopConfig = TrainLoopConfig()
-
-    @model_validator(mode="after")
-    def _check(self) -> TrainConfig:
-        if self.optim.warmup_steps >= self.train.steps and self.optim.warmup_steps > 0:
-            raise ValueError(f"optim.warmup_steps ({self.optim.warmup_steps}) must be below train.steps "
-                             f"({self.train.steps})")
-        if self.model.backend != "hf":
-            raise ValueError(f"model.backend: training needs 'hf', got {self.model.backend!r}")
-        return self
 
 
 SCHEMAS.register("train", TrainConfig)

@@ -1,0 +1,148 @@
+"""Checkpoints in safetensors: trainable weights, optimizer state, RNG states, loop state.
+
+Layout of ``checkpoints/step-000100/``::
+
+    weights.safetensors    trainable parameters (all of them, or only the LoRA adapters)
+    optimizer.safetensors  optimizer tensors, flattened as ``state.<param>.<key>``
+    optimizer.json         optimizer scalars and param groups
+    rng.safetensors        torch CPU (and CUDA) generator states
+    state.json             step, data position, python/numpy RNG, best held-out loss, ...
+
+A checkpoint folder is written under a temporary name and renamed when complete, so a crash
+never leaves a half checkpoint that resume would pick up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from flanlab.core.errors import UserError
+from flanlab.core.io import atomic_write_json
+
+__all__ = ["latest_checkpoint", "load_checkpoint", "prune_checkpoints", "save_checkpoint"]
+
+_STEP = re.compile(r"^step-(\d+)$")
+
+
+def _trainable(model: Any) -> dict[str, Any]:
+    return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    import torch
+
+    tensors: dict[str, Any] = {}
+    scalars: dict[str, Any] = {}
+    for idx, entry in state["state"].items():
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{idx}.{key}"] = value.detach().contiguous().cpu()
+            else:
+                scalars.setdefault(str(idx), {})[key] = value
+    return tensors, {"scalars": scalars, "param_groups": state["param_groups"]}
+
+
+def _unflatten_optimizer(tensors: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        _, idx, key = name.split(".", 2)
+        state.setdefault(int(idx), {})[key] = value
+    for idx, entry in meta["scalars"].items():
+        state.setdefault(int(idx), {}).update(entry)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(folder: Path, *, model: Any, optimizer: Any, state: dict[str, Any]) -> Path:
+    """Write a complete checkpoint to ``folder`` (atomically, via a temporary sibling)."""
+    import numpy as np
+    import torch
+    from safetensors.torch import save_file
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file(_trainable(model), str(tmp / "weights.safetensors"))
+    tensors, meta = _flatten_optimizer(optimizer.state_dict())
+    save_file(tensors, str(tmp / "optimizer.safetensors"))
+    atomic_write_json(tmp / "optimizer.json", meta)
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            rng[f"cuda.{i}"] = s
+    save_file(rng, str(tmp / "rng.safetensors"))
+    np_state = np.random.get_state()
+    full = {
+        **state,
+        "python_rng": _jsonable(random.getstate()),
+        "numpy_rng": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+    }
+    atomic_write_json(tmp / "state.json", full)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    return folder
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, tuple | list):
+        return [_jsonable(x) for x in obj]
+    return obj
+
+
+def _tupled(obj: Any) -> Any:
+    if isinstance(obj, list):
+        return tuple(_tupled(x) for x in obj)
+    return obj
+
+
+def load_checkpoint(folder: Path, *, model: Any, optimizer: Any) -> dict[str, Any]:
+    """Restore weights, optimizer and RNG states from ``folder``; returns its loop state."""
+    import numpy as np
+    import torch
+    from safetensors.torch import load_file
+
+    for name in ("weights.safetensors", "optimizer.safetensors", "optimizer.json", "rng.safetensors", "state.json"):
+        if not (folder / name).is_file():
+            raise UserError(f"{folder}: incomplete checkpoint, {name} is missing")
+    weights = load_file(str(folder / "weights.safetensors"))
+    params = dict(model.named_parameters())
+    unknown = sorted(set(weights) - set(params))
+    if unknown:
+        raise UserError(f"{folder}/weights.safetensors: parameters not in this model: {unknown[:3]} "
+                        "(was the checkpoint made with another model or LoRA setting?)")
+    with torch.no_grad():
+        for name, value in weights.items():
+            params[name].copy_(value)
+    meta = json.loads((folder / "optimizer.json").read_text(encoding="utf-8"))
+    optimizer.load_state_dict(_unflatten_optimizer(load_file(str(folder / "optimizer.safetensors")), meta))
+    rng = load_file(str(folder / "rng.safetensors"))
+    torch.set_rng_state(rng["torch"])
+    if torch.cuda.is_available():
+        states = [rng[k] for k in sorted(k for k in rng if k.startswith("cuda."))]
+        if states:
+            torch.cuda.set_rng_state_all(states)
+    state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    random.setstate(_tupled(state.pop("python_rng")))
+    np_state = state.pop("numpy_rng")
+    np.random.set_state((np_state[0], np.array(np_state[1], dtype=np.uint32), *np_state[2:]))
+    return state
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    """The complete checkpoint with the highest step under ``root``, or None."""
+    if not root.is_dir():
+        return None
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _STEP.match(p.name)) and p.is_dir()]
+    return max(found)[1] if found else None
+
+
+def prune_checkpoints(root: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` step checkpoints."""
+    found = sorted((int(m.group(1)), p) for p in root.iterdir() if (m := _STEP.match(p.name)))
+    for _, path in found[:-keep]:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,41 @@
+"""``flanlab train CONFIG [key=value ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from flanlab.core.commands import add_common_args
+
+__all__ = ["register"]
+
+
+def _train(args: argparse.Namespace) -> int:
+    from flanlab.core.config import load_config
+    from flanlab.core.log import setup_logging
+    from flanlab.core.runs import RunDir
+    from flanlab.training.config import TrainConfig
+    from flanlab.training.trainer import train
+
+    overrides = list(args.overrides)
+    if args.seed is not None:
+        overrides.append(f"train.seed={args.seed}")
+    cfg = load_config(args.config, overrides, schema=TrainConfig)
+    run = RunDir.create(args.run_name or cfg.name, args.runs_dir, prefix="train")
+    setup_logging(args.verbose, run.log_file)
+    run.write_config(cfg)
+    results = train(cfg, run, resume=not args.no_resume)
+    sys.stdout.write(
+        f"{run.path}: {results['steps']} steps, loss {results['final_loss']}, held-out loss "
+        f"{results['heldout_loss']}; model in {results['model']}\n"
+    )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="finetune a T5 or decoder-only model on a mixture (packed, targets-only loss)")
+    p.add_argument("config", help="a kind: train YAML config (see configs/train/)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. optim.lr=1e-4")
+    p.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in the run folder")
+    add_common_args(p)
+    p.set_defaults(func=_train)
