@@ -305,14 +305,17 @@ def _prepare_out(out: Path, fingerprint: str, overwrite: bool) -> str:
 
 def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | Path | None = None,
                   workers: int = 1, examples: int | None = None, tokenizer: str | None = None,
-                  overwrite: bool = False) -> BuildResult:
+                  overwrite: bool = False, data_dir: str | Path | None = None) -> BuildResult:
     """Resolve, plan and write the mixture ``config`` into ``out`` (see the module docstring)."""
     from flanlab.mixture.resolve import resolve_mixture
 
     out = Path(out)
     examples = examples if examples is not None else config.examples
     tokenizer = tokenizer or config.tokenizer
-    mixture = resolve_mixture(config, config_path)
+    from flanlab.core.paths import data_dir as resolve_data_dir
+
+    root = resolve_data_dir(data_dir)
+    mixture = resolve_mixture(config, config_path, str(root.resolve()) if root else None)
     plan = plan_mixture(mixture, examples, config.shard_size, config.seed)
     config = config.model_copy(update={"examples": plan.examples, "tokenizer": tokenizer})
     fingerprint = _fingerprint(config, plan, tokenizer)

@@ -26,6 +26,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", type=int, default=None, help="total examples (default: the config's)")
     p.add_argument("--tokenizer", default=None, help="tokenizer folder or hub id for token-length statistics")
     p.add_argument("--overwrite", action="store_true", help="rebuild even if --out holds another mixture")
+    p.add_argument("--data-dir", default=None, help="task data (default: $FLANLAB_DATA_DIR)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -67,7 +68,7 @@ def _run_build(a: argparse.Namespace) -> int:
         raise UserError(f"--examples: expected an integer >= 1, got {a.examples}")
     config = load_config(a.config, a.overrides, schema=MixtureConfig)
     result = build_mixture(config, a.out, config_path=a.config, workers=a.workers, examples=a.examples,
-                           tokenizer=a.tokenizer, overwrite=a.overwrite)
+                           tokenizer=a.tokenizer, overwrite=a.overwrite, data_dir=a.data_dir)
     m = result.manifest
     state = "already complete" if result.already_complete else (
         f"resumed ({result.resumed_streams} streams, {result.resumed_shards} shards reused)"

@@ -40,6 +40,10 @@ class FlanConstants:
             self.caps[name] = cap
             for alias in [name, *spec.get("aliases", [])]:
                 self.aliases[str(alias).lower()] = name
+        kinds = data.get("source_kinds", {})
+        if not isinstance(kinds, dict):
+            raise UserError(f"{source}: source_kinds: expected a mapping of source kind to submixture")
+        self.source_kinds: dict[str, str] = {str(k): self.canonical(str(v)) for k, v in kinds.items()}
 
     def canonical(self, name: str) -> str:
         """The canonical submixture name of an alias (``muffin`` → ``flan2021``); unknown names pass."""

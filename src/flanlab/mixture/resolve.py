@@ -40,10 +40,11 @@ def _file_streams(member: MemberConfig, config: MixtureConfig, base: Path, where
                    cap=member.cap, tags=tuple(member.tags), source=spec)]
 
 
-def _task_streams(member: MemberConfig, config: MixtureConfig, where: str) -> list[Stream]:
+def _task_streams(member: MemberConfig, config: MixtureConfig, where: str, data_dir: str | None,
+                  allowed: frozenset[str]) -> list[Stream]:
     from flanlab.mixture import catalog
 
-    infos = catalog.expand(member.task, member.exclude, where)
+    infos = catalog.expand(member.task, member.exclude, where, config.split, data_dir, allowed)
     streams = []
     for info in infos:
         formats = member.formats or config.formats or list(info.formats)
@@ -52,17 +53,20 @@ def _task_streams(member: MemberConfig, config: MixtureConfig, where: str) -> li
             missing = sorted(set(member.formats) - set(info.formats))
             raise UserError(f"{where}.formats: task {info.name!r} has no format(s) {missing}; "
                             f"it has {list(info.formats)}")
-        size = catalog.count_task(info.name, config.split)
+        if not usable:
+            continue
+        size = catalog.count_task(info.name, config.split, data_dir)
         sub = canonical_submixture(member.submixture or info.submixture)
         for fmt in usable:
-            spec = {"type": "task", "task": info.name, "format": fmt, "split": config.split}
+            spec = {"type": "task", "task": info.name, "format": fmt, "split": config.split,
+                    "data_dir": data_dir}
             streams.append(Stream(task=info.name, format=fmt, submixture=sub, size=size,
                                   category=member.category or info.category, weight=member.weight,
                                   cap=member.cap, tags=tuple(info.tags) + tuple(member.tags), source=spec))
     return streams
 
 
-def resolve_mixture(config: MixtureConfig, path: str | Path | None = None,
+def resolve_mixture(config: MixtureConfig, path: str | Path | None = None, data_dir: str | None = None,
                     allow: frozenset[str] = frozenset(), _seen: tuple[str, ...] = ()) -> Mixture:
     """Resolve every member of ``config`` (read from ``path``) into sized streams and sub-mixtures.
 
@@ -82,11 +86,11 @@ def resolve_mixture(config: MixtureConfig, path: str | Path | None = None,
             if key in _seen:
                 raise UserError(f"{where}.mixture: {sub_path} includes itself")
             sub_config = load_config(sub_path, schema=MixtureConfig)
-            sub = resolve_mixture(sub_config, sub_path, frozenset(allowed), (*_seen, key))
+            sub = resolve_mixture(sub_config, sub_path, data_dir, frozenset(allowed), (*_seen, key))
             members.append(SubMixture(sub, member.rate))
             continue
         streams = (_file_streams(member, config, base, where) if member.file
-                   else _task_streams(member, config, where))
+                   else _task_streams(member, config, where, data_dir, frozenset(allowed)))
         if member.rate is not None:
             for st in streams:
                 group_rates[st.submixture] = member.rate

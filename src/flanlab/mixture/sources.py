@@ -67,7 +67,7 @@ def iter_source(spec: dict[str, Any], seed: int) -> Iterator[Rendered]:
     elif spec["type"] == "task":
         from flanlab.mixture.catalog import iter_task
 
-        yield from iter_task(spec["task"], spec["format"], spec["split"], seed)
+        yield from iter_task(spec["task"], spec["format"], spec["split"], seed, spec.get("data_dir"))
     else:  # pragma: no cover - specs are built by this package
         raise ValueError(f"unknown source type {spec['type']!r}")
 
@@ -78,7 +78,7 @@ def count_source(spec: dict[str, Any]) -> int:
         return sum(1 for _ in iter_jsonl_file(spec["path"]))
     from flanlab.mixture.catalog import count_task
 
-    return count_task(spec["task"], spec["split"])
+    return count_task(spec["task"], spec["split"], spec.get("data_dir"))
 
 
 def source_identity(spec: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,162 @@
+import hashlib
+from collections import Counter
+
+import pytest
+
+from flanlab.core.config import load_config
+from flanlab.core.errors import UserError
+from flanlab.mixture import build as build_mod
+from flanlab.mixture.build import build_mixture
+from flanlab.mixture.config import MixtureConfig
+from flanlab.mixture.resolve import HeldOutError
+from flanlab.mixture.shards import IncompleteMixtureError, iter_mixture, read_manifest
+from tests.mixture.helpers import toy_mixture, write_config, write_task
+
+
+def build(cfg, out, **kw):
+    return build_mixture(load_config(cfg, kw.pop("overrides", ()), schema=MixtureConfig), out,
+                         config_path=cfg, **kw)
+
+
+def digests(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("shard-*"))}
+
+
+def test_counts_follow_caps_and_rates(tmp_path):
+    cfg = toy_mixture(tmp_path)
+    result = build(cfg, tmp_path / "out", examples=2000)
+    m = result.manifest
+    # Submixtures: NIv2 0.2 and CoT 0.05 renormalized → 0.8 / 0.2. Inside NIv2 the cap of 300 makes
+    # alpha (1000 examples) weigh 300 against beta's 100 → 0.6 / 0.2 of the mixture.
+    assert {k: v["examples"] for k, v in m["tasks"].items()} == {"alpha": 1200, "beta": 400, "gamma": 400}
+    assert m["submixtures"]["niv2"]["share"] == 0.8 and m["submixtures"]["cot"]["share"] == 0.2
+    rows = list(iter_mixture(tmp_path / "out", verify=True))
+    assert Counter(r["task"] for r in rows) == {"alpha": 1200, "beta": 400, "gamma": 400}
+    assert set(rows[0]) == {"inputs", "targets", "task", "template_id", "format", "submixture"}
+    # Each shard is a fair sample of the mixture: alpha's count in the first 400 rows is within
+    # 4 standard deviations of 240 (hypergeometric sd ≈ 8.8).
+    first = Counter(r["task"] for r in rows[:400])
+    assert abs(first["alpha"] - 240) < 4 * 8.8
+    # gamma (50 examples, 400 drawn) repeats its examples 8 times, each under its own epoch.
+    gamma = Counter(r["inputs"] for r in rows if r["task"] == "gamma")
+    assert len(gamma) == 50 and set(gamma.values()) == {8}
+    # alpha draws 1200 of 1000: every example once, 200 twice.
+    alpha = Counter(r["inputs"] for r in rows if r["task"] == "alpha")
+    assert len(alpha) == 1000 and Counter(alpha.values()) == {1: 800, 2: 200}
+    assert m["tasks"]["alpha"]["lengths"]["input_words"]["count"] == 1200
+    assert [s["examples"] for s in m["shards"]] == [400] * 5
+
+
+def test_same_bytes_across_runs_and_workers(tmp_path):
+    cfg = toy_mixture(tmp_path)
+    a = build(cfg, tmp_path / "a", examples=1500)
+    b = build(cfg, tmp_path / "b", examples=1500, workers=2)
+    assert digests(tmp_path / "a") == digests(tmp_path / "b")
+    assert (tmp_path / "a" / "manifest.json").read_bytes() == (tmp_path / "b" / "manifest.json").read_bytes()
+    assert [s["sha256"] for s in a.manifest["shards"]] == [s["sha256"] for s in b.manifest["shards"]]
+    # Another seed gives another mixture.
+    build(cfg, tmp_path / "c", examples=1500, overrides=["seed=8"])
+    assert digests(tmp_path / "c") != digests(tmp_path / "a")
+    assert not (tmp_path / "a" / ".work").exists()
+
+
+@pytest.mark.slow
+def test_same_bytes_with_four_workers_and_all_formats(tmp_path):
+    cfg = toy_mixture(tmp_path)
+    one = build(cfg, tmp_path / "one", examples=1500)
+    four = build(cfg, tmp_path / "four", examples=1500, workers=4)
+    assert digests(tmp_path / "one") == digests(tmp_path / "four")
+    rows = list(iter_mixture(tmp_path / "one"))
+    for fmt in ("jsonl.zst", "parquet"):
+        out = tmp_path / fmt
+        r1 = build(cfg, out, examples=1500, overrides=[f"output_format={fmt}"])
+        r2 = build(cfg, tmp_path / f"{fmt}-2", examples=1500, workers=2, overrides=[f"output_format={fmt}"])
+        assert [s["sha256"] for s in r1.manifest["shards"]] == [s["sha256"] for s in r2.manifest["shards"]]
+        assert list(iter_mixture(out, verify=True)) == rows
+    assert one.manifest["tasks"] == four.manifest["tasks"]
+
+
+def test_heldout_guard_refuses_and_names_the_task(tmp_path):
+    write_task(tmp_path / "mmlu_like.jsonl", "mmlu_like", 20)
+    write_task(tmp_path / "ok.jsonl", "ok", 20)
+    body = """name: guarded
+members:
+  - {file: ok.jsonl, submixture: cot}
+  - {file: mmlu_like.jsonl, submixture: cot, tags: ["heldout:mmlu"]}
+"""
+    cfg = write_config(tmp_path, body)
+    with pytest.raises(HeldOutError, match=r"'mmlu_like' \(heldout:mmlu\)") as e:
+        build(cfg, tmp_path / "out")
+    assert "allow_heldout" in str(e.value)
+    assert not (tmp_path / "out" / "manifest.json").exists()
+    cfg = write_config(tmp_path, body + "allow_heldout: [mmlu_like]\n")
+    assert build(cfg, tmp_path / "out").manifest["tasks"]["mmlu_like"]["examples"] == 20
+
+
+def test_interrupted_run_leaves_no_manifest_and_resumes(tmp_path, monkeypatch):
+    cfg = toy_mixture(tmp_path)
+    clean = build(cfg, tmp_path / "clean", examples=2000)
+    real = build_mod.assemble_shard
+    calls = []
+
+    def crash_on_third(job):
+        calls.append(job["index"])
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as if the run were stopped mid-way
+        return real(job)
+
+    monkeypatch.setattr(build_mod, "assemble_shard", crash_on_third)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        build(cfg, out, examples=2000)
+    assert not (out / "manifest.json").exists() and len(list(out.glob("shard-*"))) == 2
+    with pytest.raises(IncompleteMixtureError, match="no manifest.json"):
+        read_manifest(out)
+    monkeypatch.setattr(build_mod, "assemble_shard", real)
+    # A crash between a shard's rename and its record: the shard is not trusted, it is rebuilt.
+    (out / ".work" / "shards" / "00001.json").unlink()
+    resumed = build(cfg, out, examples=2000)
+    assert resumed.resumed_streams == 3 and resumed.resumed_shards == 1
+    assert digests(out) == digests(tmp_path / "clean") and resumed.manifest == clean.manifest
+    again = build(cfg, out, examples=2000)
+    assert again.already_complete
+
+
+def test_out_folder_rules(tmp_path):
+    cfg = toy_mixture(tmp_path)
+    out = tmp_path / "out"
+    build(cfg, out, examples=500)
+    with pytest.raises(UserError, match="different config.*--overwrite"):
+        build(cfg, out, examples=600)
+    assert build(cfg, out, examples=600, overwrite=True).manifest["examples"] == 600
+    assert len(list(out.glob("shard-*"))) == 2  # the old run's shards are gone
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not a mixture folder"):
+        build(cfg, other, examples=500)
+
+
+def test_token_length_statistics(tmp_path):
+    from flanlab.inference.tiny import make_tiny_tokenizer
+
+    tok = make_tiny_tokenizer()
+    tok.save_pretrained(tmp_path / "tok")
+    cfg = toy_mixture(tmp_path)
+    m = build(cfg, tmp_path / "out", examples=300, tokenizer=str(tmp_path / "tok")).manifest
+    lengths = m["lengths"]
+    assert set(lengths) == {"input_words", "target_words", "input_tokens", "target_tokens"}
+    assert lengths["input_tokens"]["count"] == 300
+    rows = list(iter_mixture(tmp_path / "out"))
+    expected = sum(len(tok(r["inputs"], add_special_tokens=False)["input_ids"]) for r in rows) / 300
+    assert lengths["input_tokens"]["mean"] == pytest.approx(expected, abs=1e-3)
+
+
+def test_bad_file_member_names_file_and_line(tmp_path):
+    (tmp_path / "bad.jsonl").write_text('{"inputs": "a", "targets": "b"}\n{oops\n')
+    cfg = write_config(tmp_path, "name: bad\nmembers:\n  - {file: bad.jsonl, submixture: cot}\n")
+    with pytest.raises(UserError, match=r"bad.jsonl:2: invalid JSON"):
+        build(cfg, tmp_path / "out")
+    cfg = write_config(tmp_path, "name: bad\nmembers:\n  - {file: missing.jsonl, submixture: cot}\n")
+    with pytest.raises(UserError, match=r"members.0.file: .*missing.jsonl not found"):
+        build(cfg, tmp_path / "out")
