@@ -33,6 +33,20 @@ def _hf(spec: ModelSpec) -> LM:
     return HFLM.from_spec(spec)
 
 
+@BACKENDS.decorator("http")
+def _http(spec: ModelSpec) -> LM:
+    from flanlab.inference.http_client import HTTPLM
+
+    return HTTPLM(spec)
+
+
+@BACKENDS.decorator("vllm")
+def _vllm(spec: ModelSpec) -> LM:
+    from flanlab.inference.vllm_backend import VLLM
+
+    return VLLM(spec)
+
+
 def load_lm(spec: ModelSpec) -> LM:
     """The LM named by ``spec`` (through its backend), cached on disk when ``spec.cache`` is set."""
     lm = BACKENDS.get(spec.backend)(spec)

@@ -331,6 +331,47 @@ class HFLM:
                     results[idx] = LoglikelihoodResult(lp, greedy)
         return results  # type: ignore[return-value]
 
+    def token_logprobs(self, texts: Sequence[str], top: int = 1) -> list[dict[str, list]]:
+        """Per-token log-probabilities of each text (causal models), for OpenAI ``echo`` + ``logprobs``.
+
+        Returns per text: ``tokens`` (strings), ``ids``, ``offsets`` (character offset of each token),
+        ``logprobs`` (None for the first token) and ``top`` (the ``top`` most likely tokens as
+        ``{token: logprob}``, None for the first).
+        """
+        import torch
+
+        if self.kind != "causal":
+            raise ValueError("prompt log-probabilities need a decoder-only model")
+        out = []
+        with torch.inference_mode():
+            for text in texts:
+                enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+                ids = self._special_prefix + list(enc.input_ids)
+                offsets = [0] * len(self._special_prefix) + [a for a, _ in enc.offset_mapping]
+                ids, offsets = ids[-self.max_length:], offsets[-self.max_length:]
+                if not ids:
+                    out.append({"tokens": [], "ids": [], "offsets": [], "logprobs": [], "top": []})
+                    continue
+                logits = self.model(input_ids=torch.tensor([ids], device=self.device)).logits[0].float()
+                logp = torch.log_softmax(logits, -1)
+                lps: list[float | None] = [None]
+                tops: list[dict[str, float] | None] = [None]
+                k = max(1, top)
+                for pos in range(1, len(ids)):
+                    row = logp[pos - 1]
+                    lps.append(row[ids[pos]].item())
+                    values, index = row.topk(k)
+                    tops.append({self.tokenizer.decode([int(i)]): v for v, i in zip(values.tolist(), index.tolist(),
+                                                                                   strict=True)})
+                out.append({
+                    "tokens": [self.tokenizer.decode([i]) for i in ids],
+                    "ids": ids,
+                    "offsets": offsets,
+                    "logprobs": lps,
+                    "top": tops,
+                })
+        return out
+
     # ------------------------------------------------------------------ generation
     def generate(self, requests: Sequence[GenerateRequest]) -> list[list[str]]:
         """``request.n`` texts per request; greedy when temperature is 0, seeded sampling otherwise."""
