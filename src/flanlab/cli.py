@@ -14,9 +14,13 @@ from flanlab.core.io import OutputError
 # Each module has ``register(subparsers)``; they must stay cheap to import (no torch at import time).
 COMMAND_MODULES = [
     "flanlab.core.commands",
+    "flanlab.evaluation.commands",
     "flanlab.experiments.commands",
+    "flanlab.inference.commands",
     "flanlab.mixture.commands",
     "flanlab.reports.commands",
+    "flanlab.tasks.commands",
+    "flanlab.training.commands",
 ]
 
 
