@@ -14,7 +14,7 @@ import pytest
 
 from flanlab.inference import GenerateRequest, LoglikelihoodRequest, ModelSpec, load_lm
 from flanlab.inference.hf import HFLM
-from flanlab.inference.http_client import HTTPError, HTTPLM
+from flanlab.inference.http_client import HTTPLM, HTTPError
 from flanlab.inference.serve import make_server
 
 CTX = "The following are multiple choice questions (with answers).\n\nQuestion: What is the answer?\nAnswer:"

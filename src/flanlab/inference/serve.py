@@ -115,7 +115,7 @@ class CompletionService:
         gens = self._generate(reqs) if any(r.max_new_tokens > 0 for r in reqs) else [
             [("", "length", 0)] * r.n for r in reqs]
         choices, completion_tokens = [], 0
-        for p_i, (prompt, req) in enumerate(zip(prompts, reqs, strict=True)):
+        for p_i, prompt in enumerate(prompts):
             for text, reason, n_tok in gens[p_i]:
                 completion_tokens += n_tok
                 logprobs = None
