@@ -223,22 +223,23 @@ def render_example(task: Task, template: Template, example: Mapping[str, Any], f
     return inputs, targets
 
 
-def _fit(counter: TokenCounter | None, query: str, shots: list[str], budget: Budget) -> tuple[str, int]:
-    """Join exemplars and query, dropping exemplars (from the last) and truncating the query so
-    the whole input and the exemplar part stay within budget; also returns how many were kept."""
+def _fit(counter: TokenCounter | None, query: str, shots: list[str], budget: Budget) -> tuple[str, list[int]]:
+    """Join exemplars and query, dropping exemplars that do not fit and truncating the query so
+    the whole input and the exemplar part stay within budget; also returns which were kept."""
     if counter is None:
-        return FEWSHOT_SEPARATOR.join([*shots, query]), len(shots)
+        return FEWSHOT_SEPARATOR.join([*shots, query]), list(range(len(shots)))
     if counter.count(query) > budget.inputs:
         query = counter.truncate(query, budget.inputs)
-    kept: list[str] = []
-    for shot in shots:
-        candidate = FEWSHOT_SEPARATOR.join([*kept, shot])
+    kept: list[int] = []
+    for i, shot in enumerate(shots):
+        # An exemplar that does not fit is skipped; a shorter later one may still fit.
+        candidate = FEWSHOT_SEPARATOR.join([*(shots[j] for j in kept), shot])
         if counter.count(candidate) > budget.fewshot_inputs:
-            break
+            continue
         if counter.count(candidate + FEWSHOT_SEPARATOR + query) > budget.inputs:
-            break
-        kept.append(shot)
-    return FEWSHOT_SEPARATOR.join([*kept, query]), len(kept)
+            continue
+        kept.append(i)
+    return FEWSHOT_SEPARATOR.join([*(shots[j] for j in kept), query]), kept
 
 
 def render(
@@ -291,7 +292,7 @@ def render(
                 chosen.append(efp)
             inputs, kept = _fit(counter, inputs, blocks, budget)
             # Exemplars dropped by the budget are not in the prompt: report only those kept.
-            chosen = chosen[:kept]
+            chosen = [chosen[j] for j in kept]
         elif counter is not None and counter.count(inputs) > budget.inputs:
             inputs = counter.truncate(inputs, budget.inputs)
         if counter is not None and counter.count(targets) > budget.targets:
