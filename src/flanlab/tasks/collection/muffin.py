@@ -128,9 +128,11 @@ def local_files(data_dir: str | Path | None, name: str) -> dict[str, Path]:
 
 
 def muffin_task(name: str, *, inverted: bool = False, data_dir: str | Path | None = None,
-                source: Source | None = None, category: str = "") -> Task:
+                source: Source | None = None, category: str = "",
+                flan_repo: str | Path | None = None) -> Task:
     """The Muffin task ``name``: local files under ``data_dir`` if present, else the hub; ``source``
-    (rows in the hub's schema) overrides both."""
+    (rows in the hub's schema) overrides both. With ``flan_repo`` (a google-research/FLAN checkout)
+    the templates are Flan's own, read from its ``flan/v2/templates.py`` at run time."""
     ds = muffin_dataset(name)
     kind = "local"
     if source is None:
@@ -139,7 +141,14 @@ def muffin_task(name: str, *, inverted: bool = False, data_dir: str | Path | Non
             source = FileSource(files)
         else:
             source, kind = ds.hub_source(), "hub"
-    family = muffin_family(ds.family, "inversion" if inverted else "standard")
+    if flan_repo is not None:
+        from flanlab.tasks.collection.flan_repo import flan_family
+
+        fields = tuple(ds.mapping.fields) + (("options",) if ds.mapping.has_options() else ()) + (
+            ("answer",) if ds.mapping.answer is not None else ())
+        family = flan_family(flan_repo, ds.name, ds.family, fields, inverted)
+    else:
+        family = muffin_family(ds.family, "inversion" if inverted else "standard")
     # Inversions generate an input from the answer: no options to show, so no *_opt formats.
     options = ds.mapping.has_options() and not inverted
     if not category:

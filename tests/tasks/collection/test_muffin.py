@@ -1,0 +1,146 @@
+"""Muffin: hub mappings and our template families, rendered offline from rows in the hub's schema;
+the --flan-repo path reads a templates.py in the Flan shape with ast (never imported)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from flanlab.tasks.collection.flan_repo import FlanRepoError, flan_family, format_to_jinja, load_flan_patterns
+from flanlab.tasks.collection.manifest import load_manifest
+from flanlab.tasks.collection.mapping import MappingError, parse_mapping
+from flanlab.tasks.collection.muffin import local_files, muffin_datasets, muffin_family, muffin_task
+from flanlab.tasks.formats import FORMATS
+from flanlab.tasks.sources import FileSource, SourceError
+from flanlab.tasks.task import render
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FLAN_REPO = FIXTURES / "flan_repo"
+
+
+def _task(name: str, **kw):
+    return muffin_task(name, source=FileSource({"train": FIXTURES / "muffin" / f"{name}.jsonl"}), **kw)
+
+
+def test_mappings_cover_the_paper_categories():
+    datasets = muffin_datasets()
+    assert len(datasets) >= 25
+    manifest = {t.short_name: t for t in load_manifest().select(collections=["muffin"])}
+    assert set(datasets) <= set(manifest), sorted(set(datasets) - set(manifest))
+    families = Counter(d.family for d in datasets.values())
+    assert {"nli", "boolq", "extractive_qa", "closed_book_qa", "mc_qa", "sentiment", "paraphrase",
+            "completion", "cause_effect", "coreference", "struct_to_text", "summarization",
+            "translation"} == set(families)
+    for family in families:
+        standard = muffin_family(family, "standard")
+        assert len(standard.templates) >= 10, family
+        assert muffin_family(family, "inversion").templates
+    categories = {manifest[n].category for n in datasets}
+    for want in ("Natural Language Inference", "Sentiment Analysis", "Paraphrasing Identification",
+                 "Coreference Resolution", "Structured Data to Text", "Summarization", "Translation",
+                 "Closed-Book QA", "Extractive QA", "Next Sentence Prediction"):
+        assert want in categories
+
+
+@pytest.mark.parametrize("name", ["anli_r1", "arc_easy", "bool_q", "winogrande"])
+def test_classification_tasks_render_every_format(name):
+    task = _task(name)
+    assert task.formats() == list(FORMATS)
+    first = next(task.examples())
+    assert first["answer"] in first["options"]
+    for fmt in FORMATS:
+        rows = list(render(task, fmt, seed=3, shots=2, option_styles="flan"))
+        assert len(rows) == len(list(task.examples()))
+        for r in rows:
+            assert r.inputs and r.targets
+            assert ("OPTIONS:" in r.inputs) == fmt.endswith("_opt")
+        if fmt.startswith("fs_"):
+            assert all(len(r.exemplar_ids) == 2 for r in rows)
+
+
+def test_mapped_fields_follow_the_hub_schema():
+    arc = [ex for ex in _task("arc_easy").examples()]
+    assert [ex["answer"] for ex in arc] == ["the Sun", "sunlight", "0"]
+    assert [ex["answer"] for ex in _task("bool_q").examples()] == ["yes", "no", "no"]
+    assert [ex["answer"] for ex in _task("winogrande").examples()] == ["the trophy", "the bag", "Alex"]
+    # SNLI's unlabelled rows (label -1) are dropped.
+    assert [ex["answer"] for ex in _task("snli").examples()] == ["yes", "yes", "no"]
+    dart = next(_task("dart").examples())
+    assert dart == {"data": "Mars Hotel | location | Paris; Mars Hotel | rating | 4 stars",
+                    "target": "The Mars Hotel in Paris has a 4 star rating."}
+
+
+def test_generation_tasks_and_inversions():
+    tr = _task("wmt16_translate_deen")
+    assert tr.formats() == ["zs_noopt", "fs_noopt"]
+    r = next(render(tr, "zs_noopt", seed=0))
+    assert r.targets == "The house is small." and "Das Haus ist klein." in r.inputs
+    inv = _task("wmt16_translate_deen", inverted=True)
+    assert inv.name == "muffin/wmt16_translate_deen:inverted"
+    r = next(render(inv, "fs_noopt", seed=0, shots=1))
+    assert r.targets == "Das Haus ist klein." and "German" in r.inputs
+    nli_inv = _task("anli_r1", inverted=True)
+    assert nli_inv.formats() == ["zs_noopt", "fs_noopt"] and nli_inv.category.startswith("Inverted")
+    assert all(r.targets for r in render(nli_inv, "zs_noopt"))
+
+
+def test_local_data_dir_layout(tmp_path):
+    folder = tmp_path / "muffin" / "anli_r1"
+    folder.mkdir(parents=True)
+    shutil.copy(FIXTURES / "muffin" / "anli_r1.jsonl", folder / "train.jsonl")
+    assert local_files(tmp_path, "muffin/anli_r1") == {"train": folder / "train.jsonl"}
+    task = muffin_task("anli_r1", data_dir=tmp_path)
+    assert task.source_kind == "local" and len(list(task.examples())) == 4
+    hub = muffin_task("anli_r1", data_dir=tmp_path / "nothing")
+    assert hub.source_kind == "hub" and hub.source.inner.path == "facebook/anli"
+
+
+def test_bad_rows_and_mappings_name_the_place(tmp_path):
+    bad = tmp_path / "train.jsonl"
+    bad.write_text('{"premise": "p", "label": 0}\n')
+    task = muffin_task("anli_r1", source=FileSource({"train": bad}))
+    with pytest.raises(SourceError, match=r"train.jsonl:1: no field 'hypothesis'"):
+        list(task.examples())
+    bad.write_text('{"premise": "p", "hypothesis": "h", "label": 7}\n')
+    with pytest.raises(SourceError, match=r"train.jsonl:1: answer index 7 out of range"):
+        list(muffin_task("anli_r1", source=FileSource({"train": bad})).examples())
+    with pytest.raises(MappingError, match=r"x.yaml: datasets.d.answer"):
+        parse_mapping({"fields": {"a": "a"}, "options": ["x", "y"], "answer": {"idx": "l"}}, "x.yaml: datasets.d")
+    with pytest.raises(MappingError, match="needs 'options'"):
+        parse_mapping({"fields": {"a": "a"}, "answer": {"index": "l"}}, "d")
+
+
+def test_flan_repo_templates_are_parsed_not_imported():
+    patterns = load_flan_patterns(FLAN_REPO)
+    assert "flan" not in sys.modules  # the checkout's imports were never executed
+    assert set(patterns) == {"rte", "trivia_qa", "anli"}  # 'computed' is not a literal: skipped
+    assert patterns["rte"][0][0].endswith("true?\n\n{options_}")  # names bound to literals resolve
+    # Literal braces and Jinja-looking text in a Flan string stay text, never template code.
+    jinja, used = format_to_jinja("{premise} {{literal}} {{% x %}}\n{options_}")
+    assert used == {"premise"}
+    from flanlab.tasks.sandbox import render as sandbox_render
+
+    assert sandbox_render(jinja, {"premise": "P", "options_": "O"}) == "P {literal} {% x %}\nO"
+
+
+def test_flan_repo_family_renders_through_our_task():
+    rows = FIXTURES / "muffin" / "anli_r1.jsonl"
+    fam = flan_family(FLAN_REPO, "rte", "nli", ("premise", "hypothesis", "options", "answer"))
+    assert [t.id for t in fam.templates] == ["flan:rte:0", "flan:rte:1", "flan:rte:2"]
+    inv = flan_family(FLAN_REPO, "rte", "nli", ("premise", "hypothesis", "options", "answer"), inverted=True)
+    assert [t.id for t in inv.templates] == ["flan:rte:3"]
+    task = muffin_task("anli_r1", source=FileSource({"train": rows}), flan_repo=FLAN_REPO)
+    assert task.family.name == "flan:anli"  # PATTERNS["anli"] = ... assignments are read too
+    for fmt in FORMATS:
+        r = next(render(task, fmt, seed=0, shots=1, option_styles="flan"))
+        assert "Hypothesis: The cat was awake all afternoon." in r.inputs
+    cbqa = flan_family(FLAN_REPO, "trivia_qa", "closed_book_qa", ("question", "answer"))
+    assert len(cbqa.templates) == 2  # the template reading {title} is skipped: no such field
+    with pytest.raises(FlanRepoError, match="no PATTERNS\\['cb'\\]"):
+        flan_family(FLAN_REPO, "cb", "nli", ("premise", "hypothesis", "options", "answer"))
+    with pytest.raises(FlanRepoError, match="must point at a checkout"):
+        load_flan_patterns(FIXTURES / "nowhere")
