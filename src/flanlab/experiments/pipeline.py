@@ -91,6 +91,7 @@ def _validated(kind: str, data: dict[str, Any], where: str) -> dict[str, Any]:
 
 def plan_run(cfg: RunConfig, run_dir: Path, config_dir: Path) -> list[StagePlan]:
     """Resolve every stage's config for ``cfg`` in ``run_dir`` (nothing runs; errors surface first)."""
+    import flanlab.evaluation.config  # noqa: F401  (each import registers its stage's schema)
     import flanlab.mixture.config  # noqa: F401
     import flanlab.training.config  # noqa: F401
 

@@ -77,10 +77,14 @@ def line_chart(
     """One line with markers per series over shared ``x`` positions (the paper's scaling plots)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
-    for name, values in series.items():
+    # Distinct markers, dashes and shrinking sizes keep equal lines visible on top of each other.
+    styles = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-.")]
+    for i, (name, values) in enumerate(series.items()):
         pts = [(xi, v) for xi, v in zip(x, values, strict=True) if v is not None]
+        marker, dash = styles[i % len(styles)]
         if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, linestyle=dash,
+                    markersize=max(4, 10 - 2 * i), linewidth=max(1.2, 2.5 - 0.5 * i), label=name)
     ax.set_xticks(list(x), list(xticklabels) if xticklabels is not None else [str(v) for v in x])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
