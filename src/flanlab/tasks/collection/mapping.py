@@ -22,7 +22,7 @@ from typing import Any
 from flanlab.core.errors import UserError
 from flanlab.tasks.sources import Source, SourceError
 
-__all__ = ["FieldMapping", "MappedSource", "MappingError", "get_path", "parse_mapping"]
+__all__ = ["ExpandSource", "FieldMapping", "MappedSource", "MappingError", "get_path", "parse_mapping"]
 
 
 class MappingError(ValueError, UserError):
@@ -181,3 +181,27 @@ class MappedSource:
                 raise SourceError(f"{where}: {e}") from None
             if out is not None:
                 yield where, out
+
+
+@dataclass
+class ExpandSource:
+    """A source whose rows each become zero or more examples through ``fn(where, row)``, which
+    yields ``(where, example)`` pairs (dialogs → one example per turn, prompts → rendered pairs)."""
+
+    inner: Source
+    fn: Any
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.inner.name
+
+    def splits(self) -> list[str]:
+        return self.inner.splits()
+
+    def records(self, split: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        for where, row in self.inner.records(split):
+            try:
+                yield from self.fn(where, row)
+            except KeyError as e:
+                raise SourceError(f"{where}: no field {e.args[0]!r} in the row (fields: "
+                                  f"{', '.join(sorted(row)) or 'none'})") from None

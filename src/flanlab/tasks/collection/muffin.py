@@ -134,13 +134,13 @@ def muffin_task(name: str, *, inverted: bool = False, data_dir: str | Path | Non
     (rows in the hub's schema) overrides both. With ``flan_repo`` (a google-research/FLAN checkout)
     the templates are Flan's own, read from its ``flan/v2/templates.py`` at run time."""
     ds = muffin_dataset(name)
-    kind = "local"
+    where = "local"
     if source is None:
         files = local_files(data_dir, ds.name)
         if files:
             source = FileSource(files)
         else:
-            source, kind = ds.hub_source(), "hub"
+            source, where = ds.hub_source(), "hub"
     if flan_repo is not None:
         from flanlab.tasks.collection.flan_repo import flan_family
 
@@ -163,7 +163,8 @@ def muffin_task(name: str, *, inverted: bool = False, data_dir: str | Path | Non
         category=("Inverted " + category) if inverted else category,
         options_field="options" if options else None,
         answer_field="answer",
-        source_kind=kind,
+        # source_kind picks the Flan 2022 submixture (flan2021); where the data lives is a tag.
+        source_kind="muffin",
         description=f"Muffin {ds.name} ({ds.hub_path}" + (f"/{ds.hub_config}" if ds.hub_config else "") + ")",
-        tags=("flan2022", "muffin") + (("inverted",) if inverted else ()),
+        tags=("flan2022", "muffin", where) + (("inverted",) if inverted else ()),
     )
