@@ -15,6 +15,10 @@ def _list(args: argparse.Namespace) -> int:
 
     from flanlab.tasks.catalog import list_tasks, task_row
 
+    if args.collection:  # the Flan 2022 collection's tasks with their data availability
+        from flanlab.tasks.collection.listing import list_collection
+
+        return list_collection(args)
     tasks = list_tasks(args.data_dir, source=args.source, tag=args.tag)
     rows = [task_row(t) for t in tasks]
     if args.json:
@@ -63,6 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("--source", default=None, help="only this source (flan_cot, gsm8k, bigbench, ...)")
     ls.add_argument("--tag", default=None, help="only tasks with this tag (bbh, gsm8k-test, heldout, cot, ...)")
     ls.add_argument("--json", action="store_true", help="print the rows as JSON")
+    ls.add_argument("--collection", default=None, help="list a collection's tasks and where their data is (flan2022)")
+    ls.add_argument("--niv2-repo", default=None, help="natural-instructions checkout (for --collection)")
     add_common_args(ls, run=False)
     ls.set_defaults(func=_list)
 
