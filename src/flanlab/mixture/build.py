@@ -136,16 +136,15 @@ def _stream_examples(job: dict[str, Any]):
     def passes():
         for epoch, take in stream_plan(size, quota):
             render_seed = derive_seed(seed, "render", key, epoch) % 2**31
-            rows = iter_source(job["source"], render_seed)
-            chosen = select_indices(size, take, select_rng)
+            # A partial pass marks its examples up front (1 byte each) so the rest are never rendered.
+            keep = None if take == size else bytearray(select_indices(size, take, select_rng))
             n = 0
-            for row, keep in zip(rows, chosen, strict=False):
+            for row in iter_source(job["source"], render_seed, keep):
                 n += 1
-                if keep:
-                    yield row
-            if n < size:
-                raise UserError(f"task {job['task']!r} ({job['format']}): yielded {n} examples, "
-                                f"counted {size} (did its data change during the run?)")
+                yield row
+            if n != take:
+                raise UserError(f"task {job['task']!r} ({job['format']}): yielded {n} examples where "
+                                f"{take} were planned from its count of {size} (did its data change?)")
 
     return shuffle_buffer(passes(), SHUFFLE_BUFFER, random.Random(derive_seed(seed, "shuffle", key)))
 

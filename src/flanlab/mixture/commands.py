@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import flanlab.mixture.config  # noqa: F401  (registers `kind: mixture`, so shipped configs load; pydantic only)
+
 __all__ = ["register"]
 
 USAGE = """flanlab mix CONFIG [key=value ...] --out DIR [--workers N] [--examples N] [--tokenizer T]
@@ -21,12 +23,15 @@ def _build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flanlab mix", description="stream a mixture config into shards")
     p.add_argument("config", help="a mixture config (kind: mixture)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. seed=3")
-    p.add_argument("--out", required=True, help="output folder (shards + manifest.json)")
+    p.add_argument("--out", default=None, help="output folder (shards + manifest.json); required unless --dry-run")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the planned composition (tasks, rates, caps, expected shares) without reading data")
     p.add_argument("--workers", type=int, default=1, help="worker processes (output is the same for any N)")
     p.add_argument("--examples", type=int, default=None, help="total examples (default: the config's)")
     p.add_argument("--tokenizer", default=None, help="tokenizer folder or hub id for token-length statistics")
     p.add_argument("--overwrite", action="store_true", help="rebuild even if --out holds another mixture")
     p.add_argument("--data-dir", default=None, help="task data (default: $FLANLAB_DATA_DIR)")
+    p.add_argument("--top", type=int, default=30, help="task rows shown by --dry-run (0: all)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -62,6 +67,10 @@ def _run_build(a: argparse.Namespace) -> int:
     from flanlab.mixture.stats import composition_rows, markdown_table
 
     setup_logging(a.verbose)
+    if a.dry_run:
+        return _run_dry(a)
+    if not a.out:
+        raise UserError("--out: an output folder is required (or --dry-run to preview the plan)")
     if a.workers < 1:
         raise UserError(f"--workers: expected an integer >= 1, got {a.workers}")
     if a.examples is not None and a.examples < 1:
@@ -76,6 +85,70 @@ def _run_build(a: argparse.Namespace) -> int:
     console.print(f"{a.out}: {state}: {m['examples']:,} examples, {len(m['tasks'])} tasks, "
                   f"{len(m['shards'])} shard(s)")
     sys.stdout.write(markdown_table(composition_rows(m), limit=20))
+    return 0
+
+
+def _run_dry(a: argparse.Namespace) -> int:
+    """The plan of a mixture from its config and the catalog alone: which tasks each member names,
+    their submixture, the renormalized submixture rates and caps, and the expected shares if every
+    task filled its cap (sizes are unknown without data). Nothing is read or written."""
+    import fnmatch
+    from collections import defaultdict
+
+    from flanlab.core.config import load_config
+    from flanlab.core.errors import UserError
+    from flanlab.mixture.catalog import default_submixture
+    from flanlab.mixture.config import MixtureConfig
+    from flanlab.mixture.rates import canonical_submixture, flan2022
+    from flanlab.mixture.stats import markdown_table
+    from flanlab.tasks.catalog import catalog
+
+    config = load_config(a.config, a.overrides, schema=MixtureConfig)
+    # Index BIG-bench only when a member can name its tasks (indexing may fetch the sdist).
+    bigbench = any(m.task and fnmatch.fnmatchcase("bigbench.x", m.task.split(".")[0] + ".*") for m in config.members)
+    reg, consts = catalog(a.data_dir, bigbench=bigbench), flan2022()
+    streams: list[dict] = []
+    for i, m in enumerate(config.members):
+        where = f"{a.config}: members.{i}"
+        if m.task:
+            names = [n for n in reg.names() if fnmatch.fnmatchcase(n, m.task)
+                     and not any(fnmatch.fnmatchcase(n, x) for x in m.exclude)]
+            if not any(c in m.task for c in "*?["):
+                names = [reg.get(m.task).name]
+            for name in names:
+                task = reg.get(name)
+                if task.heldout and name not in config.allow_heldout and name != m.task:
+                    continue  # a glob skips held-out tasks, as the build does
+                fmts = [f for f in (m.formats or config.formats or task.formats()) if f in task.formats()]
+                data = next((t for t in ("local", "hub", "missing") if t in task.tags), task.source_kind)
+                streams.append({"task": name, "submixture": canonical_submixture(m.submixture or default_submixture(task)),
+                                "category": m.category or task.category, "formats": len(fmts), "data": data})
+            if not names:
+                raise UserError(f"{where}.task: {m.task!r} matches no catalog task")
+        else:
+            kind = "file" if m.file else "mixture"
+            streams.append({"task": m.name or getattr(m, kind), "submixture": canonical_submixture(m.submixture or "custom"),
+                            "category": m.category or "", "formats": 1, "data": kind})
+    by_sub: dict[str, list[dict]] = defaultdict(list)
+    for s in streams:
+        by_sub[s["submixture"]].append(s)
+    rates = config.submixture_rates
+    raw = (consts.rates if rates == "flan2022" else {canonical_submixture(k): v for k, v in rates.items()}
+           if isinstance(rates, dict) else {k: float(len(v)) for k, v in by_sub.items()})
+    total = sum(raw.get(k, 0.0) for k in by_sub) or 1.0
+    subs, rows = [], []
+    for name, members in by_sub.items():
+        share = raw.get(name, 0.0) / total
+        cap = config.caps.get(name, consts.caps.get(name, config.default_cap))
+        subs.append({"submixture": name, "tasks": len(members), "rate": f"{raw.get(name, 0.0):g}", "cap": cap or "-",
+                     "expected_share": share})
+        for s in members:
+            rows.append({**s, "expected_share": share / len(members)})
+    print(f"# {config.name}: planned composition ({len(streams)} tasks; no data read)\n")
+    sys.stdout.write(markdown_table(subs) + "\n")
+    sys.stdout.write(markdown_table(sorted(rows, key=lambda r: -r["expected_share"]), limit=a.top or None))
+    print("\nexpected_share: the submixture's renormalized rate split evenly over its tasks, as when every "
+          "task fills its cap; the build weighs tasks by min(size, cap).")
     return 0
 
 

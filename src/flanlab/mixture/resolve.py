@@ -55,7 +55,7 @@ def _task_streams(member: MemberConfig, config: MixtureConfig, where: str, data_
                             f"it has {list(info.formats)}")
         if not usable:
             continue
-        size = catalog.count_task(info.name, config.split, data_dir)
+        size = info.size if info.size is not None else catalog.count_task(info.name, config.split, data_dir)
         sub = canonical_submixture(member.submixture or info.submixture)
         for fmt in usable:
             spec = {"type": "task", "task": info.name, "format": fmt, "split": config.split,

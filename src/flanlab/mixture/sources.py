@@ -60,14 +60,16 @@ def _file_rows(spec: dict[str, Any]) -> Iterator[Rendered]:
         yield Rendered(inputs, targets, str(row.get("template_id", "file")))
 
 
-def iter_source(spec: dict[str, Any], seed: int) -> Iterator[Rendered]:
-    """The examples of a source, in its order; ``seed`` picks templates/exemplars of task sources."""
+def iter_source(spec: dict[str, Any], seed: int, keep: bytearray | None = None) -> Iterator[Rendered]:
+    """The examples of a source, in its order (only those marked in ``keep`` when given); ``seed``
+    picks templates/exemplars of task sources."""
     if spec["type"] == "file":
-        yield from _file_rows(spec)
+        rows = _file_rows(spec)
+        yield from rows if keep is None else (r for i, r in enumerate(rows) if i < len(keep) and keep[i])
     elif spec["type"] == "task":
         from flanlab.mixture.catalog import iter_task
 
-        yield from iter_task(spec["task"], spec["format"], spec["split"], seed, spec.get("data_dir"))
+        yield from iter_task(spec["task"], spec["format"], spec["split"], seed, spec.get("data_dir"), keep)
     else:  # pragma: no cover - specs are built by this package
         raise ValueError(f"unknown source type {spec['type']!r}")
 
