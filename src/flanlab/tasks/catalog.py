@@ -176,6 +176,9 @@ def build_catalog(data_dir_: str | Path | None = None, *, bigbench: bool | str |
     root = data_dir(data_dir_)
     reg: Registry[Task] = Registry("task")
     tasks = _shipped(root)
+    from flanlab.tasks.collection.collection import collection_tasks  # Flan 2022 collection (lazy sources)
+
+    tasks += collection_tasks(root)
     for file in extra:
         tasks += load_catalog_file(file)
     if bigbench:

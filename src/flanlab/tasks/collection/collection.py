@@ -19,8 +19,9 @@ from flanlab.tasks.collection.dialog import dialog_task
 from flanlab.tasks.collection.flan_repo import FlanRepoError
 from flanlab.tasks.collection.manifest import CollectionTask, Manifest, load_manifest
 from flanlab.tasks.collection.muffin import local_files, muffin_datasets, muffin_task
-from flanlab.tasks.collection.niv2 import find_niv2_repo, niv2_task
+from flanlab.tasks.collection.niv2 import find_niv2_repo, niv2_family, niv2_task
 from flanlab.tasks.collection.t0 import P3_HUB, p3_files, t0_task
+from flanlab.tasks.sources import SourceError
 from flanlab.tasks.task import Task
 
 __all__ = ["COLLECTION_NAMES", "NIV2_REPO_ENV", "Availability", "availability", "collection_tasks", "cot_file"]
@@ -136,9 +137,29 @@ def collection_tasks(data_dir: str | Path | None = None, *, niv2_repo: str | Pat
     for t in manifest.select(collections=["t0sf"]):
         tasks.append(t0_task(t.short_name, data_dir=data_dir, category=t.category))
     tasks_dir = _niv2_repo(niv2_repo, data_dir)
-    if tasks_dir is not None:
-        for t in manifest.select(collections=["niv2"]):
-            path = tasks_dir / f"{t.short_name}.json"
-            if path.is_file():
-                tasks.append(niv2_task(path, category=t.category))
+    for t in manifest.select(collections=["niv2"]):
+        path = tasks_dir / f"{t.short_name}.json" if tasks_dir is not None else None
+        if path is not None and path.is_file():
+            tasks.append(niv2_task(path, category=t.category))
+        else:
+            # Known to the catalog (plans, globs) but without data: iterating it says what is missing.
+            why = (f"{t.short_name}.json not in {tasks_dir}" if tasks_dir is not None else
+                   f"no natural-instructions checkout (--niv2-repo, ${NIV2_REPO_ENV} or DATA_DIR/natural-instructions)")
+            tasks.append(Task(name=t.name, source=_Missing(t.name, why), family=niv2_family(), category=t.category,
+                              source_kind="niv2", description=f"natural-instructions {t.short_name}",
+                              tags=("flan2022", "niv2", "missing")))
     return tasks
+
+
+@dataclass
+class _Missing:
+    """The source of a task whose data is not here: any read raises a SourceError saying why."""
+
+    name: str
+    why: str
+
+    def splits(self) -> list[str]:
+        return ["train"]
+
+    def records(self, split: str):
+        raise SourceError(f"{self.name}: {self.why}")
