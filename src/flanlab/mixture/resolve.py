@@ -49,7 +49,9 @@ def _task_streams(member: MemberConfig, config: MixtureConfig, where: str, data_
     for info in infos:
         formats = member.formats or config.formats or list(info.formats)
         usable = [f for f in formats if f in info.formats]
-        if member.formats and len(usable) < len(member.formats):
+        # A glob takes the formats each task has; a task named alone must have all it is asked for.
+        is_glob = any(c in member.task for c in "*?[")
+        if member.formats and len(usable) < len(member.formats) and not is_glob:
             missing = sorted(set(member.formats) - set(info.formats))
             raise UserError(f"{where}.formats: task {info.name!r} has no format(s) {missing}; "
                             f"it has {list(info.formats)}")
