@@ -39,6 +39,10 @@ def _show(args: argparse.Namespace) -> int:
     from flanlab.tasks.catalog import get_task
     from flanlab.tasks.task import render
 
+    if args.flan_repo:  # Muffin tasks then render with Flan's own templates (read with ast, never run)
+        import os
+
+        os.environ["FLANLAB_FLAN_REPO"] = args.flan_repo
     task = get_task(args.name, args.data_dir)
     tokenizer = None
     if args.tokenizer:
@@ -83,5 +87,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--option-styles", choices=["random", "flan"], default="random",
                       help="randomized Flan option styles, or always 'OPTIONS:\\n- ...'")
     show.add_argument("--tokenizer", default=None, help="prune to the Flan token budgets with this tokenizer")
+    show.add_argument("--flan-repo", default=None, help="google-research/FLAN checkout: Muffin tasks use its templates")
     add_common_args(show, run=False)
     show.set_defaults(func=_show)

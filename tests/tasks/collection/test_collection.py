@@ -75,3 +75,17 @@ def test_cli_tasks_list_collection(data_dir, capsys):
     assert out[-1] == "flan2022: 9 tasks — cot: 1 local, 8 missing"
     assert any(line.startswith("cot/stream_aqua") and "local" in line for line in out)
     assert main(["tasks", "list", "--collection", "nope"]) == 2
+
+
+def test_cli_tasks_show_with_flan_repo(data_dir, capsys, monkeypatch):
+    from flanlab.tasks import catalog
+
+    monkeypatch.setattr(catalog, "_CACHE", {})  # the catalog is cached per data dir; start clean
+    monkeypatch.delenv("FLANLAB_FLAN_REPO", raising=False)
+    args = ["tasks", "show", "muffin/anli_r1", "--data-dir", str(data_dir), "--n", "1", "--format", "zs_opt"]
+    assert main(args) == 0
+    assert "template nli:" in capsys.readouterr().out  # flanlab's own templates by default
+    monkeypatch.setattr(catalog, "_CACHE", {})
+    assert main([*args, "--flan-repo", str(FIX / "flan_repo")]) == 0
+    out = capsys.readouterr().out
+    assert "template flan:anli:0" in out and "Hypothesis: The cat was awake all afternoon." in out

@@ -24,9 +24,11 @@ from flanlab.tasks.collection.t0 import P3_HUB, p3_files, t0_task
 from flanlab.tasks.sources import SourceError
 from flanlab.tasks.task import Task
 
-__all__ = ["COLLECTION_NAMES", "NIV2_REPO_ENV", "Availability", "availability", "collection_tasks", "cot_file"]
+__all__ = ["COLLECTION_NAMES", "FLAN_REPO_ENV", "NIV2_REPO_ENV", "Availability", "availability", "collection_tasks", "cot_file"]
 
 NIV2_REPO_ENV = "FLANLAB_NIV2_REPO"
+# A google-research/FLAN checkout whose flan/v2/templates.py replaces our Muffin templates.
+FLAN_REPO_ENV = "FLANLAB_FLAN_REPO"
 COLLECTION_NAMES = ("flan2022",)
 _DIALOG = ("qrecc", "task_master", "wiki_dialog")
 log = get_logger("tasks.collection")
@@ -115,7 +117,9 @@ def availability(data_dir: str | Path | None = None, *, niv2_repo: str | Path | 
 
 def collection_tasks(data_dir: str | Path | None = None, *, niv2_repo: str | Path | None = None,
                      flan_repo: str | Path | None = None) -> list[Task]:
-    """The collection's buildable tasks (sources are lazy: nothing is read or downloaded here)."""
+    """The collection's buildable tasks (sources are lazy: nothing is read or downloaded here).
+    ``flan_repo`` (default ``$FLANLAB_FLAN_REPO``) switches Muffin to Flan's own templates."""
+    flan_repo = flan_repo or os.environ.get(FLAN_REPO_ENV) or None
     manifest = load_manifest()
     tasks: list[Task] = []
     for t in manifest.select(collections=["muffin"]):
