@@ -7,7 +7,8 @@ by seeking to its member. Multiple-choice examples (``target_scores``) become ``
 ``answer`` (the best-scored option); generative ones (``target``) become ``answer`` (the first
 target) and ``targets`` (all). ``task_prefix``, ``example_input_prefix`` and
 ``example_output_prefix`` are kept as fields for templates. Examples split into ``train`` and
-``validation`` by a stable hash of their input.
+``validation`` by a stable hash of their input; generative examples without input are dropped and
+multiple-choice ones without input get the task's instruction as their question.
 """
 
 from __future__ import annotations
@@ -126,14 +127,24 @@ def convert_examples(data: Mapping[str, Any], where: str) -> list[dict[str, Any]
         spot = f"{where}: examples[{i}]"
         if "input" not in ex:
             raise SourceError(f"{spot}: missing field 'input'")
-        row = {**common, "input": str(ex["input"]).strip()}
+        text = str(ex["input"]).strip()
+        if not text:
+            if kind != "multiple_choice":
+                continue  # a handful of generative examples have no input at all: nothing to learn
+            # Some multiple-choice tasks (cause_and_effect, misconceptions_russian) put everything
+            # in the options; the task's own instruction then serves as the question.
+            text = common["task_prefix"] or common["description"] or "Choose the right option."
+        row = {**common, "input": text}
         scores = ex.get("target_scores")
         target = ex.get("target")
         if kind == "multiple_choice":
-            if not isinstance(scores, dict) or len(scores) < 2:
-                raise SourceError(f"{spot}: field 'target_scores': expected at least 2 scored options")
+            if not isinstance(scores, dict):
+                raise SourceError(f"{spot}: field 'target_scores': expected a mapping option -> score")
+            if len(scores) < 2:
+                continue  # a few real examples have a single option: not a choice, nothing to render
             options = [str(k) for k in scores]
-            best = max(range(len(options)), key=lambda j: float(list(scores.values())[j]))
+            values = [float(v) for v in scores.values()]
+            best = values.index(max(values))
             row |= {"options": options, "answer": options[best], "targets": [options[best]]}
         else:
             if target is None and isinstance(scores, dict) and scores:
@@ -147,9 +158,11 @@ def convert_examples(data: Mapping[str, Any], where: str) -> list[dict[str, Any]
 
 
 def split_of(example: Mapping[str, Any], fraction: float | None = None) -> str:
-    """``validation`` for a stable ``fraction`` of examples (by a hash of the input), else ``train``."""
+    """``validation`` for a stable ``fraction`` of examples (by a hash of the content), else ``train``."""
     frac = _config().get("validation_fraction", 0.2) if fraction is None else fraction
-    h = int.from_bytes(hashlib.sha256(str(example["input"]).encode("utf-8")).digest()[:4], "big")
+    # The input alone is not enough: some tasks share one input across all examples.
+    key = "\x1f".join([str(example["input"]), *map(str, example.get("options") or example.get("targets") or [])])
+    h = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:4], "big")
     return "validation" if h / 2**32 < frac else "train"
 
 

@@ -45,11 +45,16 @@ def compile_template(text: str) -> jinja2.Template:
 
 def placeholders(text: str) -> set[str]:
     """The top-level variables ``text`` reads (``{{ question }}`` → ``{"question"}``)."""
+    return set(_placeholders(text))
+
+
+@lru_cache(maxsize=4096)
+def _placeholders(text: str) -> frozenset[str]:
     try:
         ast = _ENV.parse(text)
     except jinja2.TemplateSyntaxError as e:
         raise TemplateError(f"template syntax error at line {e.lineno}: {e.message}") from None
-    return set(meta.find_undeclared_variables(ast))
+    return frozenset(meta.find_undeclared_variables(ast))
 
 
 def render(text: str, fields: Mapping[str, Any]) -> str:

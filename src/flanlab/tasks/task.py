@@ -112,9 +112,9 @@ class Task:
             need |= {self.options_field, self.answer_field}
         return need
 
-    def records(self, split: str = "train") -> Iterator[tuple[str, dict[str, Any]]]:
+    def records(self, split: str = "train", *, allow_empty: bool = False) -> Iterator[tuple[str, dict[str, Any]]]:
         """``(where, example)`` after preprocessing, checked for required fields; an empty split
-        is an error."""
+        is an error unless ``allow_empty``."""
         need = sorted(self.required_fields())
         n = 0
         for where, ex in self.source.records(split):
@@ -132,7 +132,7 @@ class Task:
                 _check_options(where, ex, self.options_field, self.answer_field)
             n += 1
             yield where, ex
-        if n == 0:
+        if n == 0 and not allow_empty:
             raise SourceError(f"{self.source.name}: split {split!r} of task {self.name!r} has no examples")
 
     def examples(self, split: str = "train") -> Iterator[dict[str, Any]]:
@@ -173,19 +173,18 @@ class Task:
         """Whether the task (or, given ``split``, that split) must stay out of training."""
         return bool(self.heldout) or (split is not None and split in self.heldout_splits)
 
-    def exemplar_pool(self) -> list[tuple[str, dict[str, Any]]]:
-        """``(fingerprint, example)`` of the training split, minus anything equal to an example
-        of a held-out split (cached)."""
+    def exemplar_pool(self) -> list[dict[str, Any]]:
+        """The training split's examples, minus anything equal to an example of a held-out split
+        (cached)."""
         if "pool" not in self._pool:
             banned: set[str] = set()
             for split in self.heldout_splits:
                 if split in self.splits():
                     banned |= {fingerprint(ex) for ex in self.examples(split)}
-            pool = []
-            for ex in self.examples(self.train_split):
-                fp = fingerprint(ex)
-                if fp not in banned:
-                    pool.append((fp, ex))
+            # A tiny task may have no training examples: few-shot then has no exemplars.
+            pool = [ex for _, ex in self.records(self.train_split, allow_empty=True)]
+            if banned:
+                pool = [ex for ex in pool if fingerprint(ex) not in banned]
             self._pool["pool"] = pool
         return self._pool["pool"]
 
@@ -283,8 +282,11 @@ def render(
             picks = rng.sample(range(len(pool)), min(len(pool), shots + 1)) if pool else []
             blocks = []
             for j in picks:
-                efp, exemplar = pool[j]
-                if efp == fp or len(blocks) == shots:
+                if len(blocks) == shots:
+                    break
+                exemplar = pool[j]
+                efp = fingerprint(exemplar)
+                if efp == fp:
                     continue
                 ex_fmt = "fs_cot" if fmt in COT_FORMATS else fmt
                 xi, xt = render_example(task, template, exemplar, ex_fmt, style)

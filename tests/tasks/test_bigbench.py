@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import pytest
+
+from flanlab.cli import main
+from flanlab.core.errors import UserError
+from flanlab.tasks import bigbench
+from flanlab.tasks.bigbench import (
+    BigBenchFolder,
+    BigBenchTarball,
+    bbh_map,
+    convert_examples,
+    fetch_sdist,
+    make_task,
+    open_store,
+)
+from flanlab.tasks.task import render, render_example
+
+MC = {
+    "name": "tiny_mc", "description": "Pick the bigger number.", "keywords": ["arithmetic"],
+    "task_prefix": "Compare numbers.\n", "example_input_prefix": "\nQuestion: ", "example_output_prefix": "\nAnswer: ",
+    "examples": [{"input": f"Which is bigger, {i} or {i + 1}?", "target_scores": {str(i): 0, str(i + 1): 1}}
+                 for i in range(20)],
+}
+GEN = {
+    "name": "tiny_gen", "description": "Reverse the word.", "keywords": ["words"],
+    "examples": [{"input": w, "target": [w[::-1], w[::-1].upper()]} for w in ["abc", "hello", "flan", "tea", "cup"]],
+}
+PARENT = {"name": "logical_deduction", "description": "parent of subtasks", "keywords": []}
+SUB = {"name": "three_objects", "description": "order three things", "keywords": ["logic"],
+       "examples": [{"input": f"puzzle {i}", "target_scores": {"A": int(i % 2 == 0), "B": int(i % 2 == 1)}}
+                    for i in range(6)]}
+TASKS = {"tiny_mc": MC, "tiny_gen": GEN, "logical_deduction": PARENT, "logical_deduction/three_objects": SUB}
+
+
+@pytest.fixture
+def bb_folder(tmp_path):
+    root = tmp_path / "benchmark_tasks"
+    for path, data in TASKS.items():
+        (root / path).mkdir(parents=True, exist_ok=True)
+        (root / path / "task.json").write_text(json.dumps(data), encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def bb_tarball(tmp_path):
+    """A tarball with the sdist's layout (bigbench-1.0.0/bigbench/benchmark_tasks/...)."""
+    path = tmp_path / "bigbench-1.0.0.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in TASKS.items():
+            blob = json.dumps(data).encode("utf-8")
+            info = tarfile.TarInfo(f"bigbench-1.0.0/bigbench/benchmark_tasks/{name}/task.json")
+            info.size = len(blob)
+            tf.addfile(info, io.BytesIO(blob))
+        readme = tarfile.TarInfo("bigbench-1.0.0/README.md")
+        readme.size = 2
+        tf.addfile(readme, io.BytesIO(b"hi"))
+    return path
+
+
+def test_convert_multiple_choice_and_generation():
+    mc = convert_examples(MC, "mc")
+    assert mc[3]["options"] == ["3", "4"] and mc[3]["answer"] == "4"
+    assert (mc[0]["task_prefix"], mc[0]["input_prefix"], mc[0]["output_prefix"]) == ("Compare numbers.", "Question:", "Answer:")
+    gen = convert_examples(GEN, "gen")
+    assert gen[1] == {**gen[1], "input": "hello", "answer": "olleh", "targets": ["olleh", "OLLEH"],
+                      "input_prefix": "Q:", "output_prefix": "A:"}
+    with pytest.raises(UserError, match=r"bad: examples\[0\]: missing field 'input'"):
+        convert_examples({"examples": [{"target": "x"}]}, "bad")
+
+
+@pytest.mark.parametrize("kind", ["folder", "tarball"])
+def test_store_index_and_tasks(kind, bb_folder, bb_tarball):
+    store = open_store(bb_folder if kind == "folder" else bb_tarball)
+    assert isinstance(store, BigBenchFolder if kind == "folder" else BigBenchTarball)
+    index = store.index()
+    assert sorted(index) == ["logical_deduction/three_objects", "tiny_gen", "tiny_mc"]  # the parent has no examples
+    assert index["tiny_mc"].task_type == "multiple_choice" and index["tiny_gen"].task_type == "generation"
+    assert store.load("tiny_gen")["name"] == "tiny_gen"
+    sub = make_task(index["logical_deduction/three_objects"], store)
+    assert sub.name == "bigbench.logical_deduction.three_objects" and sub.heldout == ("bbh",)
+    mc = make_task(index["tiny_mc"], store)
+    assert mc.heldout == () and mc.formats() == ["zs_opt", "zs_noopt", "fs_opt", "fs_noopt"]
+    train, val = list(mc.examples("train")), list(mc.examples("validation"))
+    assert len(train) + len(val) == 20 and train and val
+    assert {ex["input"] for ex in train}.isdisjoint(ex["input"] for ex in val)
+    r = next(render(mc, "fs_opt", seed=1))
+    assert r.exemplar_ids and r.targets
+    gen = make_task(index["tiny_gen"], store)
+    assert gen.formats() == ["zs_noopt", "fs_noopt"]
+
+
+def test_tarball_index_is_cached(bb_tarball, monkeypatch):
+    BigBenchTarball(bb_tarball).index()
+    cache = bb_tarball.with_name(bb_tarball.name + ".index.json")
+    assert cache.is_file()
+
+    def no_scan(self, describe=""):
+        raise AssertionError("the index should come from the cache")
+
+    monkeypatch.setattr(BigBenchTarball, "iter_tasks", no_scan)
+    assert len(BigBenchTarball(bb_tarball).index()) == 3
+    with pytest.raises(UserError, match="no BIG-bench JSON task 'nope'"):
+        BigBenchTarball(bb_tarball).load("nope")
+
+
+def test_bbh_map_covers_the_27_subtasks(shared_data):
+    names = {p.stem for p in (shared_data / "bbh" / "tasks").glob("*.json")}
+    assert set(bbh_map()) == names and len(names) == 27
+
+
+@pytest.mark.slow
+def test_real_sdist_lists_and_renders_every_task(capsys):
+    sdist = fetch_sdist(download=False)
+    if sdist is None:
+        pytest.skip("BIG-bench sdist not in the cache (fetch: pip download --no-deps bigbench==1.0.0 "
+                    "-d ~/.cache/flanlab/downloads)")
+    assert main(["tasks", "list", "--source", "bigbench", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) >= 150
+    assert {r["type"] for r in rows} == {"multiple_choice", "generation"}
+    bbh_rows = {r["name"] for r in rows if "bbh" in r["heldout"]}
+    # 24 of the 27 BBH subtasks are JSON tasks in BIG-bench (3 are programmatic).
+    assert len(bbh_rows) == 24 and "bigbench.logical_deduction.five_objects" in bbh_rows
+    store = BigBenchTarball(sdist)
+    names = set()
+    for info, data in store.iter_tasks():
+        # The first 64 examples of every task keep this pass fast; conversion of whole tasks is
+        # covered by the fixtures above.
+        task = make_task(info, None, {**data, "examples": data["examples"][:64]})
+        names.add(task.name)
+        split = "train" if next(task.source.records("train"), None) else "validation"
+        example = next(task.examples(split))
+        # Every shipped template of the task's family, in every format it serves.
+        for template in task.family.templates:
+            for fmt in set(template.formats) & set(task.formats()):
+                inputs, targets = render_example(task, template, example, fmt)
+                assert inputs and targets is not None
+        for fmt in task.formats():
+            assert next(render(task, fmt, split=split, seed=0)).inputs
+    assert names == {r["name"] for r in rows}
+
+
+def test_module_has_no_heavy_imports():
+    assert "torch" not in vars(bigbench)
