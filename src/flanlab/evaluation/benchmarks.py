@@ -268,7 +268,7 @@ def hub_row_mmlu(row: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # BBH
 
-_BBH_COT = re.compile(r"^Q: (?P<q>.*?)\nA: Let's think step by step\.\n(?P<r>.*)$", re.S)
+_BBH_COT = re.compile(r"^Q: (?P<q>.*?)\nA: Let's think step by step\.[ \n](?P<r>.*)$", re.S)
 
 
 @dataclass(frozen=True)
@@ -295,7 +295,7 @@ def parse_bbh_prompt(text: str, source: str = "<bbh prompt>") -> BBHPrompt:
     for i, ex in enumerate(exemplars, 1):
         m = _BBH_COT.match(ex)
         if not m:
-            raise DataError(f"{source}: exemplar {i} lacks \"\\nA: Let's think step by step.\\n\"")
+            raise DataError(f"{source}: exemplar {i} lacks \"\\nA: Let's think step by step.\" after its question")
         answer = apply_filter("answer_is", m.group("r"))
         if answer is None:
             raise DataError(f"{source}: exemplar {i} has no 'So the answer is ...' sentence")
@@ -427,7 +427,13 @@ class MGSM(Benchmark):
     exemplar_language: str | None = None  # None: native
 
     def subtasks(self) -> list[str]:
-        return sorted(self.spec.languages)
+        """The languages (with a local data dir: those with an ``mgsm_LANG.tsv``)."""
+        if self.data_dir is None:
+            return sorted(self.spec.languages)
+        langs = [lang for lang in sorted(self.spec.languages) if (self.data_dir / "mgsm" / f"mgsm_{lang}.tsv").exists()]
+        if not langs:
+            self.local("mgsm", "mgsm_en.tsv")  # raises, naming the folder expected
+        return langs
 
     def load(self, subtask: str) -> list[Example]:
         if self.data_dir is None:
@@ -536,7 +542,14 @@ class TyDiQA(Benchmark):
         return list(self.spec.all_subtasks)
 
     def default_subtasks(self) -> list[str]:
-        return list(self.spec.default_subtasks)
+        """The paper's 8 languages; with a local file, those of them it has (a small file may hold few)."""
+        if self.data_dir is None:
+            return list(self.spec.default_subtasks)
+        present = {self._lang(r["id"]) for r in self._split("dev") or []}
+        chosen = [s for s in self.spec.default_subtasks if s in present]
+        if not chosen:
+            raise DataError(f"tydiqa: the dev file holds none of {', '.join(self.spec.default_subtasks)}")
+        return chosen
 
     def _split(self, split: str) -> list[dict[str, Any]] | None:
         key = f"split:{split}"

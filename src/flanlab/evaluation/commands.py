@@ -1,0 +1,189 @@
+"""``flanlab eval`` (and ``--dry-run``) and ``flanlab score``. Cheap to import: the model,
+torch and the benchmarks load inside the command functions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from flanlab.core.commands import add_common_args
+from flanlab.evaluation.config import DEFAULT_BENCHMARKS, DEFAULT_STRATEGIES, EvalConfig
+
+__all__ = ["register"]
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _config(args: argparse.Namespace) -> EvalConfig:
+    from flanlab.core.config import load_config, validate
+
+    if args.config:
+        cfg = load_config(args.config, args.set or [], schema=EvalConfig)
+    else:
+        if not args.model:
+            from flanlab.core.errors import UserError
+
+            raise UserError("flanlab eval: pass --model NAME_OR_DIR (or --config FILE)")
+        cfg = validate(EvalConfig, {"model": {"name": args.model}}, source="command line")
+    model = cfg.model.model_dump()
+    for flag, key in (("model", "name"), ("backend", "backend"), ("dtype", "dtype"), ("device", "device"),
+                      ("batch_size", "batch_size"), ("cache", "cache")):
+        value = getattr(args, flag)
+        if value is not None:
+            model[key] = int(value) if key == "batch_size" and str(value).isdigit() else value
+    updates = {"model": model}
+    for flag in ("benchmarks", "strategies", "subtasks"):
+        if getattr(args, flag):
+            updates[flag] = _csv(getattr(args, flag))
+    for flag in ("limit", "samples", "max_new_tokens", "data_dir", "seed"):
+        if getattr(args, flag) is not None:
+            updates[flag] = getattr(args, flag)
+    return validate(EvalConfig, {**cfg.model_dump(), **updates}, source=args.config or "command line")
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from flanlab.core.io import atomic_open
+    from flanlab.core.log import get_logger, setup_logging
+    from flanlab.core.paths import data_dir as resolve_data_dir
+    from flanlab.core.runs import RunDir
+    from flanlab.evaluation.plan import build_requests, resolve_strategies
+    from flanlab.evaluation.results import EXAMPLES_FILE, Results
+
+    cfg = _config(args)
+    run = RunDir.create(args.run_name, args.runs_dir, prefix="eval-dry" if args.dry_run else "eval")
+    setup_logging(args.verbose, run.log_file)
+    log = get_logger("evaluation")
+    run.write_config(cfg)
+    data = resolve_data_dir(cfg.data_dir)
+    strategies = resolve_strategies(cfg.strategies, cfg.samples)
+    t0 = time.time()
+    reqs, benches, notes = build_requests(cfg.benchmarks, strategies, data, limit=cfg.limit,
+                                          subtasks=cfg.subtasks, seed=cfg.seed,
+                                          max_new_tokens=cfg.max_new_tokens)
+    if args.dry_run:
+        import json
+
+        with atomic_open(run.file("requests.jsonl")) as f:
+            for r in reqs:
+                f.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
+        counts: dict[str, int] = {}
+        for r in reqs:
+            counts[f"{r.benchmark}/{r.strategy}"] = counts.get(f"{r.benchmark}/{r.strategy}", 0) + 1
+        run.write_results({"dry_run": True, "requests": len(reqs), "by_benchmark_strategy": counts,
+                           "notes": notes})
+        log.info("wrote %d requests to %s", len(reqs), run.file("requests.jsonl"))
+        print(run.path / "requests.jsonl")
+        return 0
+
+    from flanlab.core.seed import seed_everything
+    from flanlab.inference import load_lm
+
+    seed_everything(cfg.seed)
+    spec = cfg.model
+    if spec.cache is None:
+        # The request cache makes an interrupted run resume without recomputing anything.
+        spec = spec.model_copy(update={"cache": str(run.file("requests.sqlite"))})
+    from flanlab.evaluation.runner import run_requests
+
+    results = Results.resume(cfg.model.name, benches, run.file(EXAMPLES_FILE))
+    log.info("%d requests (%s × %s) for %s", len(reqs), ",".join(cfg.benchmarks),
+             ",".join(s.name for s in strategies), spec.name)
+    lm = load_lm(spec)
+    t_load = time.time()
+    sent = run_requests(lm, reqs, benches, results, run.file(EXAMPLES_FILE))
+    t_done = time.time()
+    wanted = {r.key for r in reqs}
+    results.records = {k: v for k, v in results.records.items() if k in wanted}
+    data_out = results.write(run, extra={"notes": notes, "requests": len(reqs), "sent": sent,
+                                         "seconds": {"load": round(t_load - t0, 1), "run": round(t_done - t_load, 1)}})
+    sys.stdout.write(results.markdown(data_out))
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from flanlab.core.errors import UserError
+    from flanlab.core.io import read_jsonl
+    from flanlab.core.log import setup_logging
+    from flanlab.core.paths import data_dir as resolve_data_dir
+    from flanlab.core.runs import RunDir
+    from flanlab.evaluation.benchmarks import get_benchmark
+    from flanlab.evaluation.plan import request_for, resolve_strategies
+    from flanlab.evaluation.results import EXAMPLES_FILE, Results, score_example
+
+    run = RunDir.create(args.run_name, args.runs_dir, prefix="score")
+    setup_logging(args.verbose, run.log_file)
+    bench = get_benchmark(args.benchmark, resolve_data_dir(args.data_dir))
+    strategy = resolve_strategies([args.strategy])[-1]
+    if not bench.supports(strategy.style):
+        raise UserError(f"{args.benchmark} has no {strategy.style} prompt (strategy {args.strategy})")
+    if bench.uses_loglikelihood(strategy):
+        strategy = strategy.model_copy(update={"mode": "generate"})  # raw outputs are text
+    path = Path(args.predictions)
+    try:
+        rows = read_jsonl(path, skip_torn_tail=False)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    records = []
+    for line, row in enumerate(rows, 1):
+        missing = {"subtask", "index", "output"} - set(row)
+        if missing:
+            raise UserError(f"{path}:{line}: missing {', '.join(sorted(missing))} "
+                            '(expected {"subtask", "index", "output"})')
+        try:
+            ex = next(e for e in bench.examples(str(row["subtask"])) if e.index == int(row["index"]))
+        except StopIteration:
+            raise UserError(f"{path}:{line}: {args.benchmark}/{row['subtask']} has no example {row['index']}") from None
+        outputs = row["output"] if isinstance(row["output"], list) else [row["output"]]
+        req = request_for(bench, ex, strategy)
+        records.append(score_example(bench, ex, req, outputs=[str(o) for o in outputs]))
+    run.write_config({"kind": "score", "benchmark": args.benchmark, "strategy": args.strategy,
+                      "predictions": str(path)})
+    import json
+
+    from flanlab.core.io import atomic_open
+
+    with atomic_open(run.file(EXAMPLES_FILE)) as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    results = Results(args.model or path.stem, {bench.name: bench})
+    results.add(records)
+    data = results.write(run, extra={"predictions": str(path)})
+    sys.stdout.write(results.markdown(data))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    ev = sub.add_parser("eval", help="evaluate a model on MMLU, BBH, TyDiQA, MGSM, GSM8K")
+    ev.add_argument("--model", default=None, help="hub name, local folder, .gguf file or embedded model name")
+    ev.add_argument("--config", default=None, help="an eval config (kind: eval)")
+    ev.add_argument("--set", nargs="*", metavar="key=value", help="dotted overrides of --config")
+    ev.add_argument("--benchmarks", default=None,
+                    help=f"comma-separated (default {','.join(DEFAULT_BENCHMARKS)}; also mgsm_en)")
+    ev.add_argument("--strategies", default=None,
+                    help=f"comma-separated: direct,direct_gen,cot,zs_cot,self_consistency "
+                         f"(default {','.join(DEFAULT_STRATEGIES)})")
+    ev.add_argument("--subtasks", default=None, help="comma-separated subtasks (subjects, languages, ...)")
+    ev.add_argument("--limit", type=int, default=None, help="first N examples of each subtask")
+    ev.add_argument("--samples", type=int, default=None, help="self-consistency samples k")
+    ev.add_argument("--max-new-tokens", type=int, default=None, help="override every generation budget")
+    ev.add_argument("--backend", default=None, choices=["hf", "http", "vllm"])
+    ev.add_argument("--dtype", default=None)
+    ev.add_argument("--device", default=None)
+    ev.add_argument("--batch-size", default=None)
+    ev.add_argument("--cache", default=None, help="request cache (SQLite); default: in the run folder")
+    ev.add_argument("--dry-run", action="store_true",
+                    help="write every request to requests.jsonl without loading a model")
+    add_common_args(ev)
+    ev.set_defaults(func=_eval)
+
+    sc = sub.add_parser("score", help="score raw outputs produced elsewhere, like flanlab eval does")
+    sc.add_argument("--benchmark", required=True)
+    sc.add_argument("--strategy", required=True)
+    sc.add_argument("--predictions", required=True, help='JSONL of {"subtask", "index", "output"}')
+    sc.add_argument("--model", default=None, help="a name for the results table (default: the file's name)")
+    add_common_args(sc)
+    sc.set_defaults(func=_score)

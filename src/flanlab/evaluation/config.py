@@ -1,0 +1,32 @@
+"""The ``eval`` config: which model, benchmarks and strategies (``flanlab eval --config FILE``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from flanlab.core.config import SCHEMAS, Schema
+from flanlab.inference.spec import ModelSpec
+
+__all__ = ["DEFAULT_BENCHMARKS", "DEFAULT_STRATEGIES", "EvalConfig"]
+
+DEFAULT_BENCHMARKS = ["mmlu", "bbh", "tydiqa", "mgsm", "gsm8k"]
+DEFAULT_STRATEGIES = ["direct", "cot"]
+
+
+class EvalConfig(Schema):
+    """An evaluation: the model, benchmarks × strategies, and how much of each to run."""
+
+    kind: Literal["eval"] = "eval"
+    model: ModelSpec
+    benchmarks: list[str] = DEFAULT_BENCHMARKS
+    strategies: list[str] = DEFAULT_STRATEGIES
+    subtasks: list[str] = []
+    limit: int | None = None
+    samples: int | None = None
+    max_new_tokens: int | None = None
+    data_dir: str | None = None
+    seed: int = 0
+
+
+if "eval" not in SCHEMAS:
+    SCHEMAS.register("eval", EvalConfig)

@@ -1,0 +1,141 @@
+"""Requests: every (benchmark, subtask, example, strategy) becomes one request to send."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from flanlab.core.errors import UserError
+from flanlab.core.log import get_logger
+from flanlab.evaluation.benchmarks import BENCHMARKS, Benchmark, Example, get_benchmark
+from flanlab.evaluation.specs import StrategySpec, load_strategies
+
+__all__ = ["EvalRequest", "build_requests", "resolve_strategies"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """One request: a generation prompt (``kind="generate"``) or a context with continuations."""
+
+    benchmark: str
+    subtask: str
+    index: int
+    strategy: str
+    style: str
+    kind: str
+    prompt: str
+    continuations: tuple[str, ...]
+    stop: tuple[str, ...]
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    n: int
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.benchmark}/{self.subtask}/{self.index}/{self.strategy}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The row written to ``requests.jsonl`` by ``--dry-run``."""
+        row = asdict(self)
+        if self.kind == "loglikelihood":
+            row["context"] = row.pop("prompt")
+            for k in ("stop", "max_new_tokens", "temperature", "top_p", "n"):
+                row.pop(k)
+        else:
+            row.pop("continuations")
+        row["stop"] = list(self.stop) if self.kind == "generate" else []
+        return row
+
+
+def resolve_strategies(names: Sequence[str], samples: int | None = None) -> list[StrategySpec]:
+    """The named strategies plus their companions (self-consistency brings greedy CoT), in order."""
+    known = load_strategies()
+    out: list[StrategySpec] = []
+    for name in names:
+        if name not in known:
+            from flanlab.core.registry import close_matches
+
+            hint = close_matches(name, known)
+            raise UserError(f"unknown strategy {name!r}" + (f"; did you mean {hint}?" if hint else "")
+                            + f"; known: {', '.join(known)}")
+        s = known[name]
+        if samples is not None and s.samples > 1:
+            s = s.model_copy(update={"samples": samples})
+        for extra in ([known[s.companion]] if s.companion else []) + [s]:
+            if extra.name not in [o.name for o in out]:
+                out.append(extra)
+    return out
+
+
+def _select(bench: Benchmark, subtasks: Sequence[str] | None) -> list[str]:
+    if not subtasks:
+        return bench.default_subtasks()
+    known = bench.subtasks()
+    chosen = [s for s in subtasks if s in known]
+    return chosen
+
+
+def request_for(bench: Benchmark, example: Example, strategy: StrategySpec, seed: int = 0,
+                max_new_tokens: int | None = None) -> EvalRequest:
+    """Build the request of one example under one strategy."""
+    style = bench.spec.styles[strategy.style]
+    prompt = bench.prompt(example, strategy)
+    ll = bench.uses_loglikelihood(strategy)
+    return EvalRequest(
+        benchmark=bench.name, subtask=example.subtask, index=example.index, strategy=strategy.name,
+        style=strategy.style, kind="loglikelihood" if ll else "generate", prompt=prompt.text,
+        continuations=prompt.continuations, stop=tuple(style.stop),
+        max_new_tokens=max_new_tokens or style.max_new_tokens, temperature=strategy.temperature,
+        top_p=strategy.top_p, n=strategy.samples, seed=request_seed(seed, bench.name, example),
+    )
+
+
+def request_seed(seed: int, benchmark: str, example: Example) -> int:
+    """A per-example sampling seed: reproducible, but different examples draw different samples."""
+    return (seed * 1_000_003 + zlib.crc32(f"{benchmark}/{example.subtask}/{example.index}".encode())) % (2**31)
+
+
+def build_requests(
+    benchmarks: Sequence[str],
+    strategies: Sequence[StrategySpec],
+    data_dir: Path | None,
+    *,
+    limit: int | None = None,
+    subtasks: Sequence[str] | None = None,
+    seed: int = 0,
+    max_new_tokens: int | None = None,
+) -> tuple[list[EvalRequest], dict[str, Benchmark], list[str]]:
+    """All requests, the benchmark objects, and notes on skipped combinations.
+
+    ``limit`` keeps the first N examples of each subtask; ``subtasks`` restricts every benchmark to
+    those of its subtasks that are named (a benchmark with none named runs its defaults).
+    """
+    reqs: list[EvalRequest] = []
+    benches: dict[str, Benchmark] = {}
+    notes: list[str] = []
+    for name in benchmarks:
+        if name not in BENCHMARKS:
+            BENCHMARKS.get(name)  # raises with close matches
+        bench = benches[name] = get_benchmark(name, data_dir)
+        names = _select(bench, subtasks) or bench.default_subtasks()
+        for strategy in strategies:
+            if not bench.supports(strategy.style):
+                notes.append(f"{name}: no {strategy.style} prompt; strategy {strategy.name} skipped")
+                continue
+            if strategy.mode == "loglikelihood" and not bench.uses_loglikelihood(strategy):
+                notes.append(f"{name}: strategy {strategy.name} needs options to score; skipped")
+                continue
+            for sub in names:
+                examples = bench.examples(sub)
+                for ex in examples[:limit] if limit is not None else examples:
+                    reqs.append(request_for(bench, ex, strategy, seed, max_new_tokens))
+    for n in notes:
+        log.info(n)
+    return reqs, benches, notes
