@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from flanlab.cli import main
+from flanlab.core.errors import UserError
+from flanlab.tasks.catalog import build_catalog, get_task, list_tasks, load_catalog_file, task_row
+from flanlab.tasks.sources import FileSource
+from flanlab.tasks.task import fingerprint, render, render_example
+
+FLAN_COT = ["aqua", "creak", "ecqa", "esnli", "gsm8k", "qasc", "qed", "sensemaking", "strategyqa"]
+# A fixture in the Flan CoT TSV schema for the two datasets without local data.
+COT_FIXTURE = {
+    "esnli": ('Premise: "A man plays a guitar on stage."\\nHypothesis: "A person is making music."\\n'
+              "Is the hypothesis entailed by the premise?\\nOptions:\\n- yes\\n- it is not possible to tell\\n- no",
+              "yes", "Playing a guitar is making music."),
+    "qed": ("Passage: The Nile is the longest river in Africa.\\n\\nQuestion: What is the longest river in Africa?",
+            "the Nile", "The passage says the Nile is the longest river in Africa."),
+}
+
+
+def _local_tasks(shared_data, tmp_path):
+    """Every shipped non-BIG-bench task, on its real data or on a fixture in the same schema."""
+    tasks = []
+    for _, task in build_catalog(shared_data, bigbench=False).items():
+        if task.source_kind not in ("flan_cot", "gsm8k"):
+            continue  # the Flan 2022 collection's tasks are tested in tests/tasks/collection
+        source = task.source
+        missing = [p for p in getattr(source, "files", {}).values() if not p.is_file()]
+        if missing:
+            key = task.name.removeprefix("cot_")
+            fixture = tmp_path / f"{key}_train.tsv"
+            fixture.write_text("\n".join(["\t".join(COT_FIXTURE[key])] * 3) + "\n", encoding="utf-8")
+            source = FileSource({"train": fixture}, columns=["question", "answer", "cot"], unescape=True)
+            task = dataclasses.replace(task, source=source, _pool={})
+        tasks.append(task)
+    return tasks
+
+
+def test_shipped_catalog_contents(shared_data):
+    cot = list_tasks(shared_data, source="flan_cot")
+    assert [t.name for t in cot] == [f"cot_{n}" for n in FLAN_COT]
+    with_data = [t for t in cot if all(p.is_file() for p in t.source.files.values())]
+    assert len(with_data) == 7
+    gsm8k = get_task("gsm8k", shared_data)
+    assert gsm8k.heldout_splits == {"test": "gsm8k-test"} and not gsm8k.is_heldout("train") and gsm8k.is_heldout("test")
+    assert task_row(gsm8k) == {"name": "gsm8k", "source": "gsm8k", "type": "cot", "templates": 16,
+                               "heldout": "gsm8k-test (test split)"}
+    assert [t.name for t in list_tasks(shared_data, source="gsm8k", tag="heldout")] == ["gsm8k"]
+
+
+def test_every_shipped_template_renders_on_its_data(shared_data, tmp_path):
+    tasks = _local_tasks(shared_data, tmp_path)
+    assert len(tasks) == 10
+    for task in tasks:
+        examples = list(task.examples())
+        assert examples, task.name
+        task.validate_templates()
+        for template in task.family.templates:
+            for fmt in set(template.formats) & set(task.formats()):
+                for ex in examples[:3]:
+                    inputs, targets = render_example(task, template, ex, fmt)
+                    assert inputs and targets, (task.name, template.id, fmt)
+        for fmt in task.formats():
+            assert len(list(render(task, fmt, limit=4))) == min(4, len(examples))
+
+
+def test_gsm8k_cot_and_heldout_test_split(shared_data):
+    task = get_task("gsm8k", shared_data)
+    first = next(task.examples())
+    assert first["answer"] == "72" and "<<" not in first["cot"]
+    assert first["cot"].startswith("Natalia sold 48/2 = 24 clips in May.")
+    test_ids = {fingerprint(ex) for ex in task.examples("test")}
+    assert len(test_ids) == 1319
+    for r in render(task, "fs_cot", split="test", limit=20, seed=4):
+        assert len(r.exemplar_ids) == 3 and not test_ids & set(r.exemplar_ids)
+        assert r.inputs.count("The answer is") == 3  # exemplars carry CoT targets, the query none
+
+
+def test_cli_list_and_show(shared_data, capsys):
+    assert main(["tasks", "list", "--data-dir", str(shared_data), "--source", "flan_cot"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"cot_{n}" in out for n in FLAN_COT) and "9 tasks" in out
+    args = ["tasks", "show", "cot_gsm8k", "--data-dir", str(shared_data), "--format", "fs_cot", "--n", "2",
+            "--seed", "3"]
+    assert main(args) == 0
+    shown = capsys.readouterr().out
+    assert shown.count("=== example") == 2
+    assert ("Natalia sold 48 / 2 = 24 clips in May. Natalia sold 48 + 24 = 72 clips altogether in April and "
+            "May. The answer is 72.") in shown
+    assert main(args) == 0
+    assert capsys.readouterr().out == shown  # same seed, same output
+    assert main([*args[:-1], "4"]) == 0
+    assert capsys.readouterr().out != shown
+
+
+def test_cli_errors(shared_data, capsys):
+    assert main(["tasks", "show", "cot_gsm8", "--data-dir", str(shared_data)]) == 2
+    assert "did you mean 'cot_gsm8k'" in capsys.readouterr().err
+    assert main(["tasks", "show", "cot_esnli", "--data-dir", str(shared_data), "--format", "zs_cot"]) == 2
+    assert "esnli_train.tsv: file not found" in capsys.readouterr().err
+    assert main(["tasks", "show", "gsm8k", "--data-dir", str(shared_data), "--format", "zs_opt"]) == 2
+    assert "no templates for format 'zs_opt'" in capsys.readouterr().err
+
+
+def test_user_catalog_file(tmp_path):
+    (tmp_path / "train.jsonl").write_text('{"question": "2+2?", "answer": "4", "cot": "2 and 2 make 4."}\n',
+                                          encoding="utf-8")
+    good = tmp_path / "mine.yaml"
+    good.write_text("kind: task_catalog\ntasks:\n  - name: mine\n    files: {train: train.jsonl}\n"
+                    "    family: cot\n    task_type: cot\n    heldout: [mmlu]\n", encoding="utf-8")
+    (task,) = load_catalog_file(good)
+    assert task.heldout_tags() == ["mmlu"]
+    assert next(render(task, "zs_cot")).targets == "2 and 2 make 4. The answer is 4."
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: task_catalog\ntasks:\n  - name: mine\n    files: {train: train.jsonl}\n"
+                   "    family: cot\n    task_typ: cot\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"bad.yaml:6: unknown key 'tasks.0.task_typ'"):
+        load_catalog_file(bad)
