@@ -94,16 +94,21 @@ def test_store_index_and_tasks(kind, bb_folder, bb_tarball):
     assert gen.formats() == ["zs_noopt", "fs_noopt"]
 
 
-def test_tarball_index_is_cached(bb_tarball, monkeypatch):
+def test_tarball_index_is_cached(bb_tarball, monkeypatch, tmp_path):
     BigBenchTarball(bb_tarball).index()
     cache = bb_tarball.with_name(bb_tarball.name + ".index.json")
     assert cache.is_file()
 
-    def no_scan(self, describe=""):
+    def no_scan(*args, **kwargs):
         raise AssertionError("the index should come from the cache")
 
     monkeypatch.setattr(BigBenchTarball, "iter_tasks", no_scan)
     assert len(BigBenchTarball(bb_tarball).index()) == 3
+    # A task read once is cached beside the index and read from there afterwards.
+    assert BigBenchTarball(bb_tarball).load("tiny_gen") == GEN
+    assert list(tmp_path.glob("*.tasks/tiny_gen.json.gz"))
+    monkeypatch.setattr(tarfile, "open", no_scan)
+    assert BigBenchTarball(bb_tarball).load("tiny_gen") == GEN
     with pytest.raises(UserError, match="no BIG-bench JSON task 'nope'"):
         BigBenchTarball(bb_tarball).load("nope")
 

@@ -13,6 +13,7 @@ multiple-choice ones without input get the task's instruction as their question.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import subprocess
@@ -28,7 +29,7 @@ from typing import Any
 import yaml
 
 from flanlab.core.errors import UserError
-from flanlab.core.io import atomic_write_json
+from flanlab.core.io import atomic_write_bytes, atomic_write_json
 from flanlab.core.log import get_logger, progress
 from flanlab.core.paths import cache_dir
 from flanlab.tasks.sources import SourceError
@@ -254,12 +255,28 @@ class BigBenchTarball:
         info = self.index().get(path)
         if info is None:
             raise SourceError(f"{self.tarball}: no BIG-bench JSON task {path!r}")
+        where = f"{self.tarball}!{info.member}"
+        # Seeking in a .tar.gz decompresses everything before the member (seconds for late ones),
+        # so a task read once is kept, gzip-compressed, beside the index.
+        cached = self.index_file.with_name(f"{self.tarball.name}.{self._stamp()['size']}.tasks") / (
+            path.replace("/", "__") + ".json.gz")
+        if cached.is_file():
+            try:
+                return _parse(gzip.decompress(cached.read_bytes()), where)
+            except (OSError, EOFError, SourceError):
+                pass  # a damaged cache entry is simply read again from the tarball
         member = tarfile.TarInfo(info.member)
         member.size, member.offset_data, member.type = info.size, info.offset, tarfile.REGTYPE
         with tarfile.open(self.tarball, "r:gz") as tf:
             f = tf.extractfile(member)
             assert f is not None
-            return _parse(f.read(), f"{self.tarball}!{info.member}")
+            raw = f.read()
+        data = _parse(raw, where)
+        try:
+            atomic_write_bytes(cached, gzip.compress(raw, compresslevel=3))
+        except OSError as e:
+            log.debug("could not cache %s: %s", path, e)
+        return data
 
 
 class BigBenchFolder:
