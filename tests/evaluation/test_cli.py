@@ -63,6 +63,7 @@ def test_eval_every_benchmark_and_strategy_then_resume(tiny_llama_dir, tiny_data
     assert results["sent"] == 39
     md = (run / "results.md").read_text()
     assert "| Flan-T5-XL | 52.4 |" in md and "(this run)" in md
+    assert results["scores"]["gsm8k"]["self_consistency"]["samples"] == 2 and "| maj@2" in md
     assert "## Compared with the paper" in capsys.readouterr().out
 
     # Rerunning the same command resumes: nothing is sent again, the results are the same.

@@ -85,7 +85,11 @@ class Results:
         out: dict[str, dict[str, Any]] = {}
         for (b, s), rows in sorted(groups.items()):
             bench = self.benchmarks[b]
-            out.setdefault(b, {})[s] = bench.aggregate(sorted(rows, key=lambda r: (r["subtask"], r["index"])))
+            agg = bench.aggregate(sorted(rows, key=lambda r: (r["subtask"], r["index"])))
+            spec = load_strategies().get(s)
+            if spec is not None and spec.vote == "majority":
+                agg["samples"] = max(len(r.get("outputs", [])) for r in rows)  # reported as maj@k
+            out.setdefault(b, {})[s] = agg
         return out
 
     def to_json(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -108,7 +112,7 @@ class Results:
                  "| --- | --- | ---: | ---: | --- |"]
         for b, by in data["scores"].items():
             for s, agg in by.items():
-                notes = []
+                notes = [f"maj@{agg['samples']}"] if "samples" in agg else []
                 if "f1" in agg:
                     notes.append(f"F1 {agg['f1']:.1f}")
                 if "subject_average" in agg:
