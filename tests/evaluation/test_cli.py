@@ -122,3 +122,11 @@ def test_unknown_strategy_and_benchmark_are_user_errors(tiny_data, tmp_path, cap
     assert "unknown strategy 'cott'; did you mean 'cot'" in capsys.readouterr().err
     assert main([*base, "--benchmarks", "mmlux"]) == 2
     assert "unknown benchmark 'mmlux'" in capsys.readouterr().err
+
+
+def test_reusing_a_run_folder_for_another_model_is_refused(tiny_data, tmp_path, capsys):
+    base = ["eval", "--data-dir", str(tiny_data), "--benchmarks", "gsm8k", "--dry-run",
+            "--runs-dir", str(tmp_path), "--run-name", "r"]
+    assert main([*base, "--model", "model-a"]) == 0
+    assert main([*base, "--model", "model-b"]) == 2
+    assert "holds an evaluation of model 'model-a'" in capsys.readouterr().err

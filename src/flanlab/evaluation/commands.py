@@ -45,6 +45,21 @@ def _config(args: argparse.Namespace) -> EvalConfig:
     return validate(EvalConfig, {**cfg.model_dump(), **updates}, source=args.config or "command line")
 
 
+def _check_resume(run, cfg: EvalConfig) -> None:
+    """A reused run folder must hold the same model and seed: its records are reused as they are."""
+    import yaml
+
+    from flanlab.core.errors import UserError
+
+    if not run.config_file.exists():
+        return
+    old = yaml.safe_load(run.config_file.read_text(encoding="utf-8")) or {}
+    before = ((old.get("model") or {}).get("name"), old.get("seed"))
+    if before != (cfg.model.name, cfg.seed):
+        raise UserError(f"{run.path}: holds an evaluation of model {before[0]!r} (seed {before[1]}); "
+                        "pass another --run-name to evaluate a different model or seed")
+
+
 def _eval(args: argparse.Namespace) -> int:
     from flanlab.core.io import atomic_open
     from flanlab.core.log import get_logger, setup_logging
@@ -57,6 +72,7 @@ def _eval(args: argparse.Namespace) -> int:
     run = RunDir.create(args.run_name, args.runs_dir, prefix="eval-dry" if args.dry_run else "eval")
     setup_logging(args.verbose, run.log_file)
     log = get_logger("evaluation")
+    _check_resume(run, cfg)
     run.write_config(cfg)
     data = resolve_data_dir(cfg.data_dir)
     strategies = resolve_strategies(cfg.strategies, cfg.samples)
