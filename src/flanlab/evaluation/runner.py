@@ -25,6 +25,7 @@ def run_requests(
     examples_path: Path,
     *,
     chunk: int = 64,
+    generate_chunk: int = 16,
 ) -> int:
     """Run the requests not yet in ``results``; each chunk's records are appended to
     ``examples_path`` as soon as it is scored, so an interrupted run resumes where it stopped.
@@ -40,8 +41,7 @@ def run_requests(
     # Keep each benchmark/strategy's requests together: chunks then share few-shot prefixes.
     with progress() as bar:
         task = bar.add_task("evaluating", total=len(todo))
-        for start in range(0, len(todo), chunk):
-            part = todo[start:start + chunk]
+        for part in _chunks(todo, chunk, generate_chunk):
             ll = [r for r in part if r.kind == "loglikelihood"]
             gen = [r for r in part if r.kind == "generate"]
             records = []
@@ -67,3 +67,16 @@ def run_requests(
             results.add(records)
             bar.advance(task, len(part))
     return len(todo)
+
+
+def _chunks(todo: Sequence[EvalRequest], ll_size: int, gen_size: int) -> list[list[EvalRequest]]:
+    """Consecutive chunks, smaller where requests generate: a chunk is the unit that an interruption
+    loses (before the request cache), and generation is the slow kind."""
+    out: list[list[EvalRequest]] = []
+    for r in todo:
+        limit = gen_size if r.kind == "generate" else ll_size
+        if out and len(out[-1]) < limit and out[-1][0].kind == r.kind:
+            out[-1].append(r)
+        else:
+            out.append([r])
+    return out
