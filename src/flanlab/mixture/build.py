@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from flanlab.core.config import dump_config
 from flanlab.core.errors import UserError
-from flanlab.core.io import atomic_open, atomic_write_json
+from flanlab.core.io import atomic_open, atomic_write_json, atomic_write_text
 from flanlab.core.log import get_logger, progress
 from flanlab.mixture.config import MixtureConfig
 from flanlab.mixture.lengths import LengthStats
@@ -52,6 +53,7 @@ __all__ = ["BuildResult", "build_mixture", "plan_mixture"]
 
 FORMAT_VERSION = 1
 WORK = ".work"
+RUN_FILES = {"log.txt", "config.yaml"}  # what the CLI keeps beside the shards
 SHUFFLE_BUFFER = 4096
 TOKEN_BATCH = 256
 log = get_logger("mixture.build")
@@ -206,6 +208,11 @@ def render_stream(job: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
+def render_task(job: dict[str, Any]) -> dict[str, Any]:
+    """Render every stream (format) of one task, one after the other."""
+    return {"metas": [render_stream(j) for j in job["streams"]]}
+
+
 # ---------------------------------------------------------------- phase 2: shards (in workers)
 
 
@@ -295,7 +302,8 @@ def _prepare_out(out: Path, fingerprint: str, overwrite: bool) -> str:
         return "resume"
     if state is not None and not overwrite:
         log.warning("%s: an interrupted run of a different config was there; rebuilding", out)
-    elif state is None and manifest is None and out.exists() and any(out.iterdir()) and not overwrite:
+    elif (state is None and manifest is None and out.exists() and not overwrite
+          and any(p.name not in RUN_FILES for p in out.iterdir())):
         raise UserError(f"{out}: folder exists and is not a mixture folder; choose an empty --out "
                         "or pass --overwrite")
     _clean(out)
@@ -314,7 +322,7 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
     from flanlab.core.paths import data_dir as resolve_data_dir
 
     root = resolve_data_dir(data_dir)
-    mixture = resolve_mixture(config, config_path, str(root.resolve()) if root else None)
+    mixture = resolve_mixture(config, config_path, str(root.resolve()) if root else None, workers=workers)
     plan = plan_mixture(mixture, examples, config.shard_size, config.seed)
     config = config.model_copy(update={"examples": plan.examples, "tokenizer": tokenizer})
     fingerprint = _fingerprint(config, plan, tokenizer)
@@ -323,6 +331,7 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
         log.info("%s: already complete (manifest matches this config)", out)
         return BuildResult(out, _read_json(out / MANIFEST) or {}, already_complete=True)
     work = out / WORK
+    atomic_write_text(out / "config.yaml", dump_config(config))
     (work / "streams").mkdir(parents=True, exist_ok=True)
     (work / "shards").mkdir(parents=True, exist_ok=True)
     atomic_write_json(work / "lock.json", {"pid": os.getpid()})
@@ -346,9 +355,16 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
                      "tokenizer": tokenizer, "path": str(work / "streams" / f"{i:05d}.jsonl"),
                      "meta": str(meta_path)})
     resumed_streams = len(metas)
-    jobs.sort(key=lambda j: -j["quota"])  # big streams first balances the workers
-    for meta in _run_jobs(render_stream, jobs, workers, f"render {mixture.name}", "quota"):
-        metas[meta["index"]] = meta
+    # One job per task renders all its formats from one load of its examples; big tasks go first
+    # so that the workers finish together.
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for job in jobs:
+        by_task.setdefault(job["task"], []).append(job)
+    task_jobs = [{"streams": js, "quota": sum(j["quota"] for j in js)} for js in by_task.values()]
+    task_jobs.sort(key=lambda t: -t["quota"])
+    for batch in _run_jobs(render_task, task_jobs, workers, f"render {mixture.name}", "quota"):
+        for meta in batch["metas"]:
+            metas[meta["index"]] = meta
 
     # Phase 2: shards.
     shard_metas: dict[int, dict[str, Any]] = {}

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
+import hashlib
+import json
 import os
 import shutil
 import tarfile
@@ -23,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from flanlab.core.errors import UserError
-from flanlab.core.log import get_logger
+from flanlab.core.io import atomic_write_json
+from flanlab.core.log import get_logger, track
 from flanlab.core.paths import cache_dir
 from flanlab.mixture.rates import flan2022
 from flanlab.mixture.sources import Rendered
@@ -84,17 +88,19 @@ def _bigbench_store(fetch: bool):
     sdist = fetch_sdist(download=fetch)
     if sdist is None:
         return None
-    folder = unpacked_bigbench(sdist)
+    unpacked = unpacked_bigbench(sdist)
 
     class Unpacked(BigBenchTarball):
         """The sdist's cached index, with task files read from the unpacked copy."""
 
+        folder = unpacked
+
         def load(self, path: str) -> dict[str, Any]:
             from flanlab.tasks.bigbench import _parse  # noqa: PLC2701 - the tasks stage's own parser
 
-            file = folder / path / "task.json"
+            file = unpacked / path / "task.json"
             if not file.is_file():
-                raise SourceError(f"{folder}: no BIG-bench JSON task {path!r}")
+                raise SourceError(f"{unpacked}: no BIG-bench JSON task {path!r}")
             return _parse(file.read_bytes(), str(file))
 
     return Unpacked(sdist)
@@ -109,6 +115,7 @@ class _Catalog:
 
         self.shipped = build_catalog(data_dir, bigbench=False)
         self.store = _bigbench_store(fetch)
+        self.folder: Path | None = getattr(self.store, "folder", None)
         self.bigbench = {task_name(p): info for p, info in self.store.index().items()} if self.store else {}
 
     def names(self) -> list[str]:
@@ -164,8 +171,92 @@ def _count(task, split: str) -> int | str:
     return n if n else f"split {split!r} is empty"
 
 
+@functools.cache
+def _code_stamp() -> str:
+    """A digest of what decides BIG-bench splits (the tasks stage's converter and its config)."""
+    from importlib import resources
+
+    h = hashlib.sha256()
+    for part in ("bigbench.py", "data/bigbench.yaml"):
+        h.update(resources.files("flanlab.tasks").joinpath(part).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _count_key(cat: _Catalog, name: str, split: str) -> str | None:
+    """Cache key of a BIG-bench task's split count: its task.json's size and mtime plus the code
+    stamp. None for other tasks (cheap to count, so never cached)."""
+    info = cat.bigbench.get(name)
+    if info is None or cat.folder is None:
+        return None
+    try:
+        st = (cat.folder / info.path / "task.json").stat()
+    except OSError:
+        return None
+    return f"{name}|{split}|{st.st_size}|{st.st_mtime_ns}|{_code_stamp()}"
+
+
+def _counts_file() -> Path:
+    return cache_dir("mixture") / "bigbench-counts.json"
+
+
+def _load_counts() -> dict[str, int]:
+    try:
+        data = json.loads(_counts_file().read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_counts(new: dict[str, int]) -> None:
+    if not new:
+        return
+    merged = {**_load_counts(), **new}
+    try:
+        atomic_write_json(_counts_file(), merged, indent=None)
+    except OSError as e:  # a read-only cache only costs the next run a recount
+        log.warning("could not cache task counts: %s", e)
+
+
+def _count_job(args: tuple[str, str, str | None]) -> int | str:
+    name, split, data_dir = args
+    return _count(_catalog(data_dir).get(name), split)
+
+
+def count_many(names: list[str], split: str, data_dir: str | None, workers: int = 1) -> dict[str, int | str]:
+    """Split sizes (or why unusable) of many tasks: cached BIG-bench counts first, the rest counted
+    in ``workers`` processes."""
+    cat = _catalog(data_dir)
+    cached = _load_counts()
+    out: dict[str, int | str] = {}
+    todo = []
+    for name in names:
+        key = _count_key(cat, name, split)
+        if key is not None and key in cached:
+            out[name] = cached[key]
+        else:
+            todo.append(name)
+    if todo:
+        jobs = [(n, split, data_dir) for n in todo]
+        if workers > 1 and len(todo) > 1:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+                results = list(pool.map(_count_job, jobs, chunksize=4))
+        else:
+            results = [_count_job(j) for j in track(jobs, f"counting {len(jobs)} task(s)")]
+        fresh = {}
+        for name, n in zip(todo, results, strict=True):
+            out[name] = n
+            key = _count_key(cat, name, split)
+            if key is not None and isinstance(n, int):
+                fresh[key] = n
+        _save_counts(fresh)
+    return out
+
+
 def expand(pattern: str, exclude: list[str], where: str, split: str = "train",
-           data_dir: str | None = None, allow: frozenset[str] = frozenset()) -> list[TaskInfo]:
+           data_dir: str | None = None, allow: frozenset[str] = frozenset(), workers: int = 1) -> list[TaskInfo]:
     """The tasks a member names. A plain name must exist (and is refused later if held out);
     a glob skips, with a log line, tasks that are held out (unless allowed by name), excluded, or
     have no data for ``split`` here."""
@@ -176,18 +267,21 @@ def expand(pattern: str, exclude: list[str], where: str, split: str = "train",
         except KeyError as e:
             raise UserError(f"{where}.task: {e}") from None
         return [_info(task, split)]
-    infos, skipped = [], []
+    candidates, skipped = [], []
     for name in reg.names():
         if not fnmatch.fnmatchcase(name, pattern) or any(fnmatch.fnmatchcase(name, x) for x in exclude):
             continue
-        task = reg.get(name)
-        info = _info(task, split)
+        info = _info(reg.get(name), split)
         if any(t.startswith("heldout:") for t in info.tags) and name not in allow:
             skipped.append(f"{name} (held out: {', '.join(t for t in info.tags if t.startswith('heldout:'))})")
             continue
-        size = _count(task, split)
+        candidates.append(info)
+    sizes = count_many([i.name for i in candidates], split, data_dir, workers)
+    infos = []
+    for info in candidates:
+        size = sizes[info.name]
         if isinstance(size, str):
-            skipped.append(f"{name} ({size})")
+            skipped.append(f"{info.name} ({size})")
             continue
         infos.append(dataclasses.replace(info, size=size))
     if skipped:
@@ -202,9 +296,11 @@ def expand(pattern: str, exclude: list[str], where: str, split: str = "train",
 
 
 def count_task(name: str, split: str, data_dir: str | None = None) -> int:
-    """Examples in a task's split, counted by streaming its raw records."""
-    task = _catalog(data_dir).get(name)
-    return sum(1 for _ in task.source.records(split))
+    """Examples in a task's split (cached for BIG-bench), counted by streaming its raw records."""
+    n = count_many([name], split, data_dir)[name]
+    if isinstance(n, str):
+        raise UserError(f"task {name!r}: {n}")
+    return n
 
 
 class _Selected:
@@ -228,6 +324,19 @@ class _Selected:
                 yield record
 
 
+_RECENT: dict[tuple[str, str | None], Any] = {}
+
+
+def _recent_task(name: str, data_dir: str | None):
+    """The task object, reused while consecutive streams render the same task (its formats share
+    one load of its examples); only one is kept, so memory stays at one task's worth."""
+    key = (name, data_dir)
+    if key not in _RECENT:
+        _RECENT.clear()
+        _RECENT[key] = _catalog(data_dir).get(name)
+    return _RECENT[key]
+
+
 def iter_task(name: str, fmt: str, split: str, seed: int, data_dir: str | None = None,
               keep: bytearray | None = None) -> Iterator[Rendered]:
     """A task's split rendered in ``fmt`` (templates and exemplars picked by ``seed``); with
@@ -235,7 +344,7 @@ def iter_task(name: str, fmt: str, split: str, seed: int, data_dir: str | None =
     from flanlab.tasks.formats import is_fewshot
     from flanlab.tasks.task import render
 
-    task = _catalog(data_dir).get(name)
+    task = _recent_task(name, data_dir)
     if keep is not None:
         # Few-shot exemplars still come from the whole training split: build the pool first.
         pool = {"pool": task.exemplar_pool()} if is_fewshot(fmt) else {}

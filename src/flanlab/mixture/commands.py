@@ -59,6 +59,8 @@ def _contamination_parser() -> argparse.ArgumentParser:
 
 
 def _run_build(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from flanlab.core.config import load_config
     from flanlab.core.errors import UserError
     from flanlab.core.log import console, setup_logging
@@ -66,11 +68,13 @@ def _run_build(a: argparse.Namespace) -> int:
     from flanlab.mixture.config import MixtureConfig
     from flanlab.mixture.stats import composition_rows, markdown_table
 
-    setup_logging(a.verbose)
     if a.dry_run:
+        setup_logging(a.verbose)
         return _run_dry(a)
     if not a.out:
         raise UserError("--out: an output folder is required (or --dry-run to preview the plan)")
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+    setup_logging(a.verbose, log_file=Path(a.out) / "log.txt")
     if a.workers < 1:
         raise UserError(f"--workers: expected an integer >= 1, got {a.workers}")
     if a.examples is not None and a.examples < 1:

@@ -41,10 +41,10 @@ def _file_streams(member: MemberConfig, config: MixtureConfig, base: Path, where
 
 
 def _task_streams(member: MemberConfig, config: MixtureConfig, where: str, data_dir: str | None,
-                  allowed: frozenset[str]) -> list[Stream]:
+                  allowed: frozenset[str], workers: int) -> list[Stream]:
     from flanlab.mixture import catalog
 
-    infos = catalog.expand(member.task, member.exclude, where, config.split, data_dir, allowed)
+    infos = catalog.expand(member.task, member.exclude, where, config.split, data_dir, allowed, workers)
     streams = []
     for info in infos:
         formats = member.formats or config.formats or list(info.formats)
@@ -69,7 +69,7 @@ def _task_streams(member: MemberConfig, config: MixtureConfig, where: str, data_
 
 
 def resolve_mixture(config: MixtureConfig, path: str | Path | None = None, data_dir: str | None = None,
-                    allow: frozenset[str] = frozenset(), _seen: tuple[str, ...] = ()) -> Mixture:
+                    allow: frozenset[str] = frozenset(), _seen: tuple[str, ...] = (), workers: int = 1) -> Mixture:
     """Resolve every member of ``config`` (read from ``path``) into sized streams and sub-mixtures.
 
     Raises :class:`HeldOutError` naming every held-out task not listed in ``allow_heldout``.
@@ -88,11 +88,11 @@ def resolve_mixture(config: MixtureConfig, path: str | Path | None = None, data_
             if key in _seen:
                 raise UserError(f"{where}.mixture: {sub_path} includes itself")
             sub_config = load_config(sub_path, schema=MixtureConfig)
-            sub = resolve_mixture(sub_config, sub_path, data_dir, frozenset(allowed), (*_seen, key))
+            sub = resolve_mixture(sub_config, sub_path, data_dir, frozenset(allowed), (*_seen, key), workers)
             members.append(SubMixture(sub, member.rate))
             continue
         streams = (_file_streams(member, config, base, where) if member.file
-                   else _task_streams(member, config, where, data_dir, frozenset(allowed)))
+                   else _task_streams(member, config, where, data_dir, frozenset(allowed), workers))
         if member.rate is not None:
             for st in streams:
                 group_rates[st.submixture] = member.rate

@@ -52,7 +52,8 @@ def plot_shares(manifest: dict[str, Any], path: str | Path, top_categories: int 
     subs = {name: s["share"] for name, s in manifest["submixtures"].items()}
     cats: dict[str, float] = {}
     for t in manifest["tasks"].values():
-        key = t.get("category") or "(none)"
+        # BIG-bench categories list several keywords; the first one groups tasks best.
+        key = (t.get("category") or "(none)").split(",")[0].strip()
         cats[key] = cats.get(key, 0.0) + t["share"]
     cat_items = sorted(cats.items(), key=lambda kv: -kv[1])
     if len(cat_items) > top_categories:
