@@ -25,7 +25,7 @@ def _local_tasks(shared_data, tmp_path):
     """Every shipped non-BIG-bench task, on its real data or on a fixture in the same schema."""
     tasks = []
     for _, task in build_catalog(shared_data, bigbench=False).items():
-        if task.source_kind not in ("flan_cot", "gsm8k"):
+        if task.source_kind not in ("flan_cot", "gsm8k", "mmlu", "bbh", "mgsm"):
             continue  # the Flan 2022 collection's tasks are tested in tests/tasks/collection
         source = task.source
         missing = [p for p in getattr(source, "files", {}).values() if not p.is_file()]
@@ -53,9 +53,9 @@ def test_shipped_catalog_contents(shared_data):
 
 def test_every_shipped_template_renders_on_its_data(shared_data, tmp_path):
     tasks = _local_tasks(shared_data, tmp_path)
-    assert len(tasks) == 10
+    assert len(tasks) == 10 + 57 + 27 + 11  # CoT + GSM8K, MMLU subjects, BBH subtasks, MGSM languages
     for task in tasks:
-        examples = list(task.examples())
+        examples = list(task.examples(task.train_split))
         assert examples, task.name
         task.validate_templates()
         for template in task.family.templates:
@@ -64,7 +64,7 @@ def test_every_shipped_template_renders_on_its_data(shared_data, tmp_path):
                     inputs, targets = render_example(task, template, ex, fmt)
                     assert inputs and targets, (task.name, template.id, fmt)
         for fmt in task.formats():
-            assert len(list(render(task, fmt, limit=4))) == min(4, len(examples))
+            assert len(list(render(task, fmt, split=task.train_split, limit=4))) == min(4, len(examples))
 
 
 def test_gsm8k_cot_and_heldout_test_split(shared_data):
@@ -119,3 +119,28 @@ def test_user_catalog_file(tmp_path):
                    "    family: cot\n    task_typ: cot\n", encoding="utf-8")
     with pytest.raises(UserError, match=r"bad.yaml:6: unknown key 'tasks.0.task_typ'"):
         load_catalog_file(bad)
+
+
+def test_benchmarks_in_the_data_dir_are_held_out(shared_data):
+    from flanlab.tasks.bigbench import bbh_map
+
+    mmlu = list_tasks(shared_data, source="mmlu")
+    assert len(mmlu) == 57 and all(t.heldout == ("mmlu",) for t in mmlu)
+    algebra = get_task("mmlu.abstract_algebra", shared_data)
+    first = next(algebra.examples("test"))
+    assert first["options"] == ["0", "4", "2", "6"] and first["answer"] == "4" and first["letter"] == "B"
+    assert {t.name for t in list_tasks(shared_data, source="bbh", tag="bbh")} == {f"bbh.{n}" for n in bbh_map()}
+    mgsm = list_tasks(shared_data, source="mgsm")
+    assert {t.language for t in mgsm} == {"bn", "de", "en", "es", "fr", "ja", "ru", "sw", "te", "th", "zh"}
+    assert all(t.is_heldout() for t in mgsm)
+    # Without a data dir the expanded entries are simply absent.
+    assert not [t for t in build_catalog(None, bigbench=False).names() if t.startswith(("mmlu.", "bbh.", "mgsm."))]
+
+
+def test_bad_mmlu_row_names_file_and_line(tmp_path):
+    (tmp_path / "mmlu" / "test").mkdir(parents=True)
+    (tmp_path / "mmlu" / "dev").mkdir(parents=True)
+    (tmp_path / "mmlu" / "test" / "toy_test.csv").write_text("1+1?,1,2,3,4,B\n2+2?,2,4,6,8,E\n", encoding="utf-8")
+    task = build_catalog(tmp_path, bigbench=False).get("mmlu.toy")
+    with pytest.raises(UserError, match=r"toy_test.csv:2: answer letter 'E' is not one of A, B, C, D"):
+        list(task.examples("test"))

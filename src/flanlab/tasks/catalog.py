@@ -1,7 +1,9 @@
 """The task catalog: tasks declared in YAML (shipped or your own) plus every BIG-bench JSON task.
 
-The shipped catalog (``data/catalog.yaml``) holds the 9 Flan CoT datasets and GSM8K with CoT; its
-file paths are relative to the data dir (``--data-dir`` / ``$FLANLAB_DATA_DIR``). BIG-bench tasks
+The shipped catalog (``data/catalog.yaml``) holds the 9 Flan CoT datasets, GSM8K with CoT (its test
+split held out) and, tagged held out, the benchmarks found in the data dir (MMLU subjects, BBH
+subtasks, MGSM languages; one task per file through ``expand``). File paths are relative to the
+data dir (``--data-dir`` / ``$FLANLAB_DATA_DIR``). BIG-bench tasks
 come from the sdist in ``cache_dir("downloads")`` (fetched with pip when missing) through its cached
 index, so building the catalog is cheap; examples are read only when a task is iterated.
 
@@ -23,7 +25,7 @@ from flanlab.core.config import SCHEMAS, ConfigError, Schema, load_yaml, validat
 from flanlab.core.errors import UserError
 from flanlab.core.paths import DATA_DIR_ENV, data_dir
 from flanlab.core.registry import Registry
-from flanlab.tasks.preprocessors import PREPROCESSORS
+from flanlab.tasks.preprocessors import PREPROCESSORS, rename_fields
 from flanlab.tasks.sources import FileSource, HFSource, Source, SourceError
 from flanlab.tasks.task import Task
 from flanlab.tasks.template import builtin_family, load_family
@@ -59,6 +61,9 @@ class CatalogEntry(Schema):
     columns: list[str] | None = None
     unescape: bool = False
     preprocessors: list[str] = Field(default_factory=list)
+    rename: dict[str, str] = Field(default_factory=dict, description="rename fields first: {old: new}")
+    expand: dict[str, str] | None = Field(
+        default=None, description="one task per data-dir file matching a pattern: {var: 'dir/{var}.csv'}")
     family: str
     task_type: Literal["multiple_choice", "generation", "cot"] = "generation"
     category: str = ""
@@ -112,6 +117,8 @@ def _entry_task(entry: CatalogEntry, root: Path | None, where: str, family_root:
         pre = tuple(PREPROCESSORS.get(p) for p in entry.preprocessors)
     except KeyError as e:
         raise ConfigError(f"{where}: task {entry.name!r}: {e}") from None
+    if entry.rename:
+        pre = (rename_fields(dict(entry.rename)), *pre)
     family_file = family_root / entry.family if family_root else None
     family = load_family(family_file) if family_file and family_file.suffix in (".yaml", ".yml") \
         else builtin_family(entry.family)
@@ -138,7 +145,38 @@ def _tasks(spec: TaskCatalog, where: str, root: Path | None, family_root: Path |
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ConfigError(f"{where}: task {dupes[0]!r} is declared twice")
-    return [_entry_task(e, root, where, family_root) for e in spec.tasks]
+    tasks = []
+    for entry in spec.tasks:
+        for concrete in _expand(entry, root, where):
+            tasks.append(_entry_task(concrete, root, where, family_root))
+    return tasks
+
+
+def _expand(entry: CatalogEntry, root: Path | None, where: str) -> list[CatalogEntry]:
+    """One entry per data-dir file matching ``expand`` (none without a data dir), with ``{var}``
+    replaced in the name, files and language."""
+    if not entry.expand:
+        return [entry]
+    if len(entry.expand) != 1:
+        raise ConfigError(f"{where}: task {entry.name!r}: 'expand' takes exactly one variable")
+    if root is None:
+        return []
+    (var, pattern), = entry.expand.items()
+    token = "{" + var + "}"
+    if pattern.count(token) != 1:
+        raise ConfigError(f"{where}: task {entry.name!r}: expand pattern {pattern!r} must contain {token} once")
+    head, tail = pattern.split(token)
+    values = sorted(str(p.relative_to(root))[len(head): len(str(p.relative_to(root))) - len(tail)]
+                    for p in root.glob(head + "*" + tail))
+    out = []
+    for value in values:
+        def sub(text: str, value: str = value) -> str:
+            return text.replace(token, value)
+
+        files = {k: sub(v) for k, v in (entry.files or {}).items()}
+        out.append(entry.model_copy(update={"name": sub(entry.name), "files": files, "expand": None,
+                                            "language": sub(entry.language)}))
+    return out
 
 
 def _shipped(root: Path | None) -> list[Task]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from flanlab.core.registry import Registry
 
-__all__ = ["PREPROCESSORS", "Example", "Preprocessor", "gsm8k_cot", "strip_fields"]
+__all__ = ["PREPROCESSORS", "Example", "Preprocessor", "gsm8k_cot", "mmlu_choices", "rename_fields", "strip_fields"]
 
 Example = dict[str, Any]
 Preprocessor = Callable[[Example], Example]
@@ -36,3 +36,26 @@ def gsm8k_cot(ex: Example) -> Example:
 def strip_fields(ex: Example) -> Example:
     """Strip surrounding whitespace from every string field."""
     return {k: v.strip() if isinstance(v, str) else v for k, v in ex.items()}
+
+
+@PREPROCESSORS.decorator("mmlu_choices")
+def mmlu_choices(ex: Example) -> Example:
+    """A Hendrycks MMLU row ``{question, A, B, C, D, target: letter}`` → ``{question, options,
+    answer: the option's text}``."""
+    letters = ["A", "B", "C", "D"]
+    options = [str(ex[k]) for k in letters]
+    letter = str(ex["target"]).strip().upper()
+    if letter not in letters:
+        raise ValueError(f"answer letter {ex['target']!r} is not one of A, B, C, D")
+    return {"question": ex["question"], "options": options, "answer": options[letters.index(letter)],
+            "letter": letter}
+
+
+def rename_fields(mapping: dict[str, str]) -> Preprocessor:
+    """A preprocessor renaming fields (``{"input": "question"}``); other fields are kept."""
+
+    def rename(ex: Example) -> Example:
+        return {mapping.get(k, k): v for k, v in ex.items()}
+
+    rename.__name__ = f"rename_fields({mapping})"
+    return rename

@@ -124,6 +124,9 @@ class Task:
                 except KeyError as e:
                     raise SourceError(f"{where}: missing field {e.args[0]!r} (needed by preprocessor "
                                       f"{getattr(fn, '__name__', fn)} of task {self.name!r})") from None
+                except ValueError as e:
+                    raise SourceError(f"{where}: {e} (preprocessor {getattr(fn, '__name__', fn)} of task "
+                                      f"{self.name!r})") from None
             for f in need:
                 if f not in ex:
                     raise SourceError(f"{where}: missing field {f!r} (task {self.name!r} needs: "
