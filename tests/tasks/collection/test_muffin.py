@@ -34,7 +34,7 @@ def test_mappings_cover_the_paper_categories():
     families = Counter(d.family for d in datasets.values())
     assert {"nli", "boolq", "extractive_qa", "closed_book_qa", "mc_qa", "sentiment", "paraphrase",
             "completion", "cause_effect", "coreference", "struct_to_text", "summarization",
-            "translation"} == set(families)
+            "translation", "topic", "acceptability", "word_sense"} == set(families)
     for family in families:
         standard = muffin_family(family, "standard")
         assert len(standard.templates) >= 10, family
@@ -144,3 +144,28 @@ def test_flan_repo_family_renders_through_our_task():
         flan_family(FLAN_REPO, "cb", "nli", ("premise", "hypothesis", "options", "answer"))
     with pytest.raises(FlanRepoError, match="must point at a checkout"):
         load_flan_patterns(FIXTURES / "nowhere")
+
+
+def test_every_template_of_every_family_renders():
+    from flanlab.tasks.options import deterministic_style
+    from flanlab.tasks.sources import MemorySource
+    from flanlab.tasks.task import Task, render_example
+
+    checked = 0
+    for name, ds in muffin_datasets().items():
+        for kind in ("standard", "inversion"):
+            fam = muffin_family(ds.family, kind)
+            example = {f: f"<{f}>" for f in fam.fields}
+            example["question"] = "cause" if ds.family == "cause_effect" else example.get("question", "")
+            options = ds.mapping.has_options() and kind == "standard"
+            if options:
+                example.update(options=["<a>", "<b>"], answer="<a>")
+            task = Task(name=name, source=MemorySource({"train": [example]}), family=fam,
+                        options_field="options" if options else None)
+            for fmt in task.formats():
+                for t in task.templates(fmt):
+                    inputs, targets = render_example(task, t, example, fmt, deterministic_style())
+                    assert inputs and targets, (name, t.id, fmt)
+                    assert "<" in inputs  # every template shows some field of the example
+                    checked += 1
+    assert checked > 1000
