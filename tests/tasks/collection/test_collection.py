@@ -41,7 +41,7 @@ def test_availability_statuses(data_dir):
     assert found["muffin/wiki_dialog"].status == "local"
     assert found["muffin/task_master"].status == "missing" and "outside the hub" in found["muffin/task_master"].detail
     assert found["muffin/qrecc"].status == "hub"
-    assert found["muffin/cola"].status == "missing" and "no hub mapping" in found["muffin/cola"].detail
+    assert found["muffin/cosmos_qa"].status == "missing" and "no hub mapping" in found["muffin/cosmos_qa"].detail
     assert found["t0sf/cos_e_v1.11_i_think"].status == "local"
     assert found["t0sf/cos_e_v1.11_rationale"].detail == "bigscience/P3 subset cos_e_v1.11_rationale"
     assert found["niv2/task001_quoref_question_generation"].status == "local"
