@@ -1,4 +1,5 @@
 import hashlib
+import json
 from collections import Counter
 
 import pytest
@@ -160,3 +161,32 @@ def test_bad_file_member_names_file_and_line(tmp_path):
     cfg = write_config(tmp_path, "name: bad\nmembers:\n  - {file: missing.jsonl, submixture: cot}\n")
     with pytest.raises(UserError, match=r"members.0.file: .*missing.jsonl not found"):
         build(cfg, tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_killed_process_leaves_no_manifest_and_rerun_completes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = toy_mixture(tmp_path, sizes=(5000, 1000, 200))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "flanlab", "mix", str(cfg), "--out", str(out), "--examples", "20000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "FLANLAB_PROGRESS": "0"}, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (out / ".work" / "plan.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (out / "manifest.json").exists()
+    with pytest.raises(IncompleteMixtureError):
+        read_manifest(out)
+    rerun = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "FLANLAB_PROGRESS": "0"})
+    assert rerun.returncode == 0, rerun.stderr
+    clean = build(cfg, tmp_path / "clean", examples=20000)
+    assert digests(out) == digests(tmp_path / "clean")
+    assert json.loads((out / "manifest.json").read_text()) == clean.manifest

@@ -52,15 +52,15 @@ def catalog_data(shared_data):
 
 @pytest.mark.slow
 def test_real_tasks_guard_and_determinism(tmp_path, catalog_data, capsys):
-    base = f"""name: real
+    base = """name: real
 seed: 3
 examples: 400
 shard_size: 150
 members:
-  - {{task: cot_aqua, formats: [zs_cot, fs_cot]}}
-  - {{task: cot_qasc, formats: [zs_cot]}}
-  - {{task: "bigbench.logical_*", formats: [zs_opt]}}
-  - {{task: bigbench.hindu_knowledge, formats: [zs_opt]}}
+  - {task: cot_aqua, formats: [zs_cot, fs_cot]}
+  - {task: cot_qasc, formats: [zs_cot]}
+  - {task: "bigbench.logical_*", formats: [zs_opt]}
+  - {task: bigbench.hindu_knowledge, formats: [zs_opt]}
 """
     cfg = write_config(tmp_path, base)
     args = ["--data-dir", str(catalog_data), "--examples", "400"]

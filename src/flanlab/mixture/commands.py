@@ -238,7 +238,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("mix", help="build mixtures; `mix stats`, `mix check-contamination`", usage=USAGE,
                        description="Stream a mixture into shards, or inspect a finished one. Run "
-                                   "`flanlab mix stats -h` or `flanlab mix check-contamination -h` for "
+                                   "`flanlab mix CONFIG -h`, `flanlab mix stats -h` or `flanlab mix check-contamination -h` for "
                                    "their options.")
     p.add_argument("target", metavar="CONFIG|stats|check-contamination")
     p.add_argument("rest", nargs=argparse.REMAINDER)
