@@ -24,6 +24,7 @@ from flanlab.inference.base import GenerateRequest, LoglikelihoodRequest, Loglik
 from flanlab.inference.loading import LoadedModel, load_pretrained
 from flanlab.inference.planning import Group, Plan, Target, group_rows, plan_rows
 from flanlab.inference.spec import ModelSpec
+from flanlab.inference.tokens import causal_pair, leading_specials
 
 __all__ = ["HFLM"]
 
@@ -78,7 +79,7 @@ class HFLM:
         # Tokens per forward pass (rows x padded length); CPUs gain little from bigger batches.
         self.token_budget = token_budget or (32768 if on_gpu else 2048)
         self.show_progress = show_progress
-        self._special_prefix = self._leading_specials()
+        self._special_prefix = leading_specials(self.tokenizer)
         self._fingerprint: str | None = None
         self._cache_arg = _cache_key(self.model)
 
@@ -106,33 +107,11 @@ class HFLM:
         return self._fingerprint
 
     # ------------------------------------------------------------------ tokenization
-    def _leading_specials(self) -> list[int]:
-        """Special tokens the tokenizer puts before text (e.g. ``<s>``), kept for causal inputs."""
-        with_sp = self.tokenizer("a").input_ids
-        without = self.tokenizer("a", add_special_tokens=False).input_ids
-        n = len(with_sp) - len(without)
-        if n > 0 and with_sp[n:n + len(without)] == without:
-            return list(with_sp[:n])
-        return []
-
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False).input_ids
 
     def _causal_pair(self, context: str, continuation: str, memo: dict[str, list[int]]) -> tuple[list[int], list[int]]:
-        """Token ids of (context, continuation) as they appear in the full text: the whole string is
-        encoded and split after the context's tokens, so merges at the boundary match what the model
-        reads; trailing context whitespace moves to the continuation (word-initial tokens)."""
-        stripped = context.rstrip()
-        continuation = context[len(stripped):] + continuation
-        context = stripped
-        if context not in memo:
-            memo[context] = self._special_prefix + self._encode(context)
-        ctx = memo[context]
-        whole = self._special_prefix + self._encode(context + continuation)
-        if not ctx:
-            # Nothing to condition on: start from the end-of-text token, as is customary.
-            ctx = [self.tokenizer.eos_token_id]
-        return ctx, whole[len(memo[context]):]
+        return causal_pair(self.tokenizer, self._special_prefix, context, continuation, memo)
 
     # ------------------------------------------------------------------ loglikelihood
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
