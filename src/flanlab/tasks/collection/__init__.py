@@ -1,0 +1,11 @@
+"""The Flan 2022 collection (Chung et al. 2022): 1,836 finetuning tasks and the adapters that load them.
+
+* :mod:`.manifest` — the shipped manifest (Muffin 80, T0-SF 193, NIv2 1,554, CoT 9, with categories),
+  built from ``flan_collection_info.csv`` by ``scripts/build_flan2022_manifest.py`` (:mod:`.build_manifest`).
+* :mod:`.muffin` — Muffin (Flan 2021) datasets: hub mappings and our own template families; with
+  ``--flan-repo`` the original templates read from a FLAN checkout by :mod:`.flan_repo` (``ast``, never run).
+* :mod:`.t0` — T0-SF from ``bigscience/P3`` rows or promptsource template files rendered in a sandbox.
+* :mod:`.niv2` — natural-instructions task JSON in the Flan NIv2 layouts.
+* :mod:`.dialog` — next-turn prediction over wiki_dialog / qrecc / taskmaster-shaped conversations.
+* :mod:`.collection` — the tasks the catalog gets, and every task's data availability (local/hub/missing).
+"""
