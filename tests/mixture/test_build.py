@@ -121,6 +121,11 @@ def test_interrupted_run_leaves_no_manifest_and_resumes(tmp_path, monkeypatch):
     assert digests(out) == digests(tmp_path / "clean") and resumed.manifest == clean.manifest
     again = build(cfg, out, examples=2000)
     assert again.already_complete
+    # A finished folder whose shard was truncated afterwards is rebuilt, not reported complete.
+    shard = out / again.manifest["shards"][0]["file"]
+    shard.write_bytes(shard.read_bytes()[:100])
+    rebuilt = build(cfg, out, examples=2000)
+    assert not rebuilt.already_complete and digests(out) == digests(tmp_path / "clean")
 
 
 def test_out_folder_rules(tmp_path):

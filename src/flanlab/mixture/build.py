@@ -295,7 +295,13 @@ def _prepare_out(out: Path, fingerprint: str, overwrite: bool) -> str:
         raise UserError(f"{out}: another `flanlab mix` (pid {lock['pid']}) is writing this folder")
     if manifest is not None and not overwrite:
         if manifest.get("fingerprint") == fingerprint:
-            return "done"
+            broken = [sh["file"] for sh in manifest.get("shards", []) if not (out / sh["file"]).is_file()
+                      or (out / sh["file"]).stat().st_size != sh["bytes"]]
+            if not broken:
+                return "done"
+            log.warning("%s: shard(s) %s missing or changed since the build; rebuilding", out, ", ".join(broken[:3]))
+            _clean(out)
+            return "fresh"
         raise UserError(f"{out}: holds a finished mixture of a different config, seed or size; "
                         "pass --overwrite to rebuild it, or choose another --out")
     if state is not None and state.get("fingerprint") == fingerprint and not overwrite:
