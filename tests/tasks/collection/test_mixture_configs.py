@@ -36,18 +36,18 @@ def test_configs_start_with_their_command():
 def test_dry_run_plans_the_ladder_without_data(capsys, tmp_path):
     # Without data (no data dir): NIv2 tasks are planned from the manifest, hub tasks by name.
     none = str(tmp_path / "empty")
-    full = {"flan2021": 100, "dialog": 2, "t0": 193, "niv2": 1554, "cot": 9}
+    full = {"flan2021": 104, "dialog": 2, "t0": 193, "niv2": 1554, "cot": 9}
     assert _plan(capsys, "flan2022.yaml", "--data-dir", none) == full
     assert _plan(capsys, "tasks-1836.yaml", "--data-dir", none) == full
-    assert _plan(capsys, "tasks-282.yaml", "--data-dir", none) == {"cot": 9, "flan2021": 100, "dialog": 2, "t0": 193}
-    assert _plan(capsys, "tasks-89.yaml", "--data-dir", none) == {"cot": 9, "flan2021": 100, "dialog": 2}
+    assert _plan(capsys, "tasks-282.yaml", "--data-dir", none) == {"cot": 9, "flan2021": 104, "dialog": 2, "t0": 193}
+    assert _plan(capsys, "tasks-89.yaml", "--data-dir", none) == {"cot": 9, "flan2021": 104, "dialog": 2}
     assert _plan(capsys, "tasks-9.yaml", "--data-dir", none) == {"cot": 9}
     assert _plan(capsys, "flan2022-cot-only.yaml", "--data-dir", none) == {"cot": 9}
     assert "cot" not in _plan(capsys, "flan2022-no-cot.yaml", "--data-dir", none)
     assert main(["mix", str(CONFIGS / "flan2022.yaml"), "--dry-run", "--data-dir", none]) == 0
     out = capsys.readouterr().out
     # Expected shares: the Flan 2022 rates renormalized over the submixtures present.
-    assert "| flan2021 | 100 | 0.4 | 30000 | 40.00% |" in out and "| niv2 | 1554 | 0.2 | 5000 | 20.00% |" in out
+    assert "| flan2021 | 104 | 0.4 | 30000 | 40.00% |" in out and "| niv2 | 1554 | 0.2 | 5000 | 20.00% |" in out
     assert not (tmp_path / "empty").exists()  # nothing written
     assert main(["mix", str(CONFIGS / "flan2022.yaml")]) == 2  # a build needs --out
 

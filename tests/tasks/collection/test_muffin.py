@@ -67,6 +67,13 @@ def test_mapped_fields_follow_the_hub_schema():
     assert [ex["answer"] for ex in arc] == ["the Sun", "sunlight", "0"]
     assert [ex["answer"] for ex in _task("bool_q").examples()] == ["yes", "no", "no"]
     assert [ex["answer"] for ex in _task("winogrande").examples()] == ["the trophy", "the bag", "Alex"]
+    # SQuAD v2's unanswerable questions (no answer text) are dropped.
+    from flanlab.tasks.sources import MemorySource
+
+    rows = [{"context": "c", "question": "q", "answers": {"text": [], "answer_start": []}},
+            {"context": "c2", "question": "q2", "answers": {"text": ["a"], "answer_start": [0]}}]
+    squad = muffin_task("squad_v2", source=MemorySource({"train": rows}))
+    assert list(squad.examples()) == [{"context": "c2", "question": "q2", "answer": "a"}]
     # SNLI's unlabelled rows (label -1) are dropped.
     assert [ex["answer"] for ex in _task("snli").examples()] == ["yes", "yes", "no"]
     dart = next(_task("dart").examples())
