@@ -139,3 +139,30 @@ def test_budgets_with_a_real_tokenizer():
     assert any(r.exemplar_ids for r in rendered) and any(len(r.exemplar_ids) < 4 for r in rendered)
     defaults = Budget()
     assert (defaults.inputs, defaults.targets, defaults.fewshot_inputs) == (2048, 512, 1920)
+
+
+_TINY: list[HFCounter] = []
+
+
+def _tiny_counter() -> HFCounter:
+    # Built once per module (hypothesis re-runs the test body many times).
+    if not _TINY:
+        from flanlab.inference.tiny import make_tiny_tokenizer
+
+        _TINY.append(HFCounter(make_tiny_tokenizer()))
+    return _TINY[0]
+
+
+@SETTINGS
+# No newlines in the query, so that the last separator splits exemplars from the query exactly.
+@given(st.lists(st.tuples(st.text(st.characters(exclude_characters="\n\r"), max_size=300),
+                          st.text(max_size=120)), min_size=1, max_size=5), st.integers(0, 2**31))
+def test_budgets_hold_with_a_real_tokenizer_on_any_text(rows, seed):
+    counter = _tiny_counter()
+    examples = [{"question": f"{i} {q}", "answer": a} for i, (q, a) in enumerate(rows)]
+    budget = Budget(inputs=64, targets=16, fewshot_inputs=40)
+    for r in render(_task(examples), "fs_noopt", seed=seed, shots=3, tokenizer=counter, budget=budget):
+        assert counter.count(r.inputs) <= budget.inputs
+        assert counter.count(r.targets) <= budget.targets
+        if r.exemplar_ids:
+            assert counter.count(r.inputs.rsplit(FEWSHOT_SEPARATOR, 1)[0]) <= budget.fewshot_inputs
