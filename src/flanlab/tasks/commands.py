@@ -28,10 +28,13 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     table = Table(title=f"{len(rows)} tasks", title_justify="left")
     for col in ("name", "source", "type", "#templates", "held-out"):
-        table.add_column(col, no_wrap=col == "name")
+        table.add_column(col, no_wrap=col != "held-out")
     for r in rows:
         table.add_row(str(r["name"]), str(r["source"]), str(r["type"]), str(r["templates"]), str(r["heldout"]))
-    Console(width=max(100, Console().width), soft_wrap=False).print(table)
+    # Wide enough for whole names and types even when stdout is not a terminal (rich assumes 80).
+    keys = ("name", "source", "type", "templates", "heldout")
+    need = sum(max([len(str(r[k])) for r in rows] + [10]) + 3 for k in keys) + 1
+    Console(width=max(need, Console().width), soft_wrap=False).print(table)
     return 0
 
 
