@@ -105,12 +105,12 @@ def availability(data_dir: str | Path | None = None, *, niv2_repo: str | Path | 
             else:
                 status, detail = "missing", f"{short}.json not in {tasks_dir}"
         else:
-            path = cot_file(t.name, data_dir)
-            if path is not None and path.is_file():
+            path = cot_file(t.name, data_dir or ".")
+            if data_dir is not None and path is not None and path.is_file():
                 status, detail = "local", f"flan_cot/{path.name}"
             else:
-                status, detail = "missing", (f"no local TSV flan_cot/{cot_file(t.name, '.').name} "  # type: ignore[union-attr]
-                                             "(question<TAB>answer<TAB>chain_of_thought) in the data dir")
+                status, detail = "missing", (f"no flan_cot/{path.name if path else '?'} in the data dir "
+                                             "(TSV: question<TAB>answer<TAB>chain_of_thought)")
         out.append(Availability(t, status, detail))
     return out
 
