@@ -144,3 +144,21 @@ def test_bad_mmlu_row_names_file_and_line(tmp_path):
     task = build_catalog(tmp_path, bigbench=False).get("mmlu.toy")
     with pytest.raises(UserError, match=r"toy_test.csv:2: answer letter 'E' is not one of A, B, C, D"):
         list(task.examples("test"))
+
+
+def test_user_catalog_with_a_hub_dataset_entry(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "hub" / "data"
+    folder.mkdir(parents=True)
+    rows = [{"question": "Is water wet?", "options": ["yes", "no"], "answer": "yes"},
+            {"question": "Is fire cold?", "options": ["yes", "no"], "answer": "no"}]
+    pq.write_table(pa.Table.from_pylist(rows), folder / "train-00000-of-00001.parquet")
+    spec = tmp_path / "hub.yaml"
+    spec.write_text(f"kind: task_catalog\ntasks:\n  - name: wet\n    hf: {{path: {tmp_path / 'hub'}, splits: {{train: train}}}}\n"
+                    "    family: qa_mc\n    task_type: multiple_choice\n    options_field: options\n", encoding="utf-8")
+    (task,) = load_catalog_file(spec)
+    assert list(task.examples()) == rows
+    out = list(render(task, "zs_opt", option_styles="flan"))
+    assert out[1].inputs.endswith("OPTIONS:\n- yes\n- no") and out[1].targets == "no"
