@@ -161,4 +161,4 @@ def test_user_catalog_with_a_hub_dataset_entry(tmp_path):
     (task,) = load_catalog_file(spec)
     assert list(task.examples()) == rows
     out = list(render(task, "zs_opt", option_styles="flan"))
-    assert out[1].inputs.endswith("OPTIONS:\n- yes\n- no") and out[1].targets == "no"
+    assert "Is fire cold?\nOPTIONS:\n- yes\n- no" in out[1].inputs and out[1].targets == "no"
