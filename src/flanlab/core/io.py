@@ -94,11 +94,39 @@ def atomic_write_json(path: str | Path, obj: Any, indent: int = 2) -> None:
     atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, sort_keys=False) + "\n")
 
 
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a torn last line (a crash mid-append) so the next row starts on a line of its own;
+    otherwise the two would fuse into one invalid line in the middle of the file."""
+    try:
+        with open(path, "rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return
+            # Find the last newline, reading backwards in blocks (lines may be long).
+            pos = size
+            while pos > 0:
+                start = max(0, pos - 65536)
+                f.seek(start)
+                block = f.read(pos - start)
+                nl = block.rfind(b"\n")
+                if nl != -1:
+                    f.truncate(start + nl + 1)
+                    return
+                pos = start
+            f.truncate(0)
+    except FileNotFoundError:
+        return
+
+
 def append_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
     """Append rows to a JSONL file, each line whole and fsynced (a crash loses at most the last line)."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _drop_torn_tail(path)
         with open(path, "a", encoding="utf-8") as f:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
