@@ -162,3 +162,17 @@ def test_user_catalog_with_a_hub_dataset_entry(tmp_path):
     assert list(task.examples()) == rows
     out = list(render(task, "zs_opt", option_styles="flan"))
     assert "Is fire cold?\nOPTIONS:\n- yes\n- no" in out[1].inputs and out[1].targets == "no"
+
+
+def test_cli_show_with_a_tokenizer_budget(shared_data, tmp_path, capsys):
+    from flanlab.inference.tiny import make_tiny_tokenizer
+
+    make_tiny_tokenizer().save_pretrained(tmp_path / "tok")
+    args = ["tasks", "show", "cot_ecqa", "--data-dir", str(shared_data), "--format", "fs_cot", "--n", "1",
+            "--shots", "3", "--tokenizer", str(tmp_path / "tok")]
+    assert main(args) == 0
+    with_budget = capsys.readouterr().out
+    assert main(args[:-2]) == 0
+    plain = capsys.readouterr().out
+    # The Flan budgets (2048 / 512 / 1920 tokens) are far above these short examples: same output.
+    assert with_budget == plain and plain.count("The answer is") == 4
