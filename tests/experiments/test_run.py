@@ -26,7 +26,7 @@ def test_plan_resolves_shared_fields_and_validates(tmp_path, tiny_llama_dir):
                         "flanlab run run.yaml")
     cfg = load_config(path, schema=RunConfig)
     plans = {p.name: p for p in plan_run(cfg, tmp_path / "out", tmp_path)}
-    assert list(plans) == ["mixture", "train", "eval_before", "eval_after"]
+    assert list(plans) == ["eval_before", "mixture", "train", "eval_after"]
     assert [m["file"] for m in plans["mixture"].config["members"]] == ["tasks/copy.jsonl", "tasks/upper.jsonl"]
     assert plans["train"].config["data"]["mixture"] == str(tmp_path / "out" / "mixture")
     assert plans["train"].config["model"]["name"] == str(tiny_llama_dir)

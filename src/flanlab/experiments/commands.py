@@ -10,6 +10,9 @@ from flanlab.core.commands import add_common_args
 
 __all__ = ["register"]
 
+# Mirrors QuickstartOptions' defaults without importing it at CLI start (kept in sync by a test).
+QS_DEFAULTS = {"steps": 40, "tasks": 16, "limit": 10, "batch_size": 4, "seq_len": 256}
+
 
 def _setup(args: argparse.Namespace, prefix: str):
     from flanlab.core.log import setup_logging
@@ -64,7 +67,66 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quickstart(args: argparse.Namespace) -> int:
+    import yaml
+
+    from flanlab.core.config import validate
+    from flanlab.core.errors import UserError
+    from flanlab.core.log import console
+    from flanlab.core.paths import data_dir as resolve_data_dir
+    from flanlab.experiments.config import RunConfig
+    from flanlab.experiments.pipeline import run_pipeline
+    from flanlab.experiments.quickstart import (
+        QuickstartOptions,
+        describe,
+        pick_bigbench_tasks,
+        quickstart_config,
+    )
+
+    def csv(text: str) -> tuple[str, ...]:
+        return tuple(t.strip() for t in text.split(",") if t.strip())
+
+    opts = QuickstartOptions(model=args.model, steps=args.steps, tasks=args.tasks, benchmarks=csv(args.benchmarks),
+                             subtasks=csv(args.subtasks) if args.subtasks else QuickstartOptions.subtasks,
+                             limit=args.limit, batch_size=args.batch_size, seq_len=args.seq_len,
+                             cot=not args.no_cot, seed=args.seed if args.seed is not None else 0)
+    data = resolve_data_dir(args.data_dir)
+    if data is None or not data.is_dir():
+        raise UserError("quickstart: evaluation needs the benchmark data folder (bbh/ ...): pass --data-dir DIR "
+                        "or set FLANLAB_DATA_DIR")
+    if args.run_name is None:
+        args.run_name = "quickstart"
+    run = _setup(args, "quickstart")
+    tasks = pick_bigbench_tasks(opts.tasks)
+    raw = quickstart_config(opts, data.resolve(), tasks)
+    console.print(describe(opts, data, tasks))
+    path = run.path / "quickstart.yaml"
+    path.write_text(f"# flanlab run {path} --run-name {run.path} --data-dir {data.resolve()}\n"
+                    + yaml.safe_dump(raw, sort_keys=False))
+    cfg = validate(RunConfig, raw, source=str(path))
+    result = run_pipeline(cfg, run, run.path)
+    print((run.path / "results.md").read_text(encoding="utf-8"), end="")
+    print(f"report: {result.report}\nrun folder: {run.path} (config: {path})")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    q = sub.add_parser("quickstart", help="offline demo: LoRA-finetune SmolLM2-135M on BIG-bench (+CoT), "
+                                          "BBH before/after, report")
+    q.add_argument("--model", default="smollm2-135m", help="model to finetune (default: smollm2-135m, embedded)")
+    q.add_argument("--steps", type=int, default=QS_DEFAULTS["steps"], help="LoRA steps (default %(default)s)")
+    q.add_argument("--tasks", type=int, default=QS_DEFAULTS["tasks"],
+                   help="BIG-bench training tasks (default %(default)s)")
+    q.add_argument("--benchmarks", default="bbh", help="held-out benchmarks, comma-separated (default bbh)")
+    q.add_argument("--subtasks", default=None, help="comma-separated subtasks (default: 4 short BBH ones)")
+    q.add_argument("--limit", type=int, default=QS_DEFAULTS["limit"],
+                   help="examples per subtask in each evaluation (small eval; default %(default)s)")
+    q.add_argument("--batch-size", type=int, default=QS_DEFAULTS["batch_size"], help="packed rows per step")
+    q.add_argument("--seq-len", type=int, default=QS_DEFAULTS["seq_len"], help="tokens per packed row")
+    q.add_argument("--no-cot", action="store_true", help="leave the Flan CoT data out of the mixture")
+    add_common_args(q)
+    q.set_defaults(func=_quickstart)
+
     p = sub.add_parser("run", help="mixture → finetune → evaluate before/after → report, resumable")
     p.add_argument("config", help="a kind: run config")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.set.train.steps=5")

@@ -131,7 +131,8 @@ def plan_run(cfg: RunConfig, run_dir: Path, config_dir: Path) -> list[StagePlan]
             merged = deep_merge(data, {"model": spec})
             plans.append(StagePlan(name, _validated("eval", merged, f"{cfg.name}: eval"), run_dir / name,
                                    run_dir / name / "results.json", source))
-    return plans
+    # The base model's evaluation first: it needs nothing else and reports something early.
+    return sorted(plans, key=lambda p: p.name != "eval_before")
 
 
 def _run_stage(plan: StagePlan) -> None:
