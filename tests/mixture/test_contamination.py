@@ -1,12 +1,13 @@
 import json
 
 from flanlab.cli import main
-from flanlab.mixture.contamination import EvalIndex, EvalText, normalize_tokens, read_eval_sets
+from flanlab.mixture.contamination import EvalIndex, EvalText, ngrams, normalize_tokens, read_eval_sets
 from tests.mixture.helpers import write_config, write_task
 
 GSM = ("Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins "
        "for her friends every day with four.")
-MGSM_ZH = "珍妮特的鸭子每天下 16 颗蛋。她每天早上早餐时吃 3 颗，每天用 4 颗为自己的朋友做松饼。"
+MGSM_ZH = ("珍妮特的鸭子每天下 16 颗蛋。她每天早上早餐时吃 3 颗，每天用 4 颗为自己的朋友做松饼。"
+           "剩下的鸭蛋她每天拿去农贸市场卖，每颗新鲜鸭蛋卖 2 美元。")
 TYDI_CONTEXT = ("The Nile is a major north-flowing river in northeastern Africa and flows into the Mediterranean "
                 "Sea after a long journey through many countries.")
 
@@ -33,6 +34,10 @@ def eval_dir(root):
 def test_normalization_and_readers(tmp_path):
     assert normalize_tokens("Hello, WORLD!  It's 2023.") == ["hello", "world", "it", "s", "2023"]
     assert normalize_tokens("鸭子每天")[:2] == ["鸭", "子"]
+    # Scripts without spaces are matched on 3 × 13 characters: a 13-character phrase is not enough.
+    short = EvalIndex([EvalText("mgsm", "zh:1", MGSM_ZH)], n=13)
+    assert (short.lookup(ngrams("问：" + MGSM_ZH[:30], 13)[0]) < 0).all()
+    assert (short.lookup(ngrams("问：" + MGSM_ZH, 13)[0]) >= 0).any()
     texts = list(read_eval_sets(eval_dir(tmp_path)))
     assert {t.benchmark for t in texts} == {"mmlu", "bbh", "gsm8k", "mgsm", "tydiqa"}
     index = EvalIndex([*texts, EvalText("mmlu", "short", "too short")], n=13)

@@ -1,8 +1,9 @@
 """N-gram overlap between a mixture and the evaluation sets found in a data dir.
 
-Text is normalized (NFKC, lower case, punctuation dropped; CJK and Thai split per character so
-that languages without spaces still form n-grams) and cut into n-grams of tokens (13 by default,
-as in GPT-3's contamination study). Every evaluation n-gram goes into a sorted array of 64-bit
+Text is normalized (NFKC, lower case, punctuation dropped) and cut into n-grams of words (13 by
+default, as in GPT-3's contamination study). Scripts written without spaces (CJK, Thai) form a
+separate sequence of characters cut into n-grams of ``CHAR_FACTOR * n`` characters: 13 characters
+are a common phrase, not evidence of a copied example. Every evaluation n-gram goes into a sorted array of 64-bit
 hashes; mixture examples are hashed in batches and looked up with a binary search, so the index
 stays small and the scan streams the shards.
 
@@ -27,10 +28,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from flanlab.core.errors import UserError
 
-__all__ = ["EvalIndex", "EvalText", "normalize_tokens", "read_eval_sets", "scan_mixture"]
+__all__ = ["CHAR_FACTOR", "EvalIndex", "EvalText", "ngrams", "normalize_tokens", "read_eval_sets", "scan_mixture"]
 
 _TOKEN = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|[^\W_]+")
+_CHAR = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 _PRIME = 1_000_003
+_CHAR_SALT = np.uint64(0x9E3779B97F4A7C15)  # keeps character n-grams apart from word n-grams
+CHAR_FACTOR = 3
 BATCH = 512
 SAMPLES_PER_PAIR = 3
 
@@ -141,6 +145,25 @@ def _ids(tokens: list[str]) -> np.ndarray:
     return np.array([hash(t) for t in tokens], dtype=np.int64).view(np.uint64)
 
 
+def ngrams(text: str, n: int) -> tuple[np.ndarray, list[str]]:
+    """Hashes of the word n-grams and character (CHAR_FACTOR * n)-grams of ``text``, and the text
+    of each n-gram's position (for samples): (hashes, [words..., chars...])."""
+    tokens = normalize_tokens(text)
+    words = [t for t in tokens if not _CHAR.fullmatch(t)]
+    chars = [t for t in tokens if _CHAR.fullmatch(t)]
+    wh = _gram_hashes(_ids(words), n)
+    ch = _gram_hashes(_ids(chars), CHAR_FACTOR * n) ^ _CHAR_SALT
+    return np.concatenate([wh, ch]), [*words, "\x00", *chars]
+
+
+def _gram_text(seq: list[str], pos: int, n: int, n_words: int) -> str:
+    """The text of the n-gram at ``pos`` of the concatenated hash array from :func:`ngrams`."""
+    if pos < n_words:
+        return " ".join(seq[pos:pos + n])
+    start = seq.index("\x00") + 1 + (pos - n_words)
+    return "".join(seq[start:start + CHAR_FACTOR * n])
+
+
 class EvalIndex:
     """Sorted n-gram hashes of the evaluation texts, each pointing at its text."""
 
@@ -152,7 +175,7 @@ class EvalIndex:
         keys, owners = [], []
         for t in texts:
             self.sizes[t.benchmark] = self.sizes.get(t.benchmark, 0) + 1
-            h = _gram_hashes(_ids(normalize_tokens(t.text)), n)
+            h, _ = ngrams(t.text, n)
             if len(h) == 0:
                 self.too_short[t.benchmark] = self.too_short.get(t.benchmark, 0) + 1
                 continue
@@ -190,8 +213,8 @@ def scan_mixture(rows: Iterable[dict[str, Any]], index: EvalIndex) -> dict[str, 
 
     def flush() -> None:
         for row in batch:
-            tokens = normalize_tokens(f"{row.get('inputs', '')}\n{row.get('targets', '')}")
-            hashes = _gram_hashes(_ids(tokens), index.n)
+            hashes, seq = ngrams(f"{row.get('inputs', '')}\n{row.get('targets', '')}", index.n)
+            n_words = max(0, seq.index("\x00") - index.n + 1)
             owners = index.lookup(hashes)
             hits = np.flatnonzero(owners >= 0)
             if len(hits) == 0:
@@ -205,7 +228,7 @@ def scan_mixture(rows: Iterable[dict[str, Any]], index: EvalIndex) -> dict[str, 
                     seen_benchmarks.add(ev.benchmark)
                     if len(pair.samples) < SAMPLES_PER_PAIR:
                         pair.samples.append({"row": row["_row"], "eval_id": ev.id,
-                                             "ngram": " ".join(tokens[pos:pos + index.n]),
+                                             "ngram": _gram_text(seq, pos, index.n, n_words),
                                              "inputs": row.get("inputs", "")[:300]})
                 pair.eval_ids.add(int(owners[pos]))
         batch.clear()
