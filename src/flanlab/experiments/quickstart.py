@@ -49,7 +49,7 @@ class QuickstartOptions:
 
 def pick_bigbench_tasks(n: int) -> list[str]:
     """``n`` BIG-bench JSON tasks that are not held out (BBH sources and other evaluation sets are),
-    taken in tarball order: the first read of a task decompresses the sdist up to it, so early
+    spread over distinct tasks, in tarball order: the first read of a task decompresses the sdist up to it, so early
     members are the cheapest on a fresh machine."""
     from flanlab.tasks.bigbench import fetch_sdist, heldout_tags, open_store, task_name
 
@@ -61,7 +61,11 @@ def pick_bigbench_tasks(n: int) -> list[str]:
     usable = [i for i in infos if not heldout_tags(i.path) and i.n_examples >= 32]
     if len(usable) < n:
         raise UserError(f"quickstart: --tasks {n}: only {len(usable)} BIG-bench tasks can be used for training")
-    return [task_name(i.path) for i in usable[:n]]
+    # One subtask per BIG-bench task first (arithmetic alone has 20 subtasks), then the rest.
+    seen: set[str] = set()
+    first = [i for i in usable if not (i.path.split("/")[0] in seen or seen.add(i.path.split("/")[0]))]
+    chosen = (first + [i for i in usable if i not in first])[:n]
+    return [task_name(i.path) for i in chosen]
 
 
 def _has_cot_data(data_dir: Path | None) -> bool:

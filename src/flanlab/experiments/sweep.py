@@ -72,8 +72,9 @@ def _absolute(cfg: RunConfig, config_dir: Path) -> dict[str, Any]:
     return data
 
 
-def emit_jobs(cells: list[Cell], sweep_dir: Path, jobs_dir: Path) -> list[Path]:
-    """Write ``<jobs_dir>/<cell>.yaml`` and an executable ``<jobs_dir>/<cell>.sh`` per cell."""
+def emit_jobs(cells: list[Cell], sweep_dir: Path, jobs_dir: Path, data_dir: str | None = None) -> list[Path]:
+    """Write ``<jobs_dir>/<cell>.yaml`` and an executable ``<jobs_dir>/<cell>.sh`` per cell (passing
+    ``data_dir`` on as ``--data-dir``)."""
     import yaml
 
     scripts = []
@@ -89,7 +90,8 @@ def emit_jobs(cells: list[Cell], sweep_dir: Path, jobs_dir: Path) -> list[Path]:
             f"# sweep cell {cell.name}: model {cell.model}, tasks {_tasks_label(cell.tasks)}, cot {cell.cot}",
             "set -euo pipefail",
             f"cd {shlex.quote(str(Path.cwd()))}",
-            f"{flanlab} run {shlex.quote(str(cfg_path.resolve()))} --run-name {shlex.quote(str(run_dir))}",
+            f"{flanlab} run {shlex.quote(str(cfg_path.resolve()))} --run-name {shlex.quote(str(run_dir))}"
+            + (f" --data-dir {shlex.quote(str(Path(data_dir).resolve()))}" if data_dir else ""),
             "",
         ]))
         os.chmod(script, 0o755)
@@ -180,7 +182,10 @@ def run_sweep(sweep: SweepConfig, sweep_path: Path, run: RunDir, *, jobs_dir: Pa
     cells = plan_cells(sweep, sweep_path)
     run.write_config(sweep)
     if jobs_dir is not None:
-        scripts = emit_jobs(cells, run.path, jobs_dir)
+        from flanlab.core.paths import data_dir
+
+        found = data_dir()
+        scripts = emit_jobs(cells, run.path, jobs_dir, str(found) if found else None)
         log.info("wrote %d job scripts into %s; run them, then rerun this sweep to collect and plot",
                  len(scripts), jobs_dir)
         return {"jobs": [str(s) for s in scripts]}
