@@ -130,3 +130,14 @@ def test_reusing_a_run_folder_for_another_model_is_refused(tiny_data, tmp_path, 
     assert main([*base, "--model", "model-a"]) == 0
     assert main([*base, "--model", "model-b"]) == 2
     assert "holds an evaluation of model 'model-a'" in capsys.readouterr().err
+
+
+def test_dry_run_counts_tokens(tiny_llama_dir, tiny_data, tmp_path):
+    rc = main(["eval", "--model", "m", "--data-dir", str(tiny_data), "--benchmarks", "gsm8k", "--strategies",
+               "zs_cot", "--dry-run", "--tokenizer", str(tiny_llama_dir), "--runs-dir", str(tmp_path),
+               "--run-name", "tok"])
+    assert rc == 0
+    rows = _read(tmp_path / "tok" / "requests.jsonl")
+    assert len(rows) == 2 and all(r["tokens"] > 10 for r in rows)
+    results = json.loads((tmp_path / "tok" / "results.json").read_text())
+    assert results["prompt_tokens"] == {"gsm8k/zs_cot": sum(r["tokens"] for r in rows)}

@@ -45,6 +45,16 @@ def _config(args: argparse.Namespace) -> EvalConfig:
     return validate(EvalConfig, {**cfg.model_dump(), **updates}, source=args.config or "command line")
 
 
+def _token_counter(name: str | None):
+    """``len(tokenizer(text))`` for ``--tokenizer`` (a folder or hub name), or None."""
+    if not name:
+        return None
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
+    return lambda text: len(tok(text, add_special_tokens=True)["input_ids"])
+
+
 def _check_resume(run, cfg: EvalConfig) -> None:
     """A reused run folder must hold the same model and seed: its records are reused as they are."""
     import yaml
@@ -83,14 +93,20 @@ def _eval(args: argparse.Namespace) -> int:
     if args.dry_run:
         import json
 
+        count = _token_counter(args.tokenizer)
+        counts: dict[str, int] = {}
+        tokens: dict[str, int] = {}
         with atomic_open(run.file("requests.jsonl")) as f:
             for r in reqs:
-                f.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
-        counts: dict[str, int] = {}
-        for r in reqs:
-            counts[f"{r.benchmark}/{r.strategy}"] = counts.get(f"{r.benchmark}/{r.strategy}", 0) + 1
+                row = r.to_json()
+                group = f"{r.benchmark}/{r.strategy}"
+                counts[group] = counts.get(group, 0) + 1
+                if count is not None:
+                    row["tokens"] = count(r.prompt)
+                    tokens[group] = tokens.get(group, 0) + row["tokens"]
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
         run.write_results({"dry_run": True, "requests": len(reqs), "by_benchmark_strategy": counts,
-                           "notes": notes})
+                           **({"prompt_tokens": tokens} if count is not None else {}), "notes": notes})
         log.info("wrote %d requests to %s", len(reqs), run.file("requests.jsonl"))
         print(run.path / "requests.jsonl")
         return 0
@@ -193,6 +209,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--cache", default=None, help="request cache (SQLite); default: in the run folder")
     ev.add_argument("--dry-run", action="store_true",
                     help="write every request to requests.jsonl without loading a model")
+    ev.add_argument("--tokenizer", default=None,
+                    help="with --dry-run: count each prompt's tokens with this tokenizer (folder or hub name)")
     add_common_args(ev)
     ev.set_defaults(func=_eval)
 
