@@ -41,6 +41,8 @@ def _pipeline_run(tmp_path: Path) -> Path:
     run = tmp_path / "pipe"
     run.mkdir()
     (run / "config.yaml").write_text(yaml.safe_dump({"kind": "run", "name": "pipe", "model": {"name": "tiny"}}))
+    (run / "results.json").write_text(json.dumps({"stages": {}, "train": {
+        "steps": 40, "final_loss": 1.23456, "tokens_real": 20480, "packing_efficiency": 0.9}}))
     _eval_run(run / "eval_before", {"navigate": 0.2, "snarks": 0.5, "date_understanding": 0.3}, 0.25)
     _eval_run(run / "eval_after", {"navigate": 0.4, "snarks": 0.6, "date_understanding": 0.35}, 0.3,
               nested=False)
@@ -81,6 +83,7 @@ def test_report_cli_pipeline_run(tmp_path):
     assert "![Held-out score per benchmark](plots/summary.png)" in md
     assert "| Flan-T5-Small (80M) | 28.7 | 29.1 |" in md  # paper mmlu_direct, bbh_direct
     assert "| this run: after | 30.0 | 45.0 |" in md
+    assert "| pipe | 40 | 1.235 | 20,480 | 90.0% |" in md
     pngs = sorted(p.name for p in (run / "plots").iterdir())
     assert pngs == ["breakdown-bbh.png", "summary.png"]
     assert all((run / "plots" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
@@ -137,8 +140,8 @@ def test_html_renders_in_headless_chromium(tmp_path):
     assert found, dom[-2000:]
     sizes = [tuple(map(int, s.split("x"))) for s in found.group(1).split(",")]
     assert len(sizes) == 2 and all(w > 100 and h > 100 for w, h in sizes)
-    # summary (bbh, mmlu) + bbh subtasks + Table 5 (11 paper rows + before/after)
-    assert int(found.group(2)) == 2 + 3 + 13
+    # summary (bbh, mmlu) + bbh subtasks + Table 5 (11 paper rows + before/after) + finetuning
+    assert int(found.group(2)) == 2 + 3 + 13 + 1
     assert "<td>navigate</td><td>20.0</td><td>40.0</td>" in dom
     shot = tmp_path / "shot.png"
     _chromium(f"--screenshot={shot}", "--window-size=1000,1400", "--hide-scrollbars", (run / "report.html").as_uri(),

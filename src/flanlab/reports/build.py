@@ -49,6 +49,10 @@ def _fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:.1f}"
 
 
+def _num(v: object, spec: str) -> str:
+    return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "–"
+
+
 def _key_label(bench: str, setting: str) -> str:
     return f"{bench} ({setting})" if setting else bench
 
@@ -130,6 +134,12 @@ def build_report(
                  for c, h in zip(cols, headlines, strict=True)]
         doc.add(Table(["model", *names], rows, caption=f"{shown[0].source}, beside this run (percent); "
                                                       "ours are far smaller models on evaluation subsets"))
+    trained = [(r, r.results["train"]) for r in runs if isinstance(r.results.get("train"), dict)]
+    if trained:
+        doc.add(Heading("Finetuning"))
+        doc.add(Table(["run", "steps", "final loss", "target tokens", "packing efficiency"], [
+            [r.name, str(t.get("steps", "–")), _num(t.get("final_loss"), ".3f"), _num(t.get("tokens_real"), ",.0f"),
+             _num(t.get("packing_efficiency"), ".1%")] for r, t in trained]))
     for block in extra:
         doc.add(block)
     return doc
