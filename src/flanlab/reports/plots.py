@@ -61,7 +61,10 @@ def bar_chart(
         ax.grid(axis="y", alpha=0.3)
     ax.set_title(title)
     if len(series) > 1:
-        ax.legend(fontsize=8)
+        # Outside the axes: inside, the legend hides the tallest bars.
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    if len(groups) == 1 and not horizontal:
+        ax.set_xlim(-1, 1)  # one group: keep its bars from filling the whole figure
     return _png(fig)
 
 
