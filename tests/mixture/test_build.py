@@ -195,3 +195,22 @@ def test_killed_process_leaves_no_manifest_and_rerun_completes(tmp_path):
     clean = build(cfg, tmp_path / "clean", examples=20000)
     assert digests(out) == digests(tmp_path / "clean")
     assert json.loads((out / "manifest.json").read_text()) == clean.manifest
+
+
+def test_sub_mixture_member_gets_its_rate(tmp_path):
+    toy_mixture(tmp_path)  # writes alpha/beta/gamma and mix.yaml (the inner mixture)
+    write_task(tmp_path / "delta.jsonl", "delta", 300)
+    outer = write_config(tmp_path, """name: outer
+seed: 1
+members:
+  - {file: delta.jsonl, submixture: flan2021}
+  - {mixture: mix.yaml, rate: 1.0}
+""", "outer.yaml")
+    m = build(outer, tmp_path / "out", examples=1000).manifest
+    # flan2021's default rate 0.4 against the sub-mixture's explicit 1.0 → 2/7 and 5/7; inside,
+    # the toy mixture keeps its own shares (alpha 0.6, beta 0.2, gamma 0.2).
+    counts = {k: v["examples"] for k, v in m["tasks"].items()}
+    assert counts == {"delta": 286, "alpha": 428, "beta": 143, "gamma": 143}
+    cyclic = write_config(tmp_path, "name: loop\nmembers:\n  - {mixture: loop.yaml}\n", "loop.yaml")
+    with pytest.raises(UserError, match="includes itself"):
+        build(cyclic, tmp_path / "loop")
