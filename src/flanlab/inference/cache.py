@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flanlab.core.errors import UserError
+from flanlab.core.io import OutputError
 from flanlab.inference.base import LM, GenerateRequest, LoglikelihoodRequest, LoglikelihoodResult
 
 __all__ = ["CachedLM", "RequestCache", "lm_fingerprint"]
@@ -53,11 +54,16 @@ class RequestCache:
 
     def put_many(self, items: dict[str, Any]) -> None:
         with self._lock:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO requests (key, value) VALUES (?, ?)",
-                [(k, json.dumps(v)) for k, v in items.items()],
-            )
-            self._db.commit()
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO requests (key, value) VALUES (?, ?)",
+                    [(k, json.dumps(v)) for k, v in items.items()],
+                )
+                self._db.commit()
+            except sqlite3.OperationalError as e:  # disk full, read-only folder, ...
+                self._db.rollback()
+                raise OutputError(f"cannot write the request cache {self.path}: {e}; "
+                                  "the requests cached before are kept") from None
 
     def __len__(self) -> int:
         with self._lock:
