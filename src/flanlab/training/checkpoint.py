@@ -14,18 +14,20 @@ never leaves a half checkpoint that resume would pick up.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from flanlab.core.errors import UserError
-from flanlab.core.io import atomic_write_json
+from flanlab.core.io import OutputError, atomic_write_json
 
-__all__ = ["latest_checkpoint", "load_checkpoint", "prune_checkpoints", "save_checkpoint"]
+__all__ = ["latest_checkpoint", "load_checkpoint", "prune_checkpoints", "save_checkpoint", "writing_folder"]
 
 _STEP = re.compile(r"^step-(\d+)$")
 
@@ -58,13 +60,35 @@ def _unflatten_optimizer(tensors: dict[str, Any], meta: dict[str, Any]) -> dict[
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+@contextlib.contextmanager
+def writing_folder(tmp: Path, target: Path) -> Iterator[None]:
+    """Around writing ``tmp`` (later renamed to ``target``): on a failed write (disk full, read-only
+    folder; safetensors raises its own error type) remove ``tmp`` and raise a clear
+    :class:`OutputError`; what was saved before stays as it was."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (OSError, SafetensorError) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OutputError):
+            raise
+        raise OutputError(f"cannot write {target}: {e}; earlier checkpoints and outputs are kept") from None
+
+
 def save_checkpoint(folder: Path, *, model: Any, optimizer: Any, state: dict[str, Any]) -> Path:
     """Write a complete checkpoint to ``folder`` (atomically, via a temporary sibling)."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    with writing_folder(tmp, folder):
+        _save_checkpoint(tmp, folder, model=model, optimizer=optimizer, state=state)
+    return folder
+
+
+def _save_checkpoint(tmp: Path, folder: Path, *, model: Any, optimizer: Any, state: dict[str, Any]) -> None:
     import numpy as np
     import torch
     from safetensors.torch import save_file
 
-    tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_file(_trainable(model), str(tmp / "weights.safetensors"))
@@ -85,7 +109,6 @@ def save_checkpoint(folder: Path, *, model: Any, optimizer: Any, state: dict[str
     atomic_write_json(tmp / "state.json", full)
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
-    return folder
 
 
 def _jsonable(obj: Any) -> Any:

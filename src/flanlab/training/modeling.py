@@ -129,18 +129,21 @@ def save_final(model: Any, tokenizer: Any, folder: Path, *, merge_lora: bool) ->
     base when ``merge_lora``; otherwise the adapter alone is saved (load it with peft)."""
     import shutil
 
+    from flanlab.training.checkpoint import writing_folder
+
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     is_peft = hasattr(model, "merge_and_unload") and hasattr(model, "peft_config")
-    if is_peft and merge_lora:
-        import copy
+    with writing_folder(tmp, folder):
+        if is_peft and merge_lora:
+            import copy
 
-        # Merge a copy so the live training model keeps its adapters.
-        merged = copy.deepcopy(model).merge_and_unload()
-        merged.save_pretrained(tmp, safe_serialization=True)
-    else:
-        model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+            # Merge a copy so the live training model keeps its adapters.
+            merged = copy.deepcopy(model).merge_and_unload()
+            merged.save_pretrained(tmp, safe_serialization=True)
+        else:
+            model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
     return folder
