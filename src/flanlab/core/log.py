@@ -63,8 +63,13 @@ def setup_logging(verbose: bool = False, log_file: str | Path | None = None) -> 
     handler.addFilter(_RedactFilter())
     root.addHandler(handler)
     if log_file is not None:
-        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(log_file, encoding="utf-8")
+        from flanlab.core.io import _explain
+
+        try:
+            Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+            fh = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as e:  # a read-only or full run folder: one clear message, not a traceback
+            raise _explain(Path(log_file), e) from None
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         fh.addFilter(_RedactFilter())
         root.addHandler(fh)
