@@ -144,3 +144,36 @@ def test_sampling_reproducible_and_stops(tiny_llama_dir):
     stop = text[2:4]
     cut = lm.generate([GenerateRequest(prompt, max_new_tokens=20, stop=(stop,))])[0][0]
     assert cut == text[: text.find(stop)]
+
+
+def test_generation_prefix_reuse_equals_plain(tiny_llama_dir):
+    loaded = load_pretrained(ModelSpec(name=str(tiny_llama_dir)))
+    prompts = [PREFIX + q + "\nAnswer:" for q in QUESTIONS] + [PREFIX + QUESTIONS[0], "Q:"]
+    reqs = [GenerateRequest(p, max_new_tokens=10) for p in prompts]
+    reqs.append(GenerateRequest(prompts[1], max_new_tokens=6, temperature=0.8, n=3, seed=5))
+    reuse = HFLM(loaded, batch_size=2, show_progress=False)
+    assert any(p > 0 for p, _ in reuse._generation_groups([reuse._special_prefix + reuse._encode(p)
+                                                           for p in prompts]))
+    plain = HFLM(loaded, batch_size=2, prefix_reuse=False, show_progress=False)
+    assert dict(reuse.generate_tokens(reqs)) == dict(plain.generate_tokens(reqs))
+
+
+def test_out_of_memory_halves_the_batch(tiny_llama_dir, monkeypatch):
+    loaded = load_pretrained(ModelSpec(name=str(tiny_llama_dir)))
+    reqs = _requests()
+    ref = HFLM(loaded, batch_size=1, show_progress=False).loglikelihood(reqs)
+    lm = HFLM(loaded, batch_size="auto", token_budget=100_000, show_progress=False)
+    real = HFLM._score_batch
+    sizes = []
+
+    def fake_oom(self, plan, batch, *args):
+        sizes.append(len(batch))
+        if len(batch) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(self, plan, batch, *args)
+
+    monkeypatch.setattr(HFLM, "_score_batch", fake_oom)
+    got = lm.loglikelihood(reqs)
+    assert max(sizes) > 2 and lm.token_budget < 100_000
+    for a, b in zip(got, ref, strict=True):
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-4)

@@ -391,21 +391,55 @@ class HFLM:
             else:
                 ids = self.tokenizer(r.prompt).input_ids[-self.max_length:]
             prompts.append(ids)
-        order = sorted(range(len(requests)), key=lambda i: -len(prompts[i]))
         with torch.inference_mode(), progress(transient=True) as bar:
             task = bar.add_task("generating", total=len(requests)) if self.show_progress else None
-            i = 0
-            while i < len(order):
-                r0 = requests[order[i]]
-                budget_len = len(prompts[order[i]]) + r0.max_new_tokens
-                size = self._rows_per_batch(budget_len)
-                chunk = order[i:i + size]
-                i += size
-                yield from self._generate_batch([requests[j] for j in chunk], [prompts[j] for j in chunk], chunk)
-                if task is not None:
-                    bar.advance(task, len(chunk))
+            for prefix_len, members in self._generation_groups(prompts):
+                prefix_cache = None
+                if prefix_len:
+                    # Few-shot prompts: the shared exemplars run once; every batch copies their cache.
+                    head = torch.tensor([prompts[members[0]][:prefix_len]], device=self.device)
+                    prefix_cache = _out_cache(self.model.base_model(input_ids=head, use_cache=True))
+                order = sorted(members, key=lambda i: -len(prompts[i]))
+                pending = []
+                i = 0
+                while i < len(order):
+                    r0 = requests[order[i]]
+                    size = self._rows_per_batch(len(prompts[order[i]]) - prefix_len + r0.max_new_tokens)
+                    pending.append(order[i:i + size])
+                    i += size
+                while pending:
+                    chunk = pending.pop(0)
+                    try:
+                        done = list(self._generate_batch([requests[j] for j in chunk], [prompts[j] for j in chunk],
+                                                         chunk, prefix_len, prefix_cache))
+                    except (RuntimeError, torch.OutOfMemoryError) as e:
+                        if not _is_oom(e) or len(chunk) == 1:
+                            raise
+                        if torch.cuda.is_available():
+                            torch.cuda.empty_cache()
+                        self.token_budget = max(1, self.token_budget // 2)
+                        log.warning("out of memory generating %d prompts at once; halving the batch", len(chunk))
+                        pending[:0] = [chunk[: len(chunk) // 2], chunk[len(chunk) // 2:]]
+                        continue
+                    yield from done
+                    if task is not None:
+                        bar.advance(task, len(chunk))
 
-    def _generate_batch(self, reqs, prompts, indices):
+    def _generation_groups(self, prompts: list[list[int]]) -> list[tuple[int, list[int]]]:
+        """(shared prefix length, prompt indices) groups; one group with prefix 0 when reuse is off."""
+        if self.kind != "causal" or not self.prefix_reuse or len(prompts) < 2:
+            return [(0, list(range(len(prompts))))]
+        rows = sorted({tuple(p) for p in prompts})
+        where: dict[tuple[int, ...], list[int]] = {}
+        for i, p in enumerate(prompts):
+            where.setdefault(tuple(p), []).append(i)
+        out = []
+        for g in group_rows(rows):
+            members = [i for r in g.rows for i in where[rows[r]]]
+            out.append((g.prefix_len, members))
+        return out
+
+    def _generate_batch(self, reqs, prompts, indices, prefix_len: int = 0, prefix_cache: Any = None):
         import torch
 
         pad = self.tokenizer.pad_token_id
@@ -414,11 +448,23 @@ class HFLM:
         # Greedy samples are identical: compute one and copy it.
         draws = [r.n if r.temperature > 0 else 1 for r in reqs]
         if self.kind == "causal":
-            # Left padding so every row's next token comes from the last column.
-            ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
-            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
-            pos = (mask.cumsum(-1) - 1).clamp(min=0)
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+            # Left padding so every row's next token comes from the last column; with a shared
+            # prefix the pads sit between prefix and suffix, masked out, positions continuing the prefix.
+            P = prefix_len
+            width = max(len(p) - P for p in prompts)
+            ids = torch.tensor([[pad] * (width - len(p) + P) + p[P:] for p in prompts], device=self.device)
+            smask = torch.tensor([[0] * (width - len(p) + P) + [1] * (len(p) - P) for p in prompts],
+                                 device=self.device)
+            pos = P + (smask.cumsum(-1) - 1).clamp(min=0)
+            mask = smask
+            extra: dict[str, Any] = {}
+            if P:
+                mask = torch.cat([torch.ones(B, P, dtype=smask.dtype, device=self.device), smask], dim=1)
+                cache = copy.deepcopy(prefix_cache)
+                cache.batch_repeat_interleave(B)
+                extra[self._cache_arg] = cache
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1,
+                             **extra)
             state: dict[str, Any] = {"cache": _out_cache(out), "mask": mask, "pos": pos[:, -1]}
         else:
             ids = torch.tensor([p + [pad] * (width - len(p)) for p in prompts], device=self.device)
