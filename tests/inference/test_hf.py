@@ -146,6 +146,13 @@ def test_sampling_reproducible_and_stops(tiny_llama_dir):
     assert cut == text[: text.find(stop)]
 
 
+def test_seq2seq_sampling_reproducible(tiny_t5_dir):
+    lm = load_lm(ModelSpec(name=str(tiny_t5_dir), batch_size=2))
+    req = GenerateRequest("Translate the following sentence", max_new_tokens=6, temperature=1.0, n=3, seed=11)
+    first = lm.generate([req, GenerateRequest("Summarize", max_new_tokens=3)])
+    assert lm.generate([req])[0] == first[0] and len(first[0]) == 3
+
+
 def test_generation_prefix_reuse_equals_plain(tiny_llama_dir):
     loaded = load_pretrained(ModelSpec(name=str(tiny_llama_dir)))
     prompts = [PREFIX + q + "\nAnswer:" for q in QUESTIONS] + [PREFIX + QUESTIONS[0], "Q:"]

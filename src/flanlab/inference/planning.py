@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 __all__ = ["Group", "Plan", "Target", "lcp", "plan_rows", "group_rows"]
 
 Tokens = tuple[int, ...]
+# Nested shared prefixes deeper than this are scored as one group (keeps recursion bounded).
+_MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def group_rows(rows: Sequence[Tokens], *, min_prefix: int = 16, group_cost: int 
     groups: list[Group] = []
     loose: list[int] = []
 
-    def solve(lo: int, hi: int) -> tuple[int, list[Group], list[int]]:
+    def solve(lo: int, hi: int, depth: int = 0) -> tuple[int, list[Group], list[int]]:
         """Best plan for rows[lo:hi] (hi exclusive): (cost, groups, rows left without a prefix)."""
         total = sum(len(rows[i]) for i in range(lo, hi))
         if hi - lo == 1:
@@ -104,11 +106,11 @@ def group_rows(rows: Sequence[Tokens], *, min_prefix: int = 16, group_cost: int 
         cuts = [i for i in range(lo + 1, hi) if adj[i] <= shared]
         best = (as_group, [Group(shared, list(range(lo, hi)))] if shared >= min_prefix else [],
                 [] if shared >= min_prefix else list(range(lo, hi)))
-        if cuts:
+        if cuts and depth < _MAX_DEPTH:
             bounds = [lo, *cuts, hi]
             cost, gs, ls = 0, [], []
             for a, b in zip(bounds, bounds[1:], strict=False):
-                c, g, lo_rows = solve(a, b)
+                c, g, lo_rows = solve(a, b, depth + 1)
                 cost, gs, ls = cost + c, gs + g, ls + lo_rows
             if cost < best[0]:
                 best = (cost, gs, ls)
