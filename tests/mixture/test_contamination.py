@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from flanlab.cli import main
 from flanlab.mixture.contamination import EvalIndex, EvalText, ngrams, normalize_tokens, read_eval_sets
 from tests.mixture.helpers import write_config, write_task
@@ -86,3 +88,29 @@ def test_incomplete_folder_is_refused(tmp_path, capsys):
     (tmp_path / "half" / "shard-00000-of-00002.jsonl").write_text('{"inputs": "a", "targets": "b"}\n')
     assert main(["mix", "check-contamination", str(tmp_path / "half"), "--data-dir", str(tmp_path)]) == 2
     assert "no manifest.json" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_real_bbh_source_is_flagged(tmp_path, shared_data, capsys):
+    from pathlib import Path
+
+    if not (Path.home() / ".cache" / "flanlab" / "downloads" / "bigbench-1.0.0.tar.gz").is_file():
+        pytest.skip("BIG-bench sdist not cached")
+    cfg = write_config(tmp_path, """name: leak
+examples: 300
+allow_heldout: [bigbench.date_understanding]
+members:
+  - {task: bigbench.date_understanding, formats: [zs_opt]}
+  - {task: cot_qasc, formats: [zs_cot]}
+""")
+    out = tmp_path / "out"
+    assert main(["mix", str(cfg), "--out", str(out), "--data-dir", str(shared_data)]) == 0
+    assert main(["mix", "check-contamination", str(out), "--data-dir", str(shared_data),
+                 "--benchmarks", "bbh", "gsm8k"]) == 0
+    report = json.loads((out / "contamination.json").read_text())
+    found = {(o["task"], o["benchmark"]): o for o in report["overlaps"]}
+    # BBH's date_understanding is drawn from BIG-bench's: most allowed examples are caught; the
+    # CoT task (QASC) overlaps nothing.
+    assert set(found) == {("bigbench.date_understanding", "bbh")}
+    hit = found[("bigbench.date_understanding", "bbh")]
+    assert hit["examples"] > 150 and all(s["eval_id"].startswith("date_understanding:") for s in hit["samples"])
