@@ -184,3 +184,20 @@ def test_out_of_memory_halves_the_batch(tiny_llama_dir, monkeypatch):
     assert max(sizes) > 2 and lm.token_budget < 100_000
     for a, b in zip(got, ref, strict=True):
         assert a.logprob == pytest.approx(b.logprob, abs=1e-4)
+
+
+def test_kept_prefixes_are_reused_and_extended(tiny_llama_dir):
+    loaded = load_pretrained(ModelSpec(name=str(tiny_llama_dir)))
+    lm = HFLM(loaded, batch_size=2, show_progress=False)
+    plain = HFLM(loaded, batch_size=2, prefix_reuse=False, show_progress=False)
+    first = [LoglikelihoodRequest(PREFIX + q, " A") for q in QUESTIONS]
+    longer = [LoglikelihoodRequest(PREFIX + QUESTIONS[0] + tail, " B") for tail in (" yes", " no", " maybe")]
+    lm.loglikelihood(first)
+    kept = next(iter(lm._prefixes))
+    got = lm.loglikelihood(longer)  # extends the kept prefix instead of recomputing it
+    assert len(lm._prefixes) == 2 and any(len(k) > len(kept) and k[: len(kept)] == kept for k in lm._prefixes)
+    for calls in (first, longer, first):
+        for a, b in zip(lm.loglikelihood(calls), plain.loglikelihood(calls), strict=True):
+            assert a.logprob == pytest.approx(b.logprob, abs=1e-4)
+    for a, b in zip(got, plain.loglikelihood(longer), strict=True):
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-4)

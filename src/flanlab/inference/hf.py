@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,6 +83,9 @@ class HFLM:
         self._special_prefix = leading_specials(self.tokenizer)
         self._fingerprint: str | None = None
         self._cache_arg = _cache_key(self.model)
+        # Recently used shared prefixes: tokens -> (hidden states, KV cache); see _prefix_state.
+        self._prefixes: OrderedDict[tuple[int, ...], tuple[Any, Any]] = OrderedDict()
+        self.keep_prefixes = 4
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, **kwargs: Any) -> HFLM:
@@ -166,6 +170,34 @@ class HFLM:
                     bar.advance(task, len(group.rows))
         return out  # type: ignore[return-value]
 
+    def _prefix_state(self, tokens: tuple[int, ...]):
+        """(hidden states, KV cache) of a shared prefix. The last few prefixes are kept, so the
+        chunks an evaluation sends one after another (same subject, same exemplars) reuse them,
+        extending the longest kept prefix of ``tokens`` when there is one. Callers copy the cache
+        before running on it."""
+        import torch
+
+        best = max((k for k in self._prefixes if len(k) <= len(tokens) and tokens[: len(k)] == k),
+                   key=len, default=None)
+        if best is not None and len(best) == len(tokens):
+            self._prefixes.move_to_end(best)
+            return self._prefixes[best]
+        base = self.model.base_model
+        rest = torch.tensor([tokens[len(best):] if best else tokens], device=self.device)
+        if best is not None:
+            old_hidden, old_cache = self._prefixes[best]
+            cache = copy.deepcopy(old_cache)
+            out = base(input_ids=rest, use_cache=True, **{_cache_key(base): cache})
+            hidden = torch.cat([old_hidden, out.last_hidden_state[0]], dim=0)
+        else:
+            out = base(input_ids=rest, use_cache=True)
+            hidden = out.last_hidden_state[0]
+        state = (hidden, _out_cache(out))
+        self._prefixes[tuple(tokens)] = state
+        while len(self._prefixes) > self.keep_prefixes:
+            self._prefixes.popitem(last=False)
+        return state
+
     def _rows_per_batch(self, length: int) -> int:
         if isinstance(self.batch_size, int):
             return max(1, self.batch_size)
@@ -195,13 +227,10 @@ class HFLM:
         """Yield (targets, scores) for every row of ``group``."""
         import torch
 
-        base = self.model.base_model
         p = group.prefix_len
         prefix_hidden = cache = None
         if p > 0:
-            prefix = torch.tensor([plan.rows[group.rows[0]][:p]], device=self.device)
-            out = base(input_ids=prefix, use_cache=True)
-            prefix_hidden, cache = out.last_hidden_state[0], _out_cache(out)
+            prefix_hidden, cache = self._prefix_state(plan.rows[group.rows[0]][:p])
         lengths = {r: len(plan.rows[r]) - p for r in group.rows}
         pending = self._batches(group.rows, lengths)
         while pending:
@@ -397,8 +426,7 @@ class HFLM:
                 prefix_cache = None
                 if prefix_len:
                     # Few-shot prompts: the shared exemplars run once; every batch copies their cache.
-                    head = torch.tensor([prompts[members[0]][:prefix_len]], device=self.device)
-                    prefix_cache = _out_cache(self.model.base_model(input_ids=head, use_cache=True))
+                    _, prefix_cache = self._prefix_state(tuple(prompts[members[0]][:prefix_len]))
                 order = sorted(members, key=lambda i: -len(prompts[i]))
                 pending = []
                 i = 0

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from flanlab.core.errors import UserError
-from flanlab.core.log import get_logger, redact
+from flanlab.core.log import get_logger, redact, register_secret
 from flanlab.inference.base import GenerateRequest, LoglikelihoodRequest, LoglikelihoodResult
 from flanlab.inference.spec import ModelSpec
 
@@ -58,6 +58,7 @@ class HTTPLM:
         headers = {"Content-Type": "application/json"}
         key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
         if key:
+            register_secret(key)  # whatever its variable is called, the key never reaches a log line
             headers["Authorization"] = f"Bearer {key}"
         self._client = httpx.Client(
             timeout=httpx.Timeout(spec.timeout_s),
