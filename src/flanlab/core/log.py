@@ -21,7 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-__all__ = ["console", "get_logger", "progress", "redact", "setup_logging", "track"]
+__all__ = ["console", "get_logger", "progress", "redact", "register_secret", "setup_logging", "track"]
 
 T = TypeVar("T")
 console = Console(stderr=True)
@@ -29,8 +29,19 @@ _SECRET_ENV = re.compile(r"(API_KEY|TOKEN|SECRET|PASSWORD)", re.IGNORECASE)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._\-]{8,}")
 
 
+_REGISTERED: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Redact ``value`` from every log line from now on (for secrets read from variables whose
+    names do not look secret, e.g. an API key in ``$MY_ENDPOINT_CRED``)."""
+    if value and len(value) >= 6:
+        _REGISTERED.add(value)
+
+
 def _secrets() -> list[str]:
-    return [v for k, v in os.environ.items() if _SECRET_ENV.search(k) and v and len(v) >= 6]
+    found = {v for k, v in os.environ.items() if _SECRET_ENV.search(k) and v and len(v) >= 6}
+    return sorted(found | _REGISTERED, key=len, reverse=True)
 
 
 def redact(text: str) -> str:
