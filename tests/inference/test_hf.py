@@ -201,3 +201,18 @@ def test_kept_prefixes_are_reused_and_extended(tiny_llama_dir):
             assert a.logprob == pytest.approx(b.logprob, abs=1e-4)
     for a, b in zip(got, plain.loglikelihood(longer), strict=True):
         assert a.logprob == pytest.approx(b.logprob, abs=1e-4)
+
+
+def test_weight_updates_drop_kept_prefixes(tiny_llama_dir):
+    loaded = load_pretrained(ModelSpec(name=str(tiny_llama_dir)))
+    lm = HFLM(loaded, batch_size=2, show_progress=False)
+    reqs = [LoglikelihoodRequest(PREFIX + q, " A") for q in QUESTIONS]
+    before = lm.loglikelihood(reqs)
+    with torch.no_grad():
+        for p in loaded.model.parameters():
+            p.mul_(1.5)  # an in-place update, as an optimizer step makes
+    after = lm.loglikelihood(reqs)
+    fresh = HFLM(loaded, batch_size=2, prefix_reuse=False, show_progress=False).loglikelihood(reqs)
+    assert after[0].logprob != pytest.approx(before[0].logprob, abs=1e-3)
+    for a, b in zip(after, fresh, strict=True):
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-4)

@@ -86,6 +86,19 @@ class HFLM:
         # Recently used shared prefixes: tokens -> (hidden states, KV cache); see _prefix_state.
         self._prefixes: OrderedDict[tuple[int, ...], tuple[Any, Any]] = OrderedDict()
         self.keep_prefixes = 4
+        self._weights_version = self._version()
+
+    def _version(self) -> int:
+        """Changes when any weight is modified in place (an optimizer step), which makes the kept
+        prefix caches stale."""
+        return sum(p._version for p in self.model.parameters())
+
+    def _fresh_prefixes(self) -> None:
+        version = self._version()
+        if version != self._weights_version:
+            self._prefixes.clear()
+            self._fingerprint = None
+            self._weights_version = version
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, **kwargs: Any) -> HFLM:
@@ -124,6 +137,7 @@ class HFLM:
             return []
         if self.kind == "seq2seq":
             return self._loglikelihood_seq2seq(requests)
+        self._fresh_prefixes()
         memo: dict[str, list[int]] = {}
         pairs = []
         results: list[LoglikelihoodResult | None] = [None] * len(requests)
@@ -385,6 +399,7 @@ class HFLM:
         """``request.n`` texts per request; greedy when temperature is 0, seeded sampling otherwise."""
         if not requests:
             return []
+        self._fresh_prefixes()
         texts: list[list[str]] = [[] for _ in requests]
         for idx, samples in self.generate_tokens(requests):
             texts[idx] = [self._finish_text(ids, requests[idx].stop) for ids in samples]
