@@ -24,7 +24,29 @@ class TemplateError(ValueError, UserError):
     """A template that does not parse, or that refers to a field the example lacks."""
 
 
-_ENV = SandboxedEnvironment(
+# Bounds on what one template expression may build: templates only format text, so anything past
+# these is an attack or a bug (``{{ 'a' * 10**9 }}`` exhausts memory, ``{{ 10**10**10 }}`` hangs).
+MAX_REPEAT = 100_000
+MAX_EXPONENT = 64
+
+
+class _BoundedSandbox(SandboxedEnvironment):
+    """The sandbox, plus bounds on ``*`` (sequence repetition) and ``**`` (powers)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+            raise jinja2.exceptions.SecurityError(f"exponent {right} is over the sandbox's limit {MAX_EXPONENT}")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(times, int) and len(seq) * times > MAX_REPEAT:
+                    raise jinja2.exceptions.SecurityError(
+                        f"repetition to {len(seq) * times} items is over the sandbox's limit {MAX_REPEAT}")
+        return super().call_binop(context, operator, left, right)
+
+
+_ENV = _BoundedSandbox(
     undefined=jinja2.StrictUndefined,
     autoescape=False,
     keep_trailing_newline=True,
@@ -69,3 +91,6 @@ def render(text: str, fields: Mapping[str, Any]) -> str:
         raise TemplateError(f"template refers to an unknown field: {e.message}") from None
     except jinja2.exceptions.SecurityError as e:
         raise TemplateError(f"template tried an unsafe operation: {e}") from None
+    except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as e:
+        # e.g. {% include %} (no loader: templates cannot read files), a too-big range(), 1 + 'a'
+        raise TemplateError(f"template failed to render: {type(e).__name__}: {e}") from None
