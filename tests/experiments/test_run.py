@@ -85,3 +85,7 @@ def test_run_end_to_end_then_resume(tmp_path, tiny_llama_dir, shared_data, capsy
     assert json.loads((run / "results.json").read_text()) == results
     log = (run / "log.txt").read_text()
     assert log.count("eval_after: running") == 2 and log.count("train: running") == 1
+
+    # Another config over the same folder is refused, naming what changed.
+    assert main([*argv[:2], "train.set.train.steps=4", *argv[2:]]) == 2
+    assert "its train stage was made with another config (train.steps changed" in capsys.readouterr().err

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from flanlab.core.config import ConfigError, load_yaml, validate
+from flanlab.core.errors import UserError
 from flanlab.core.io import atomic_write_text
 from flanlab.core.log import get_logger
 from flanlab.core.runs import RunDir
@@ -181,6 +182,29 @@ def _markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two resolved configs."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [k for key in sorted(set(old) | set(new), key=str)
+                for k in _diff(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def _check_same_config(plan: StagePlan, run_dir: Path) -> None:
+    """A stage's output may only be reused (or resumed) under the config that made it."""
+    import yaml
+
+    recorded = run_dir / "configs" / f"{plan.name}.yaml"
+    if not recorded.is_file() or not plan.out.exists():
+        return
+    old = yaml.safe_load(recorded.read_text(encoding="utf-8")) or {}
+    changed = _diff(old, plan.config)
+    if changed:
+        raise UserError(
+            f"{run_dir}: its {plan.name} stage was made with another config ({', '.join(changed[:5])} "
+            f"changed; see {recorded}); use another --run-name, or delete {plan.out} to redo that stage")
+
+
 def run_pipeline(
     cfg: RunConfig,
     run: RunDir,
@@ -190,6 +214,8 @@ def run_pipeline(
 ) -> PipelineResult:
     """Run (or resume) every stage of ``cfg`` in ``run``; stages whose output is complete are skipped."""
     plans = plan_run(cfg, run.path, config_dir)
+    for plan in plans:
+        _check_same_config(plan, run.path)
     run.write_config(cfg)
     for plan in plans:
         run.write_config(plan.config, name=f"configs/{plan.name}.yaml")
