@@ -12,7 +12,8 @@ import csv
 import json
 import re
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -25,7 +26,7 @@ from flanlab.evaluation.metrics import exact_match, numeric_match, squad_em, squ
 from flanlab.evaluation.specs import DATA, BenchmarkSpec, StrategySpec, load_benchmark_spec, read_data_yaml
 from flanlab.tasks.sandbox import render
 
-__all__ = ["BENCHMARKS", "Benchmark", "DataError", "Example", "Prompt", "get_benchmark"]
+__all__ = ["BENCHMARKS", "Benchmark", "DataError", "Example", "Prompt", "get_benchmark", "malformed_data"]
 
 
 class DataError(UserError, ValueError):
@@ -52,6 +53,21 @@ class Prompt:
 
 
 BENCHMARKS: Registry[type[Benchmark]] = Registry("benchmark")
+
+
+@contextmanager
+def malformed_data(bench: str, what: str, data_dir: Path | None) -> Iterator[None]:
+    """Turn a failure deep in a loader (wrong encoding, bad JSON, a row of the wrong shape) into a
+    :class:`DataError` naming the benchmark, what was being read and the data dir."""
+    try:
+        yield
+    except UserError:
+        raise
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError, IndexError,
+            ValueError, csv.Error) as e:
+        where = data_dir if data_dir is not None else "the hub"
+        raise DataError(f"{bench}: malformed data for {what} in {where}: {type(e).__name__}: {e} "
+                        "(expected the layout of ../shared/data, UTF-8)") from None
 
 
 def get_benchmark(name: str, data_dir: Path | None) -> Benchmark:
@@ -108,7 +124,8 @@ class Benchmark:
         if subtask not in self._cache:
             if subtask not in self.subtasks():
                 raise DataError(f"{self.name}: unknown subtask {subtask!r}; known: {', '.join(self.subtasks())}")
-            self._cache[subtask] = self.load(subtask)
+            with malformed_data(self.name, f"subtask {subtask!r}", self.data_dir):
+                self._cache[subtask] = self.load(subtask)
         return self._cache[subtask]
 
     # -- prompts ------------------------------------------------------------------------------

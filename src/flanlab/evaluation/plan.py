@@ -10,7 +10,7 @@ from typing import Any
 
 from flanlab.core.errors import UserError
 from flanlab.core.log import get_logger
-from flanlab.evaluation.benchmarks import BENCHMARKS, Benchmark, Example, get_benchmark
+from flanlab.evaluation.benchmarks import BENCHMARKS, Benchmark, Example, get_benchmark, malformed_data
 from flanlab.evaluation.specs import StrategySpec, load_strategies
 
 __all__ = ["EvalRequest", "build_requests", "resolve_strategies"]
@@ -86,7 +86,8 @@ def request_for(bench: Benchmark, example: Example, strategy: StrategySpec, seed
                 max_new_tokens: int | None = None) -> EvalRequest:
     """Build the request of one example under one strategy."""
     style = bench.spec.styles[strategy.style]
-    prompt = bench.prompt(example, strategy)
+    with malformed_data(bench.name, f"the {strategy.style} prompt of {example.subtask!r}", bench.data_dir):
+        prompt = bench.prompt(example, strategy)
     ll = bench.uses_loglikelihood(strategy)
     return EvalRequest(
         benchmark=bench.name, subtask=example.subtask, index=example.index, strategy=strategy.name,
@@ -124,7 +125,8 @@ def build_requests(
         if name not in BENCHMARKS:
             BENCHMARKS.get(name)  # raises with close matches
         bench = benches[name] = get_benchmark(name, data_dir)
-        names = _select(bench, subtasks) or bench.default_subtasks()
+        with malformed_data(name, "its subtasks", data_dir):
+            names = _select(bench, subtasks) or bench.default_subtasks()
         for strategy in strategies:
             if not bench.supports(strategy.style):
                 notes.append(f"{name}: no {strategy.style} prompt; strategy {strategy.name} skipped")
