@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
@@ -34,6 +35,8 @@ def parse_number(text: str) -> str | None:
     try:
         value = float(raw)
     except ValueError:
+        return None
+    if not math.isfinite(value):  # a run of hundreds of digits is no answer (and int(inf) raises)
         return None
     if value == int(value):
         return str(int(value))
