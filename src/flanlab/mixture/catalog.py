@@ -96,12 +96,16 @@ def _bigbench_store(fetch: bool):
         folder = unpacked
 
         def load(self, path: str) -> dict[str, Any]:
-            from flanlab.tasks.bigbench import _parse  # noqa: PLC2701 - the tasks stage's own parser
-
             file = unpacked / path / "task.json"
             if not file.is_file():
                 raise SourceError(f"{unpacked}: no BIG-bench JSON task {path!r}")
-            return _parse(file.read_bytes(), str(file))
+            try:
+                data = json.loads(file.read_bytes())
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise SourceError(f"{file}: not a JSON task file ({e})") from None
+            if not isinstance(data, dict):
+                raise SourceError(f"{file}: expected a JSON object with 'examples'")
+            return data
 
     return Unpacked(sdist)
 
