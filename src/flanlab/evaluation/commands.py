@@ -161,15 +161,24 @@ def _score(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     records = []
     for line, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise UserError(f'{path}:{line}: expected a JSON object {{"subtask", "index", "output"}}, '
+                            f"got {type(row).__name__}")
         missing = {"subtask", "index", "output"} - set(row)
         if missing:
             raise UserError(f"{path}:{line}: missing {', '.join(sorted(missing))} "
                             '(expected {"subtask", "index", "output"})')
+        index = row["index"]
+        if isinstance(index, bool) or not isinstance(index, int | str) or not str(index).strip().isdigit():
+            raise UserError(f"{path}:{line}: 'index' must be a non-negative integer, got {index!r}")
+        outputs = row["output"] if isinstance(row["output"], list) else [row["output"]]
+        if not outputs or not all(isinstance(o, str | int | float) and not isinstance(o, bool) for o in outputs):
+            raise UserError(f"{path}:{line}: 'output' must be a string or a non-empty list of strings, "
+                            f"got {row['output']!r:.80}")
         try:
-            ex = next(e for e in bench.examples(str(row["subtask"])) if e.index == int(row["index"]))
+            ex = next(e for e in bench.examples(str(row["subtask"])) if e.index == int(index))
         except StopIteration:
             raise UserError(f"{path}:{line}: {args.benchmark}/{row['subtask']} has no example {row['index']}") from None
-        outputs = row["output"] if isinstance(row["output"], list) else [row["output"]]
         req = request_for(bench, ex, strategy)
         records.append(score_example(bench, ex, req, outputs=[str(o) for o in outputs]))
     run.write_config({"kind": "score", "benchmark": args.benchmark, "strategy": args.strategy,
