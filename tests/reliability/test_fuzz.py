@@ -282,3 +282,36 @@ def test_very_long_outputs_do_not_hang(output):
     for bench, style, ex in _benchmarks():
         answer = bench.extract(output, style)
         bench.score(answer, ex)
+
+
+# ------------------------------------------------------------------------------- predictions (flanlab score)
+PRED_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-3, 200), st.floats(allow_nan=True), NASTY,
+                        st.lists(st.one_of(NASTY, st.integers(), st.none()), max_size=3),
+                        st.dictionaries(st.text(max_size=2), st.integers(), max_size=1))
+
+
+@HANG_GUARD
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.one_of(
+    st.fixed_dictionaries({"subtask": st.sampled_from(["arithmetic", "nope"]), "index": PRED_VALUES,
+                           "output": PRED_VALUES}),
+    PRED_VALUES), min_size=1, max_size=4))
+def test_score_predictions_with_garbage(mmlu_data, tmp_path_factory, rows, capsys):
+    """``flanlab score`` on a fuzzed predictions file: exit 0 with every row scored, or exit 2
+    with one line naming the file and line."""
+    from flanlab.cli import main
+
+    folder = tmp_path_factory.mktemp("score")
+    preds = folder / "preds.jsonl"
+    preds.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    rc = main(["score", "--benchmark", "mmlu", "--strategy", "direct_gen", "--predictions", str(preds),
+               "--data-dir", str(mmlu_data), "--runs-dir", str(folder / "runs"), "--run-name", "s"])
+    err = capsys.readouterr().err
+    if rc == 2:
+        assert "preds.jsonl" in err and "Traceback" not in err, err
+        return
+    assert rc == 0
+    scored = [json.loads(line) for line in (folder / "runs" / "s" / "examples.jsonl").read_text().splitlines()]
+    assert len(scored) == len(rows)
+    for r in scored:
+        assert r["correct"] in (0.0, 1.0) and (r["answer"] is not None or r["correct"] == 0.0)
