@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+import flanlab.training.config  # noqa: F401  (registers `kind: train`, so shipped configs load; pydantic only)
 from flanlab.core.commands import add_common_args
 
 __all__ = ["register"]
