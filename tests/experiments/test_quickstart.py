@@ -29,7 +29,7 @@ def test_config_is_a_valid_run(tmp_path, shared_data):
     cfg = validate(RunConfig, raw)
     members = raw["mixture"]["set"]["members"]
     assert [m["task"] for m in members] == ["bigbench.a", "bigbench.b", "cot_*"]  # shared data has flan_cot/
-    plans = {p.name: p.config for p in plan_run(cfg, tmp_path, tmp_path)}
+    plans = {p.name: p.config for p in plan_run(cfg, tmp_path, tmp_path / "quickstart.yaml")}
     assert plans["train"]["lora"]["enabled"] and plans["train"]["train"]["steps"] == 5
     assert plans["eval_before"]["model"]["name"] == "smollm2-135m"
     assert plans["eval_after"]["benchmarks"] == ["bbh"] and plans["eval_after"]["limit"] == 10

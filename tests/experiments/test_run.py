@@ -25,7 +25,7 @@ def test_plan_resolves_shared_fields_and_validates(tmp_path, tiny_llama_dir):
     path = write_config(tmp_path / "run.yaml", run_config(tmp_path, tiny_llama_dir, tmp_path, tasks=2),
                         "flanlab run run.yaml")
     cfg = load_config(path, schema=RunConfig)
-    plans = {p.name: p for p in plan_run(cfg, tmp_path / "out", tmp_path)}
+    plans = {p.name: p for p in plan_run(cfg, tmp_path / "out", path)}
     assert list(plans) == ["eval_before", "mixture", "train", "eval_after"]
     assert [m["file"] for m in plans["mixture"].config["members"]] == ["tasks/copy.jsonl", "tasks/upper.jsonl"]
     assert plans["train"].config["data"]["mixture"] == str(tmp_path / "out" / "mixture")
@@ -33,9 +33,9 @@ def test_plan_resolves_shared_fields_and_validates(tmp_path, tiny_llama_dir):
     assert plans["eval_after"].config["model"]["name"] == str(tmp_path / "out" / "train" / "final")
     # tasks: 0 is the base model alone
     base_only = cfg.model_copy(update={"tasks": 0})
-    assert [p.name for p in plan_run(base_only, tmp_path / "o2", tmp_path)] == ["eval_before"]
+    assert [p.name for p in plan_run(base_only, tmp_path / "o2", path)] == ["eval_before"]
     with pytest.raises(ConfigError, match="tasks: 5 but the mixture has only 3 members"):
-        plan_run(cfg.model_copy(update={"tasks": 5}), tmp_path / "o3", tmp_path)
+        plan_run(cfg.model_copy(update={"tasks": 5}), tmp_path / "o3", path)
 
 
 def test_bad_stage_key_is_caught_before_anything_runs(tmp_path, tiny_llama_dir, capsys):

@@ -52,6 +52,7 @@ def test_emit_jobs_writes_a_runnable_script_per_cell(tmp_path, tiny_llama_dir, c
     # The cell config stands alone: absolute stage paths, loads as a run config.
     cell = load_config(jobs / "S-t3-nocot.yaml", schema=RunConfig)
     assert cell.tasks == 3 and cell.name == "grid-S-t3-nocot"
+    assert cell.mixture.set["members"][0]["file"] == str(tmp_path / "tasks" / "copy.jsonl")
     assert not (tmp_path / "runs" / "grid" / "cells").exists()  # nothing ran
 
 

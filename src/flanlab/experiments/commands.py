@@ -42,7 +42,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.run_name is None:
         args.run_name = cfg.name  # a fixed folder per config, so rerunning resumes
     run = _setup(args, cfg.name)
-    result = run_pipeline(cfg, run, Path(args.config).resolve().parent)
+    result = run_pipeline(cfg, run, Path(args.config).resolve())
     print((run.path / "results.md").read_text(encoding="utf-8"), end="")
     print(f"run folder: {run.path}" + (f"; report: {result.report}" if result.report else ""))
     return 0
@@ -104,7 +104,7 @@ def _quickstart(args: argparse.Namespace) -> int:
     path.write_text(f"# flanlab run {path} --run-name {run.path} --data-dir {data.resolve()}\n"
                     + yaml.safe_dump(raw, sort_keys=False))
     cfg = validate(RunConfig, raw, source=str(path))
-    result = run_pipeline(cfg, run, run.path)
+    result = run_pipeline(cfg, run, path)
     print((run.path / "results.md").read_text(encoding="utf-8"), end="")
     print(f"report: {result.report}\nrun folder: {run.path} (config: {path})")
     return 0

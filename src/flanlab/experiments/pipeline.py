@@ -90,12 +90,14 @@ def _validated(kind: str, data: dict[str, Any], where: str) -> dict[str, Any]:
     return validate(SCHEMAS.get(kind), data, source=where).model_dump(mode="json")
 
 
-def plan_run(cfg: RunConfig, run_dir: Path, config_dir: Path) -> list[StagePlan]:
-    """Resolve every stage's config for ``cfg`` in ``run_dir`` (nothing runs; errors surface first)."""
+def plan_run(cfg: RunConfig, run_dir: Path, config_path: Path) -> list[StagePlan]:
+    """Resolve every stage's config for ``cfg`` in ``run_dir`` (nothing runs; errors surface first).
+    Relative paths resolve against ``config_path``'s folder, as in the file ``cfg`` came from."""
     import flanlab.evaluation.config  # noqa: F401  (each import registers its stage's schema)
     import flanlab.mixture.config  # noqa: F401
     import flanlab.training.config  # noqa: F401
 
+    config_dir = config_path.parent
     model = cfg.model.model_dump(mode="json")
     plans: list[StagePlan] = []
     mixture_dir = run_dir / "mixture"
@@ -104,14 +106,14 @@ def plan_run(cfg: RunConfig, run_dir: Path, config_dir: Path) -> list[StagePlan]
         members = list(data.get("members") or [])
         if cfg.tasks is not None:
             if cfg.tasks > len(members):
-                raise ConfigError(f"{config_dir}: tasks: {cfg.tasks} but the mixture has only {len(members)} members")
+                raise ConfigError(f"{config_path}: tasks: {cfg.tasks} but the mixture has only {len(members)} members")
             members = members[: cfg.tasks]
         data["members"] = members + cfg.extra_members
         data.setdefault("name", cfg.name)
         data.setdefault("seed", cfg.seed)
         # A relative member file resolves against the stage config's folder, as `flanlab mix` would.
         plans.append(StagePlan("mixture", _validated("mixture", data, f"{cfg.name}: mixture"), mixture_dir,
-                               mixture_dir / "manifest.json", source or config_dir / "run.yaml"))
+                               mixture_dir / "manifest.json", source or config_path))
     train_dir = run_dir / "train"
     if cfg.finetunes:
         data, source = _stage_data(cfg.train, config_dir, "train")
@@ -208,12 +210,12 @@ def _check_same_config(plan: StagePlan, run_dir: Path) -> None:
 def run_pipeline(
     cfg: RunConfig,
     run: RunDir,
-    config_dir: Path,
+    config_path: Path,
     *,
     on_stage: Callable[[str, bool], None] | None = None,
 ) -> PipelineResult:
     """Run (or resume) every stage of ``cfg`` in ``run``; stages whose output is complete are skipped."""
-    plans = plan_run(cfg, run.path, config_dir)
+    plans = plan_run(cfg, run.path, config_path)
     for plan in plans:
         _check_same_config(plan, run.path)
     run.write_config(cfg)

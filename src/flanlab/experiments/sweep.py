@@ -37,7 +37,7 @@ class Cell:
     tasks: int | None
     cot: bool
     config: RunConfig
-    config_dir: Path  # where the base run config's relative paths resolve
+    config_path: Path  # the base run config: relative paths resolve against its folder
 
 
 def _tasks_label(tasks: int | None) -> str:
@@ -59,16 +59,20 @@ def plan_cells(sweep: SweepConfig, sweep_path: Path) -> list[Cell]:
             "extra_members": list(base.get("extra_members") or []) + (sweep.cot_members if cot else []),
         })
         cfg = validate(RunConfig, data, source=f"{sweep_path}: cell {name}")
-        cells.append(Cell(name, label, tasks, cot, cfg, base_path.parent))
+        cells.append(Cell(name, label, tasks, cot, cfg, base_path))
     return cells
 
 
 def _absolute(cfg: RunConfig, config_dir: Path) -> dict[str, Any]:
-    """The run config with stage config paths made absolute, so a job runs from anywhere."""
+    """The run config with relative paths (stage configs, mixture file members) made absolute, so a
+    job config written elsewhere means the same."""
     data = cfg.model_dump(mode="json")
     for stage in ("mixture", "train", "eval"):
         if data[stage].get("config"):
             data[stage]["config"] = str((config_dir / data[stage]["config"]).resolve())
+    for member in [*(data["mixture"]["set"].get("members") or []), *data["extra_members"]]:
+        if isinstance(member, dict) and isinstance(member.get("file"), str):
+            member["file"] = str((config_dir / member["file"]).resolve())
     return data
 
 
@@ -81,7 +85,7 @@ def emit_jobs(cells: list[Cell], sweep_dir: Path, jobs_dir: Path, data_dir: str 
     flanlab = shlex.quote(sys.executable) + " -m flanlab"
     for cell in cells:
         cfg_path = jobs_dir / f"{cell.name}.yaml"
-        text = yaml.safe_dump(_absolute(cell.config, cell.config_dir), sort_keys=False)
+        text = yaml.safe_dump(_absolute(cell.config, cell.config_path.parent), sort_keys=False)
         atomic_write_text(cfg_path, f"# flanlab run {cfg_path}\n{text}")
         run_dir = (sweep_dir / "cells" / cell.name).resolve()
         script = jobs_dir / f"{cell.name}.sh"
@@ -191,7 +195,7 @@ def run_sweep(sweep: SweepConfig, sweep_path: Path, run: RunDir, *, jobs_dir: Pa
         return {"jobs": [str(s) for s in scripts]}
     for i, cell in enumerate(cells, 1):
         log.info("sweep cell %d/%d: %s", i, len(cells), cell.name)
-        run_pipeline(cell.config, RunDir.create(str(run.path / "cells" / cell.name)), cell.config_dir)
+        run_pipeline(cell.config, RunDir.create(str(run.path / "cells" / cell.name)), cell.config_path)
     rows = collect(cells, run.path)
     figures = sweep_figures(rows, sweep)
     for name, png in figures.items():
