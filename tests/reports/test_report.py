@@ -152,3 +152,20 @@ def test_html_renders_in_headless_chromium(tmp_path):
     lo, hi = pixels.getextrema()
     assert hi - lo > 100  # not blank: text and plots drew
     assert len(set(pixels.resize((100, 140)).tobytes())) > 20  # many grey levels: text, lines, bars
+
+
+def test_compare_two_eval_runs_with_normalized_average(tmp_path):
+    a = _eval_run(tmp_path / "a", {"navigate": 0.5}, 0.25)
+    b = tmp_path / "b"
+    b.mkdir()
+    # the shape `flanlab eval` writes: percent, per strategy, its normalized average
+    (b / "results.json").write_text(json.dumps({
+        "model": "m", "scores": {"bbh": {"direct": {"score": 40.0, "n": 2, "subtasks": {"navigate": 40.0}}}},
+        "normalized_average": {"value": None, "partial": 12.5, "columns_present": 1}, "seconds": {"run": 1}}))
+    out = tmp_path / "cmp"
+    assert main(["report", str(a), str(b), "--out", str(out), "--title", "a vs b"]) == 0
+    md = (out / "report.md").read_text()
+    assert md.startswith("# a vs b")
+    assert "| benchmark | a | b |" in md
+    assert "| bbh | 50.0 | – |" in md and "| bbh (direct) | – | 40.0 |" in md
+    assert "| normalized average (paper's 6 columns; * partial) | – | 12.5* |" in md

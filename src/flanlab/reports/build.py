@@ -49,6 +49,19 @@ def _fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:.1f}"
 
 
+def _normalized(run: RunSummary) -> tuple[float, bool] | None:
+    """``flanlab eval``'s normalized average (value, complete?) over the paper's six columns, or the
+    partial one over the columns this run has."""
+    norm = run.results.get("normalized_average")
+    if not isinstance(norm, dict):
+        return None
+    if isinstance(norm.get("value"), (int, float)):
+        return float(norm["value"]), True
+    if isinstance(norm.get("partial"), (int, float)):
+        return float(norm["partial"]), False
+    return None
+
+
 def _num(v: object, spec: str) -> str:
     return format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else "–"
 
@@ -99,6 +112,11 @@ def build_report(
             if delta:
                 row.append("–" if None in vals else f"{vals[1] - vals[0]:+.1f}")
             rows.append(row)
+        norms = [_normalized(c.run) for c in cols]
+        if any(n is not None for n in norms):
+            row = ["normalized average (paper's 6 columns; * partial)",
+                   *["–" if n is None else f"{n[0]:.1f}" + ("" if n[1] else "*") for n in norms]]
+            rows.append(row + (["–"] if delta else []))
         doc.add(Table(header, rows, caption="Held-out scores (percent, higher is better)"))
         doc.add(Image(
             "summary.png",
