@@ -222,14 +222,15 @@ def run_pipeline(
     for plan in plans:
         run.write_config(plan.config, name=f"configs/{plan.name}.yaml")
     result = PipelineResult(run.path)
-    for plan in plans:
+    for i, plan in enumerate(plans, 1):
         if plan.done:
-            log.info("%s: complete (%s exists), skipped", plan.name, plan.marker.relative_to(run.path))
+            log.info("[%d/%d] %s: complete (%s exists), skipped", i, len(plans), plan.name,
+                     plan.marker.relative_to(run.path))
             result.skipped.append(plan.name)
             if on_stage:
                 on_stage(plan.name, False)
             continue
-        log.info("%s: running into %s", plan.name, plan.out)
+        log.info("[%d/%d] %s: running into %s", i, len(plans), plan.name, plan.out)
         _run_stage(plan)
         if not plan.done:
             raise RuntimeError(f"{plan.name}: finished without writing {plan.marker}")
