@@ -60,6 +60,7 @@ def test_sigkill_mid_eval_then_rerun_resumes(tiny_llama_dir, mmlu_data, tmp_path
     _assert_same_records(records, ref_records)
     assert res["scores"] == ref["scores"]
     assert res["normalized_average"] == ref["normalized_average"]
+    print(f"eval kill: {len(done_before)}/{QUESTIONS} records on disk at the kill, {res['sent']} sent on rerun")
 
 
 def test_torn_last_record_is_dropped_and_the_file_stays_valid(tiny_llama_dir, mmlu_data, tmp_path):

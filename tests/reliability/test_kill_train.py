@@ -55,3 +55,4 @@ def test_sigkill_mid_train_then_rerun_reproduces_losses(tmp_path, tiny_llama_dir
     wa = load_file(str(whole / "final" / "model.safetensors"))
     wb = load_file(str(killed / "final" / "model.safetensors"))
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    print(f"train kill: checkpoint step {resumed_from} of {STEPS}; {len(a)} losses equal bit for bit")
