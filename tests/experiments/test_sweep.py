@@ -30,9 +30,9 @@ def test_cells_and_errors(tmp_path, tiny_llama_dir):
     path, raw = _sweep(tmp_path, {"S": tiny_llama_dir, "M": tiny_llama_dir}, tmp_path,
                        tasks=[0, 2], cot=[False, True])
     cells = plan_cells(load_config(path, schema=SweepConfig), path)
-    assert [c.name for c in cells] == ["S-t0-nocot", "S-t0-cot", "S-t2-nocot", "S-t2-cot",
-                                       "M-t0-nocot", "M-t0-cot", "M-t2-nocot", "M-t2-cot"]
-    cot_cell = cells[3].config
+    # one base-model cell per model: without finetuning the CoT axis changes nothing
+    assert [c.name for c in cells] == ["S-t0", "S-t2-nocot", "S-t2-cot", "M-t0", "M-t2-nocot", "M-t2-cot"]
+    cot_cell = cells[2].config
     assert cot_cell.tasks == 2 and cot_cell.extra_members == [{"file": "tasks/length.jsonl", "submixture": "cot"}]
     raw["cot_members"] = []
     write_config(path, raw, "flanlab sweep sweep.yaml")
@@ -75,10 +75,10 @@ def test_tiny_sweep_2x2_runs_and_plots(tmp_path, tiny_llama_dir, tiny_llama_wide
     root = tmp_path / "runs" / "grid"
     results = json.loads((root / "results.json").read_text())
     cells = {c["cell"]: c for c in results["cells"]}
-    assert sorted(cells) == ["M-t0-nocot", "M-t2-nocot", "S-t0-nocot", "S-t2-nocot"]
+    assert sorted(cells) == ["M-t0", "M-t2-nocot", "S-t0", "S-t2-nocot"]
     # tasks 0 evaluates the base model; the others their finetuned model
-    assert cells["S-t0-nocot"]["stage"] == "eval_before" and cells["S-t2-nocot"]["stage"] == "eval_after"
-    assert not (root / "cells" / "S-t0-nocot" / "train").exists()
+    assert cells["S-t0"]["stage"] == "eval_before" and cells["S-t2-nocot"]["stage"] == "eval_after"
+    assert not (root / "cells" / "S-t0" / "train").exists()
     assert all(c["mean"]["direct"] % 12.5 == 0 for c in cells.values())  # 8 four-way MMLU questions
     assert results["figures"] == ["scaling_tasks.png"]
     png = (root / "plots" / "scaling_tasks.png").read_bytes()

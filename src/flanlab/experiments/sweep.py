@@ -50,7 +50,9 @@ def plan_cells(sweep: SweepConfig, sweep_path: Path) -> list[Cell]:
     base = deep_merge(load_yaml(base_path), sweep.set)
     cells = []
     for (label, spec), tasks, cot in itertools.product(sweep.axes.models.items(), sweep.axes.tasks, sweep.axes.cot):
-        name = f"{label}-t{_tasks_label(tasks)}-{'cot' if cot else 'nocot'}"
+        if tasks == 0 and cot != sweep.axes.cot[0]:
+            continue  # no finetuning: the CoT data makes no difference, one base-model cell serves both
+        name = f"{label}-t0" if tasks == 0 else f"{label}-t{_tasks_label(tasks)}-{'cot' if cot else 'nocot'}"
         data = deep_merge(base, {
             "kind": "run",
             "name": f"{sweep.name}-{name}",
@@ -148,7 +150,8 @@ def sweep_figures(rows: list[dict[str, Any]], sweep: SweepConfig) -> dict[str, b
     use_cot = False if False in sweep.axes.cot else sweep.axes.cot[0]
     series = {}
     for model in sweep.axes.models:
-        found = {r["tasks"]: _mean_all(r) for r in rows if r["model"] == model and r["cot"] == use_cot}
+        found = {r["tasks"]: _mean_all(r) for r in rows
+                 if r["model"] == model and (r["cot"] == use_cot or r["tasks"] == 0)}
         series[model] = [found.get(t) for t in tasks]
     if any(v is not None for vals in series.values() for v in vals):
         x = list(range(len(tasks)))
