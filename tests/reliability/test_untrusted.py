@@ -87,8 +87,9 @@ def test_remote_code_is_refused_by_default_and_never_runs(tiny_llama_dir, tmp_pa
     from flanlab.evaluation.config import EvalConfig
     from flanlab.training.config import TrainConfig
 
-    assert EvalConfig.model_fields["model"].annotation.model_fields["trust_remote_code"].default is False
-    assert "trust_remote_code" in str(TrainConfig.model_fields["model"].annotation.model_fields)
+    for schema in (EvalConfig, TrainConfig):
+        spec = schema.model_fields["model"].annotation.model_fields
+        assert spec["trust_remote_code"].default is False and spec["allow_pickle"].default is False
 
 
 def test_pickled_weights_are_refused_and_never_unpickled(tiny_llama_dir, tmp_path, capsys, mmlu_data):
