@@ -315,3 +315,23 @@ def test_score_predictions_with_garbage(mmlu_data, tmp_path_factory, rows, capsy
     assert len(scored) == len(rows)
     for r in scored:
         assert r["correct"] in (0.0, 1.0) and (r["answer"] is not None or r["correct"] == 0.0)
+
+
+@pytest.mark.parametrize(("command", "body", "needle"), [
+    (["mix", "{cfg}", "--out", "{tmp}/o"], "kind: mixture\nname: m\nmembers: 3\nsede: 1\n", "members"),
+    (["train", "{cfg}", "--run-name", "{tmp}/r"], "kind: train\nname: t\nmodel: {name: m}\ndata: {mixture: d}\n"
+     "train: {steps: many}\n", "train.steps"),
+    (["eval", "--config", "{cfg}", "--runs-dir", "{tmp}/runs"], "kind: eval\nmodel: {name: m}\nlimit: [1]\n"
+     "benchmark: [mmlu]\n", "limit"),
+    (["mix", "{cfg}", "--out", "{tmp}/o"], "kind: mixture\nname: [unclosed\n", "invalid YAML"),
+    (["train", "{cfg}"], "\xff\xfe", "not UTF-8"),
+])
+def test_bad_configs_are_one_line_through_the_cli(tmp_path, capsys, command, body, needle):
+    from flanlab.cli import main
+
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_bytes(body.encode("latin-1") if body == "\xff\xfe" else body.encode("utf-8"))
+    args = [a.replace("{cfg}", str(cfg)).replace("{tmp}", str(tmp_path)) for a in command]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and str(cfg) in err and needle in err, err
