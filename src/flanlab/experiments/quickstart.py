@@ -18,11 +18,13 @@ __all__ = ["QuickstartOptions", "estimate_seconds", "pick_bigbench_tasks", "quic
 
 # BBH subtasks with short prompts and one-word answers: cheap to generate on a CPU.
 DEFAULT_SUBTASKS = ("boolean_expressions", "sports_understanding", "navigate", "web_of_lies")
-# Cost model on 2 CPU cores (measured for SmolLM2-135M, see the issue): one LoRA step on 8 x 256
-# tokens ~7 s; one few-shot BBH request (prompt scoring with prefix reuse + a short answer) ~1.5 s;
-# converting/loading the model, building the mixture and the report ~90 s together.
-_STEP_S_PER_TOKEN = 7.0 / (8 * 256)
-_EVAL_S_PER_REQUEST = 1.5
+# Cost model on 2 CPU cores for SmolLM2-135M. Measured here (one thread, CPU time, so that other
+# jobs on the machine don't count): a LoRA step on 4 x 256 tokens ~10 s, i.e. ~6 s on two threads;
+# a 1,000-token forward pass ~4.4 s, so a few-shot BBH request (prompt + a short answer) is at most
+# ~2.5 s on two threads (prefix reuse makes it less). Loading/converting the model, building the
+# mixture and writing the report add ~90 s.
+_STEP_S_PER_TOKEN = 6.0 / (4 * 256)
+_EVAL_S_PER_REQUEST = 2.5
 _FIXED_S = 90.0
 
 
