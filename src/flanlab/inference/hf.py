@@ -79,6 +79,8 @@ class HFLM:
         on_gpu = str(self.device).startswith("cuda")
         # Tokens per forward pass (rows x padded length); CPUs gain little from bigger batches.
         self.token_budget = token_budget or (32768 if on_gpu else 2048)
+        # Sequences decoded together by generate() with batch_size="auto".
+        self.max_rows = 256 if on_gpu else 32
         self.show_progress = show_progress
         self._special_prefix = leading_specials(self.tokenizer)
         self._fingerprint: str | None = None
@@ -443,13 +445,7 @@ class HFLM:
                     # Few-shot prompts: the shared exemplars run once; every batch copies their cache.
                     _, prefix_cache = self._prefix_state(tuple(prompts[members[0]][:prefix_len]))
                 order = sorted(members, key=lambda i: -len(prompts[i]))
-                pending = []
-                i = 0
-                while i < len(order):
-                    r0 = requests[order[i]]
-                    size = self._rows_per_batch(len(prompts[order[i]]) - prefix_len + r0.max_new_tokens)
-                    pending.append(order[i:i + size])
-                    i += size
+                pending = self._generation_batches(order, prompts, requests, prefix_len)
                 while pending:
                     chunk = pending.pop(0)
                     try:
@@ -461,12 +457,34 @@ class HFLM:
                         if torch.cuda.is_available():
                             torch.cuda.empty_cache()
                         self.token_budget = max(1, self.token_budget // 2)
+                        self.max_rows = max(1, self.max_rows // 2)
                         log.warning("out of memory generating %d prompts at once; halving the batch", len(chunk))
                         pending[:0] = [chunk[: len(chunk) // 2], chunk[len(chunk) // 2:]]
                         continue
                     yield from done
                     if task is not None:
                         bar.advance(task, len(chunk))
+
+    def _generation_batches(self, order, prompts, requests, prefix_len: int) -> list[list[int]]:
+        """Batches of prompt indices (longest first). A decoding step reads every weight once
+        whatever the batch, so rows are cheap: an auto batch is capped by its prefill tokens and by
+        ``max_rows`` sequences (samples included), not by the tokens still to generate."""
+        if isinstance(self.batch_size, int):
+            size = max(1, self.batch_size)
+            return [order[i:i + size] for i in range(0, len(order), size)]
+        batches: list[list[int]] = []
+        rows = 0
+        for i in order:
+            r = requests[i]
+            draws = r.n if r.temperature > 0 else 1
+            width = len(prompts[batches[-1][0]]) - prefix_len if batches else 0
+            if batches and rows + draws <= self.max_rows and (len(batches[-1]) + 1) * width <= self.token_budget:
+                batches[-1].append(i)
+                rows += draws
+            else:
+                batches.append([i])
+                rows = draws
+        return batches
 
     def _generation_groups(self, prompts: list[list[int]]) -> list[tuple[int, list[int]]]:
         """(shared prefix length, prompt indices) groups; one group with prefix 0 when reuse is off."""
