@@ -21,6 +21,9 @@ def test_atomic_write_replaces(tmp_path):
     atomic_write_json(p, {"a": 2})
     assert json.loads(p.read_text()) == {"a": 2}
     assert [f.name for f in tmp_path.iterdir()] == ["out.json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert p.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_exception_mid_write_keeps_old_file(tmp_path):

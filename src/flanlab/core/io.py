@@ -40,6 +40,12 @@ def _explain(path: Path, err: OSError) -> OutputError:
     return OutputError(err.errno or 0, f"cannot write {path}: {reason}; earlier outputs are kept as they were")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _fsync_dir(folder: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
@@ -67,6 +73,8 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
             yield f
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes 0600 files; give outputs the mode an ordinary open() would (0666 - umask).
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except BaseException as e:
