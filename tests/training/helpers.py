@@ -48,3 +48,32 @@ def write_config(path: Path, model: Path, mixture: Path, **sections: dict) -> Pa
         cfg.setdefault(key, {}).update(value)
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+
+def _bbh_prompt(answer: str | None) -> str:
+    reply = answer or "fig"
+    return ("canary\n-----\nCopy the word.\n\nQ: Which word? fig\n"
+            f"A: Let's think step by step. The word is fig. So the answer is {reply}.\n")
+
+
+def write_bbh_copy_data(root: Path, n: int, seed: int = 1, answer: str | None = None) -> Path:
+    """A one-subtask BBH data dir (``copy_word``) in the official layout: "Which word? W" answered
+    by W, or always by ``answer`` when given."""
+    rng = random.Random(seed)
+    (root / "bbh" / "tasks").mkdir(parents=True, exist_ok=True)
+    (root / "bbh" / "cot-prompts").mkdir(parents=True, exist_ok=True)
+    examples = [{"input": f"Which word? {w}", "target": answer or w} for w in (rng.choice(WORDS) for _ in range(n))]
+    (root / "bbh" / "tasks" / "copy_word.json").write_text(json.dumps({"examples": examples}))
+    (root / "bbh" / "cot-prompts" / "copy_word.txt").write_text(_bbh_prompt(answer))
+    return root
+
+
+def bbh_answer_rows(n: int, answer: str, seed: int = 0) -> list[dict]:
+    """Training rows in the direct prompt format of ``write_bbh_copy_data(..., answer=answer)``
+    (description, shot, query), all answered ``answer``: a tiny model learns it in a few steps."""
+    rng = random.Random(seed)
+    head = f"Copy the word.\n\nQ: Which word? fig\nA: {answer}"
+    return [{"inputs": f"{head}\n\nQ: Which word? {rng.choice(WORDS)}\nA:", "targets": f" {answer}",
+             "task": "bbh_answer", "template_id": 0, "format": "fs_noopt", "submixture": "synthetic"}
+            for _ in range(n)]

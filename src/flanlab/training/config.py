@@ -7,9 +7,11 @@ from typing import Literal
 from pydantic import Field
 
 from flanlab.core.config import SCHEMAS, Schema
+from flanlab.core.errors import UserError
 from flanlab.inference.spec import ModelSpec
 
-__all__ = ["DataConfig", "LoraConfig", "OptimConfig", "PackingConfig", "TrainConfig", "TrainLoopConfig"]
+__all__ = ["DataConfig", "EvalSection", "LoraConfig", "OptimConfig", "PackingConfig", "TrainConfig",
+           "TrainLoopConfig"]
 
 
 class DataConfig(Schema):
@@ -79,9 +81,26 @@ class TrainLoopConfig(Schema):
     eval_every: int = Field(500, ge=1)
     eval_batch_size: int = Field(16, ge=1)
     keep_best: bool = True
+    # What picks best/: the held-out loss, or the score of the ``eval`` section's benchmark
+    # evaluation (auto: the score when an ``eval`` section is given, else the held-out loss).
+    keep_best_by: Literal["auto", "heldout_loss", "eval_score"] = "auto"
     gradient_checkpointing: bool = False
     tensorboard: bool = True
     threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch's default)")
+
+
+class EvalSection(Schema):
+    """A small benchmark evaluation of the model being trained, run every ``train.eval_every``
+    steps (and before the first) through flanlab.evaluation; its mean score can pick best/, as the
+    paper picked checkpoints by held-out benchmark scores."""
+
+    benchmarks: list[str] = Field(["bbh"], min_length=1)
+    strategies: list[str] = Field(["direct"], min_length=1)
+    subtasks: list[str] = []
+    limit: int | None = Field(16, ge=1, description="examples per subtask (None: all; slow)")
+    max_new_tokens: int | None = Field(None, ge=1)
+    data_dir: str | None = Field(None, description="benchmark data folder (None: $FLANLAB_DATA_DIR or the hub)")
+    seed: int = 0
 
 
 class TrainConfig(Schema):
@@ -95,6 +114,15 @@ class TrainConfig(Schema):
     optim: OptimConfig = OptimConfig()
     lora: LoraConfig = LoraConfig()
     train: TrainLoopConfig = TrainLoopConfig()
+    eval: EvalSection | None = None
+
+    def best_metric(self) -> str:
+        """The metric that picks best/: ``heldout_loss`` (lower is better) or ``eval_score``."""
+        if self.train.keep_best_by == "eval_score" and self.eval is None:
+            raise UserError("train.keep_best_by: 'eval_score' needs an `eval:` section (the benchmarks to score)")
+        if self.train.keep_best_by == "auto":
+            return "eval_score" if self.eval is not None else "heldout_loss"
+        return self.train.keep_best_by
 
 
 SCHEMAS.register("train", TrainConfig)

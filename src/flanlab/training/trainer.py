@@ -87,9 +87,18 @@ def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, An
         raise UserError(f"model.backend: training needs the 'hf' backend, got {cfg.model.backend!r}")
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    best_by = cfg.best_metric()
     seed_everything(cfg.train.seed)
     accelerator = _accelerator(cfg)
     main = accelerator.is_main_process
+    periodic = None
+    if cfg.eval is not None:
+        _check_eval_placement(accelerator)
+        if main:
+            from flanlab.training.periodic_eval import PeriodicEval
+
+            # Built before the model loads, so a bad benchmark or subtask fails at once.
+            periodic = PeriodicEval(cfg.eval, run.path / "evals")
     if main:
         _build_mixture(cfg)
     accelerator.wait_for_everyone()
@@ -110,10 +119,11 @@ def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, An
 
     ckpt_root = run.path / "checkpoints"
     state: dict[str, Any] = {"step": 0, "micro_batches": 0, "best_loss": None, "best_step": None,
-                             "tokens_real": 0, "tokens_slots": 0}
+                             "best_value": None, "tokens_real": 0, "tokens_slots": 0}
     found = latest_checkpoint(ckpt_root) if resume else None
     if found is not None:
         state = load_checkpoint(found, model=accelerator.unwrap_model(model), optimizer=optimizer)
+        state.setdefault("best_value", state.get("best_loss"))  # checkpoints from before keep-best by score
         log.info("resumed from %s (step %d)", found, state["step"])
 
     world, rank = accelerator.num_processes, accelerator.process_index
@@ -128,12 +138,36 @@ def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, An
 
         writer = SummaryWriter(str(run.path / "tensorboard"))
 
-    if heldout and state["step"] == 0:
-        # The starting point, so every run reports its held-out loss before and after.
-        held = evaluate_loss(model, heldout, encoder_decoder=tm.encoder_decoder, accelerator=accelerator)
-        state["initial_heldout_loss"] = held
+    def evaluate_now(step: int) -> dict[str, Any]:
+        """Held-out loss (every process) and the benchmark score (main process), logged."""
+        row: dict[str, Any] = {"step": step}
+        if heldout:
+            row["heldout_loss"] = evaluate_loss(model, heldout, encoder_decoder=tm.encoder_decoder,
+                                                accelerator=accelerator)
+        if periodic is not None:
+            # A forked RNG: sampling strategies then leave the training run's random stream as it was.
+            gpus = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+            with torch.random.fork_rng(devices=gpus):
+                row.update(periodic(accelerator.unwrap_model(model), tm.tokenizer,
+                                    encoder_decoder=tm.encoder_decoder, device=accelerator.device, step=step,
+                                    name=cfg.name, max_length=cfg.model.max_length))
         if main:
-            append_jsonl(metrics_file, [{"step": 0, "heldout_loss": held}])
+            append_jsonl(metrics_file, [row])
+            if writer is not None:
+                if row.get("heldout_loss") is not None:
+                    writer.add_scalar("eval/heldout_loss", row["heldout_loss"], step)
+                if row.get("eval_score") is not None:
+                    writer.add_scalar("eval/score", row["eval_score"], step)
+                    for key, value in row["eval_scores"].items():
+                        writer.add_scalar(f"eval/{key}", value, step)
+        accelerator.wait_for_everyone()
+        return row
+
+    if state["step"] == 0 and (heldout or periodic is not None):
+        # The starting point, so every run reports its held-out loss (and score) before and after.
+        row = evaluate_now(0)
+        state["initial_heldout_loss"] = row.get("heldout_loss")
+        state["initial_eval_score"] = row.get("eval_score")
     window = {"loss": 0.0, "target": 0, "real": 0, "slots": 0, "seconds": 0.0, "steps": 0}
     history: list[dict[str, Any]] = []
     stopped_early = False
@@ -205,19 +239,19 @@ def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, An
                             writer.add_scalar(f"train/{key}", row[key], state["step"])
                 window = dict.fromkeys(window, 0)
 
-            if heldout and (state["step"] % cfg.train.eval_every == 0 or state["step"] == cfg.train.steps):
-                held = evaluate_loss(model, heldout, encoder_decoder=tm.encoder_decoder, accelerator=accelerator)
-                row = {"step": state["step"], "heldout_loss": held}
+            if (heldout or periodic is not None) and (state["step"] % cfg.train.eval_every == 0
+                                                      or state["step"] == cfg.train.steps):
+                row = evaluate_now(state["step"])
                 history.append(row)
-                if main:
-                    append_jsonl(metrics_file, [row])
-                    if writer is not None:
-                        writer.add_scalar("eval/heldout_loss", held, state["step"])
-                    if cfg.train.keep_best and (state["best_loss"] is None or held < state["best_loss"]):
-                        state["best_loss"], state["best_step"] = held, state["step"]
-                        save_final(accelerator.unwrap_model(model), tm.tokenizer, run.path / "best",
-                                   merge_lora=cfg.lora.merge_on_save)
-                        log.info("step %d: held-out loss %.4f (best so far, saved to best/)", state["step"], held)
+                held = row.get("heldout_loss")
+                if held is not None and (state["best_loss"] is None or held < state["best_loss"]):
+                    state["best_loss"] = held
+                value = row.get(best_by)
+                if main and cfg.train.keep_best and value is not None and _better(value, state, best_by):
+                    state["best_value"], state["best_step"] = value, state["step"]
+                    save_final(accelerator.unwrap_model(model), tm.tokenizer, run.path / "best",
+                               merge_lora=cfg.lora.merge_on_save)
+                    log.info("step %d: %s %.4f (best so far, saved to best/)", state["step"], best_by, value)
 
             if state["step"] % cfg.train.save_every == 0 and state["step"] < cfg.train.steps:
                 accelerator.wait_for_everyone()
@@ -237,6 +271,10 @@ def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, An
         "heldout_loss": next((h["heldout_loss"] for h in reversed(history) if "heldout_loss" in h), None),
         "initial_heldout_loss": state.get("initial_heldout_loss"),
         "best_heldout_loss": state["best_loss"],
+        "eval_score": next((h["eval_score"] for h in reversed(history) if "eval_score" in h), None),
+        "initial_eval_score": state.get("initial_eval_score"),
+        "best_by": best_by,
+        "best_value": state["best_value"],
         "best_step": state["best_step"],
         "tokens_real": state["tokens_real"],
         "packing_efficiency": state["tokens_real"] / max(state["tokens_slots"], 1),
@@ -248,6 +286,24 @@ def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, An
         run.write_results(results)
         atomic_write_text(run.path / "results.md", _markdown(results))
     return results
+
+
+def _better(value: float, state: dict[str, Any], best_by: str) -> bool:
+    best = state.get("best_value")
+    if best is None:
+        return True
+    # Loss: lower is better. Score: higher; a tie keeps the earlier checkpoint.
+    return value < best if best_by == "heldout_loss" else value > best
+
+
+def _check_eval_placement(accelerator: Any) -> None:
+    """The benchmark evaluation runs the unwrapped model on the main process only, which needs the
+    whole model there: refuse sharded parameters (FSDP, DeepSpeed ZeRO-3)."""
+    kind = str(accelerator.distributed_type).rsplit(".", 1)[-1]
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if kind == "FSDP" or (kind == "DEEPSPEED" and plugin is not None and plugin.zero_stage == 3):
+        raise UserError("eval: the periodic benchmark evaluation needs unsharded weights; drop the `eval:` "
+                        "section (keep-best then uses the held-out loss) or use DDP / ZeRO-2")
 
 
 def _markdown(results: dict[str, Any]) -> str:

@@ -1,0 +1,81 @@
+"""A small benchmark evaluation of the model being trained, through flanlab.evaluation.
+
+The requests (benchmarks × strategies × the first ``limit`` examples of each subtask) are built
+once, when training starts, so a bad benchmark or subtask name fails before any step runs. Each
+evaluation wraps the live model (no copy, no reload) in the inference stage's HF backend, runs the
+requests with the evaluation stage's runner and scorer, and writes the per-example records to
+``evals/step-NNNNNN.jsonl`` in the run folder.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+from flanlab.core.errors import UserError
+from flanlab.training.config import EvalSection
+
+__all__ = ["PeriodicEval"]
+
+
+class PeriodicEval:
+    """Scores the current model on ``section``'s benchmarks; ``score`` is the mean over every
+    (benchmark, strategy) headline score, in percent."""
+
+    def __init__(self, section: EvalSection, out_dir: Path) -> None:
+        from flanlab.core.paths import data_dir
+        from flanlab.evaluation.plan import build_requests, resolve_strategies
+
+        self.section = section
+        self.out_dir = out_dir
+        data = data_dir(section.data_dir)
+        strategies = resolve_strategies(section.strategies)
+        self.requests, self.benches, self.notes = build_requests(
+            section.benchmarks, strategies, data, limit=section.limit, subtasks=section.subtasks,
+            seed=section.seed, max_new_tokens=section.max_new_tokens)
+        if section.subtasks:
+            known = {s for b in self.benches.values() for s in b.subtasks()}
+            unknown = [s for s in section.subtasks if s not in known]
+            if unknown:
+                raise UserError(f"eval.subtasks: {unknown} are not subtasks of {section.benchmarks}")
+        if not self.requests:
+            raise UserError(f"eval: no requests for benchmarks {section.benchmarks} × strategies "
+                            f"{section.strategies} ({'; '.join(self.notes) or 'no examples'})")
+
+    def __call__(self, model: Any, tokenizer: Any, *, encoder_decoder: bool, device: Any, step: int,
+                 name: str, max_length: int | None = None) -> dict[str, Any]:
+        """Evaluate ``model`` (put in eval mode for the evaluation, then restored) at ``step``."""
+        from flanlab.evaluation.results import Results
+        from flanlab.evaluation.runner import run_requests
+        from flanlab.inference.hf import HFLM
+        from flanlab.inference.loading import LoadedModel
+
+        # peft's wrapper forwards to the base model, whose layers carry the active adapters.
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        kind = "seq2seq" if encoder_decoder else "causal"
+        length = max_length or _context_length(base.config, encoder_decoder)
+        lm = HFLM(LoadedModel(base, tokenizer, kind, f"{name}@step{step}", length, str(device)),
+                  show_progress=False)
+        path = self.out_dir / f"step-{step:06d}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)  # a step evaluated again after a resume starts afresh
+        results = Results(lm.name, self.benches)
+        was_training = base.training
+        base.eval()
+        try:
+            run_requests(lm, self.requests, self.benches, results, path)
+        finally:
+            base.train(was_training)
+        scores = {f"{b}/{s}": agg["score"] for b, by in results.summary().items() for s, agg in by.items()
+                  if agg["score"] is not None}
+        return {"eval_score": statistics.fmean(scores.values()) if scores else None, "eval_scores": scores,
+                "eval_examples": len(self.requests)}
+
+
+def _context_length(config: Any, encoder_decoder: bool) -> int:
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 512 if encoder_decoder else 2048
