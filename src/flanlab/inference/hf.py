@@ -79,6 +79,8 @@ class HFLM:
         on_gpu = str(self.device).startswith("cuda")
         # Tokens per forward pass (rows x padded length); CPUs gain little from bigger batches.
         self.token_budget = token_budget or (32768 if on_gpu else 2048)
+        # What one more forward pass costs, in tokens (kernel launches, Python, cache copies).
+        self.pass_overhead = 512 if on_gpu else 24
         # Sequences decoded together by generate() with batch_size="auto".
         self.max_rows = 256 if on_gpu else 32
         self.show_progress = show_progress
@@ -220,14 +222,31 @@ class HFLM:
         return max(1, self.token_budget // max(1, length))
 
     def _batches(self, rows: list[int], lengths: dict[int, int]) -> list[list[int]]:
-        """Rows sorted longest first (little padding; an OOM shows up on the first batch)."""
+        """Rows sorted longest first, cut into batches that minimise padded tokens plus a per-pass
+        overhead (dynamic programming over the sorted lengths), within the token budget. Padding
+        is pure waste: fixed-size cuts padded ~50% extra tokens on MMLU questions."""
         ordered = sorted(rows, key=lambda r: -lengths[r])
-        batches, i = [], 0
-        while i < len(ordered):
-            size = self._rows_per_batch(lengths[ordered[i]])
-            batches.append(ordered[i:i + size])
-            i += size
-        return batches
+        if isinstance(self.batch_size, int):
+            size = max(1, self.batch_size)
+            return [ordered[i:i + size] for i in range(0, len(ordered), size)]
+        lens = [lengths[r] for r in ordered]
+        n = len(lens)
+        best = [0.0] + [float("inf")] * n
+        cut = [0] * (n + 1)
+        for k in range(1, n + 1):
+            # a batch ordered[i:k] is padded to lens[i] (the longest, sorted first)
+            i = k - 1
+            while i >= 0 and (k - i) * lens[i] <= max(self.token_budget, lens[i]):
+                cost = best[i] + (k - i) * lens[i] + self.pass_overhead
+                if cost < best[k]:
+                    best[k], cut[k] = cost, i
+                i -= 1
+        batches = []
+        k = n
+        while k > 0:
+            batches.append(ordered[cut[k]:k])
+            k = cut[k]
+        return batches[::-1]
 
     def _head(self, hidden):
         """Logits from final hidden states, as the model's own head computes them."""
