@@ -1,22 +1,32 @@
-"""Training throughput: flanlab packed vs flanlab unpacked vs TRL's SFTTrainer (its defaults), and
-for a tiny T5, flanlab packed vs unpacked (random and length-sorted batches).
+"""Training throughput at equal work and equal loss: flanlab packed vs flanlab unpacked (length-sorted
+and random micro-batches) vs TRL's SFTTrainer with its defaults, for a decoder-only model; and for a
+T5, flanlab packed vs unpacked (sorted and random).
 
     python benchmarks/train_throughput.py                         # tiny random Llama + T5 (minutes)
-    python benchmarks/train_throughput.py --model smollm2-135m --examples 400 --steps 20
+    python benchmarks/train_throughput.py --model smollm2-135m --t5 none --steps 8 --examples-per-step 16
 
-Examples are Flan CoT prompt/completion pairs from ``--data-dir`` (flan_cot/*.tsv), or rows of a
-mixture folder (``--mixture``). Every layout trains a fresh copy of the same model with AdamW on the
-same examples for the same number of optimizer steps; it reports real (non-pad) tokens/s, tokens/s
-counting padding, packing efficiency and the mean target-token loss of the steps. Timings are wall
-time of forward + backward + optimizer step on this machine; nothing here is asserted.
+What makes the comparison fair: the examples (Flan CoT prompt/completion pairs from ``--data-dir``
+flan_cot/*.tsv, or rows of ``--mixture``) are cut once into ``--steps`` groups of
+``--examples-per-step``; every layout trains a fresh copy of the same model on the *same groups in
+the same order*, one group per optimizer step (AdamW, constant lr, weight decay 0, clipping at 1.0,
+dropout 0; the loss of a step is the mean over the group's target tokens). Layouts differ only in
+how a group becomes micro-batches: packed rows (several examples per row, masked apart), the group
+sorted by length then cut into micro-batches, or cut in its given order (random), and TRL batches
+it with its default collator (``train_sampling_strategy="sequential"`` so it sees the same order;
+everything else is SFTTrainer's default). So every layout processes the same real (non-pad) tokens
+and takes the same optimizer steps, and the losses should agree: the table gives the mean training
+loss and the per-token loss on a fixed held-out set after training (computed by the same code for
+every layout). Timed: batching + forward + backward + optimizer step, per step; TRL: its
+``train_runtime``. Nothing here is asserted; the CPU load is printed because other processes on the
+machine distort timings (multi-threaded ops wait for descheduled threads).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import itertools
 import json
+import os
 import random
 import sys
 import tempfile
@@ -27,12 +37,16 @@ import torch
 
 from flanlab.training.data import Example, Tokenized, iter_rows, tokenize_row
 from flanlab.training.loss import target_loss_sum
-from flanlab.training.packing import collate, group_by_length, pack
+from flanlab.training.packing import Row, collate, pack
+
+DEC_LAYOUTS = ("packed", "packed-posids", "sorted", "random")
+T5_LAYOUTS = ("packed", "sorted", "random")
+TRL = "TRL SFTTrainer defaults"
 
 
 def load_examples(args) -> list[Example]:
     if args.mixture:
-        return list(itertools.islice(iter_rows(args.mixture), args.examples))
+        return list(iter_rows(args.mixture))
     folder = Path(args.data_dir) / "flan_cot"
     out: list[Example] = []
     for tsv in sorted(folder.glob("*_train.tsv")):
@@ -42,8 +56,10 @@ def load_examples(args) -> list[Example]:
                     q, a, cot = (x.replace("\\n", "\n") for x in row[:3])
                     out.append(Example(f"{q}\nLet's think step by step.", f" {cot} So the answer is {a}.",
                                        tsv.stem, str(tsv)))
+    if not out:
+        raise SystemExit(f"no examples: {folder} has no flan_cot/*_train.tsv (pass --data-dir or --mixture)")
     random.Random(0).shuffle(out)
-    return out[: args.examples]
+    return out
 
 
 def load_model(name: str, seq2seq: bool):
@@ -61,89 +77,152 @@ def load_model(name: str, seq2seq: bool):
     return model, tok
 
 
-def run_flanlab(name, seq2seq, tokenized, layout, args) -> dict:
-    model, tok = load_model(name, seq2seq)
+def select(examples: list[Example], tok, seq2seq: bool, args) -> tuple[list[Example], list[Tokenized]]:
+    """Tokenize and keep the examples that fit a row uncut (TRL truncates differently)."""
+    keep_e, keep_t = [], []
+    need = args.steps * args.examples_per_step + args.heldout
+    for e in examples:
+        t = tokenize_row(e, tok, encoder_decoder=seq2seq, max_input=10**6, max_target=10**6)
+        fits = (len(t.prompt) <= args.max_length and len(t.target) <= args.target_length) if seq2seq \
+            else len(t) <= args.max_length
+        if fits:
+            keep_e.append(e)
+            keep_t.append(t)
+        if len(keep_t) == need:
+            return keep_e, keep_t
+    raise SystemExit(f"only {len(keep_t)} examples fit max_length {args.max_length}; need {need}")
+
+
+def micro_batches(group: list[Tokenized], layout: str, seq2seq: bool, args) -> list[list[Row]]:
+    """How one optimizer step's examples become micro-batches under ``layout``."""
+    if layout.startswith("packed"):
+        rows = list(pack(group, encoder_decoder=seq2seq, max_length=args.max_length,
+                         target_length=args.target_length, window=len(group)))
+        size = args.packed_rows
+    else:
+        order = sorted(group, key=len) if layout == "sorted" else group
+        rows = [Row([t], len(t.prompt) if seq2seq else len(t), len(t.target) if seq2seq else 0) for t in order]
+        size = args.batch_size
+    return [rows[i:i + size] for i in range(0, len(rows), size)]
+
+
+def heldout_loss(model, batches, seq2seq: bool) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for b in batches:
+            total += float(target_loss_sum(model, b, encoder_decoder=seq2seq))
+            count += b.n_target
     model.train()
-    torch.manual_seed(0)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr)
+    return total / count
+
+
+def run_flanlab(name, seq2seq, groups, held, layout, args) -> dict:
+    from flanlab.training.modeling import set_dropout
+
+    model, tok = load_model(name, seq2seq)
+    set_dropout(model, 0.0)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     start_id = getattr(model.config, "decoder_start_token_id", None)
-    if layout == "packed":
-        rows = list(pack(tokenized, encoder_decoder=seq2seq, max_length=args.max_length,
-                         target_length=args.target_length, window=len(tokenized)))
-        random.Random(0).shuffle(rows)
-        per_batch = args.packed_rows
-    elif layout == "sorted":
-        rows = list(group_by_length(tokenized, encoder_decoder=seq2seq, max_length=args.max_length,
-                                    target_length=args.target_length, batch_size=args.batch_size,
-                                    window=len(tokenized), rng=random.Random(0)))
-        per_batch = args.batch_size
-    else:  # random batches, one example per row
-        rows = list(group_by_length(tokenized, encoder_decoder=seq2seq, max_length=args.max_length,
-                                    target_length=args.target_length, batch_size=1,
-                                    window=len(tokenized), rng=random.Random(0)))
-        per_batch = args.batch_size
-    batches = [rows[i:i + per_batch] for i in range(0, len(rows), per_batch)]
-    real = slots = target = 0
-    loss_sum = 0.0
-    seconds = 0.0
-    for rows_ in itertools.islice(itertools.cycle(batches), args.steps):
-        batch = collate(rows_, encoder_decoder=seq2seq, pad_id=tok.pad_token_id, start_id=start_id)
+    attention = "position_ids" if layout == "packed-posids" else "mask"
+    real = slots = 0
+    losses, seconds = [], 0.0
+    n_micro = 0
+    for group in groups:
         t0 = time.perf_counter()
-        loss = target_loss_sum(model, batch, encoder_decoder=seq2seq)
-        (loss / batch.n_target).backward()
+        target = sum(len(t.target) for t in group)
+        step_loss = 0.0
+        for rows in micro_batches(group, layout, seq2seq, args):
+            batch = collate(rows, encoder_decoder=seq2seq, pad_id=tok.pad_token_id, start_id=start_id,
+                            attention=attention)
+            loss = target_loss_sum(model, batch, encoder_decoder=seq2seq)
+            (loss / target).backward()
+            step_loss += loss.item()
+            real += batch.n_real
+            slots += batch.n_slots
+            n_micro += 1
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         seconds += time.perf_counter() - t0
-        real += batch.n_real
-        slots += batch.n_slots
-        target += batch.n_target
-        loss_sum += loss.item()
-    return {"layout": f"flanlab {layout}", "tokens_per_s": real / seconds, "tokens_per_s_with_padding": slots / seconds,
-            "packing_efficiency": real / slots, "loss": loss_sum / target, "seconds": seconds,
-            "examples_per_step": sum(len(r.segments) for b in batches for r in b) / len(batches)}
+        losses.append(step_loss / target)
+    return {"layout": f"flanlab {layout}", "tokens_real": real, "tokens_per_s": real / seconds,
+            "tokens_per_s_with_padding": slots / seconds, "packing_efficiency": real / slots,
+            "micro_batches_per_step": n_micro / len(groups), "train_loss": sum(losses) / len(losses),
+            "step_losses": losses, "heldout_loss": heldout_loss(model, held, seq2seq), "seconds": seconds}
 
 
-def run_trl(name, examples, args) -> dict:
+def run_trl(name, groups_e, held, args) -> dict:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     model, tok = load_model(name, seq2seq=False)
-    data = Dataset.from_list([{"prompt": e.inputs, "completion": e.targets} for e in examples])
+    data = Dataset.from_list([{"prompt": e.inputs, "completion": e.targets} for g in groups_e for e in g])
     with tempfile.TemporaryDirectory() as out:
-        cfg = SFTConfig(output_dir=out, per_device_train_batch_size=args.batch_size, max_steps=args.steps,
-                        learning_rate=args.lr, lr_scheduler_type="constant", warmup_steps=0,
-                        logging_steps=args.steps, save_strategy="no", report_to=[], use_cpu=True,
-                        dataloader_num_workers=0, seed=0, max_length=args.max_length)
+        cfg = SFTConfig(output_dir=out, per_device_train_batch_size=args.batch_size,
+                        gradient_accumulation_steps=args.examples_per_step // args.batch_size,
+                        max_steps=len(groups_e), learning_rate=args.lr, lr_scheduler_type="constant",
+                        warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, logging_steps=1, save_strategy="no",
+                        report_to=[], use_cpu=True, dataloader_num_workers=0, seed=0,
+                        max_length=args.max_length, train_sampling_strategy="sequential")
         trainer = SFTTrainer(model=model, args=cfg, train_dataset=data, processing_class=tok)
-        counts = {"real": 0, "slots": 0}
+        counts = {"real": 0, "slots": 0, "micro": 0}
         collator = trainer.data_collator
 
         def counting(features):
             batch = collator(features)
-            ids = batch["input_ids"]
             mask = batch.get("attention_mask")
-            counts["slots"] += ids.numel()
-            counts["real"] += int(mask.sum()) if mask is not None else ids.numel()
+            counts["slots"] += batch["input_ids"].numel()
+            counts["real"] += int(mask.sum()) if mask is not None else batch["input_ids"].numel()
+            counts["micro"] += 1
             return batch
 
         trainer.data_collator = counting
         metrics = trainer.train().metrics
+        losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     seconds = metrics["train_runtime"]
-    return {"layout": "TRL SFTTrainer defaults", "tokens_per_s": counts["real"] / seconds,
+    return {"layout": TRL, "tokens_real": counts["real"], "tokens_per_s": counts["real"] / seconds,
             "tokens_per_s_with_padding": counts["slots"] / seconds,
-            "packing_efficiency": counts["real"] / max(counts["slots"], 1), "loss": metrics["train_loss"],
-            "seconds": seconds, "examples_per_step": args.batch_size}
+            "packing_efficiency": counts["real"] / max(counts["slots"], 1),
+            "micro_batches_per_step": counts["micro"] / len(groups_e), "train_loss": sum(losses) / len(losses),
+            "step_losses": losses, "heldout_loss": heldout_loss(trainer.model, held, False), "seconds": seconds}
 
 
 def table(rows: list[dict], baseline: str) -> str:
     base = next((r["tokens_per_s"] for r in rows if r["layout"] == baseline), None)
-    lines = ["| layout | real tok/s | tok/s incl. pad | packing eff. | examples/step | loss | vs " + baseline + " |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| layout | real tokens | padding | real tok/s | tok/s incl. pad | micro-batches/step | "
+             f"train loss | held-out loss after | real tok/s vs {baseline} |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         ratio = f"{r['tokens_per_s'] / base:.2f}×" if base else "–"
-        lines.append(f"| {r['layout']} | {r['tokens_per_s']:.0f} | {r['tokens_per_s_with_padding']:.0f} | "
-                     f"{r['packing_efficiency']:.1%} | {r['examples_per_step']:.1f} | {r['loss']:.4f} | {ratio} |")
+        lines.append(f"| {r['layout']} | {r['tokens_real']} | {1 - r['packing_efficiency']:.1%} | "
+                     f"{r['tokens_per_s']:.0f} | {r['tokens_per_s_with_padding']:.0f} | "
+                     f"{r['micro_batches_per_step']:.1f} | {r['train_loss']:.4f} | {r['heldout_loss']:.4f} | {ratio} |")
     return "\n".join(lines)
+
+
+def section(name: str, seq2seq: bool, examples: list[Example], layouts, args, with_trl: bool) -> list[dict]:
+    from flanlab.training.packing import group_by_length
+
+    base, tok = load_model(name, seq2seq)
+    kept, toks = select(examples, tok, seq2seq, args)
+    k, n = args.examples_per_step, args.steps * args.examples_per_step
+    groups = [toks[i:i + k] for i in range(0, n, k)]
+    groups_e = [kept[i:i + k] for i in range(0, n, k)]
+    held_rows = list(group_by_length(toks[n:], encoder_decoder=seq2seq, max_length=args.max_length,
+                                     target_length=args.target_length, batch_size=16, window=len(toks),
+                                     rng=random.Random(0)))
+    start = getattr(base.config, "decoder_start_token_id", None)
+    held = [collate(held_rows[i:i + 16], encoder_decoder=seq2seq, pad_id=tok.pad_token_id, start_id=start)
+            for i in range(0, len(held_rows), 16)]
+    rows = []
+    for layout in layouts:
+        rows.append(run_flanlab(name, seq2seq, groups, held, layout, args))
+        print(f"  {rows[-1]['layout']}: {rows[-1]['tokens_per_s']:.0f} real tok/s", file=sys.stderr)
+    if with_trl:
+        rows.append(run_trl(name, groups_e, held, args))
+    return rows
 
 
 def main() -> int:
@@ -151,46 +230,47 @@ def main() -> int:
     ap.add_argument("--model", default=None, help="decoder-only model (default: a tiny random Llama)")
     ap.add_argument("--t5", default=None, help="T5 model (default: a tiny random T5); 'none' skips")
     ap.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
-    ap.add_argument("--mixture", default=None)
-    ap.add_argument("--examples", type=int, default=800)
-    ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--mixture", default=None, help="a mixture folder instead of flan_cot")
+    ap.add_argument("--steps", type=int, default=30, help="optimizer steps (groups of examples)")
+    ap.add_argument("--examples-per-step", type=int, default=32)
+    ap.add_argument("--heldout", type=int, default=64, help="examples in the held-out loss set")
+    ap.add_argument("--batch-size", type=int, default=8, help="examples per unpacked micro-batch (and TRL's)")
     ap.add_argument("--packed-rows", type=int, default=4, help="rows per packed micro-batch")
     ap.add_argument("--max-length", type=int, default=512)
-    ap.add_argument("--target-length", type=int, default=256)
-    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--target-length", type=int, default=256, help="T5 decoder row length")
+    ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-trl", action="store_true")
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
+    if args.examples_per_step % args.batch_size:
+        raise SystemExit("--examples-per-step must be a multiple of --batch-size (TRL accumulates micro-batches)")
     torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    load = os.getloadavg()[0]
+    print(f"torch threads {args.threads}, CPUs {os.cpu_count()}, load average at start {load:.1f}")
+    if load > (os.cpu_count() or 1):
+        print("warning: the CPU is busy with other work; timings (multi-threaded ones most) are distorted")
     examples = load_examples(args)
-    results: dict[str, list[dict]] = {}
+    results: dict[str, object] = {"args": vars(args), "load_start": load}
     with tempfile.TemporaryDirectory() as tmp:
         from flanlab.inference.tiny import make_tiny_model
 
         llama = args.model or str(make_tiny_model("llama", Path(tmp) / "llama", hidden=128, layers=4))
-        _, tok = load_model(llama, seq2seq=False)
-        pairs = [(e, tokenize_row(e, tok, encoder_decoder=False, max_input=args.max_length - args.target_length,
-                                  max_target=args.target_length)) for e in examples]
-        # Only examples that fit a row unchanged, so TRL (which truncates differently) sees the same data.
-        pairs = [(e, t) for e, t in pairs if len(t) <= args.max_length]
-        kept, toks = [e for e, _ in pairs], [t for _, t in pairs]
-        rows = [run_flanlab(llama, False, toks, layout, args) for layout in ("packed", "sorted", "random")]
-        if not args.skip_trl:
-            rows.append(run_trl(llama, kept, args))
+        rows = section(llama, False, examples, DEC_LAYOUTS, args, with_trl=not args.skip_trl)
         results["decoder"] = rows
-        print(f"\n## decoder-only: {args.model or 'tiny random Llama'}, {len(toks)} examples, {args.steps} steps\n")
-        print(table(rows, "TRL SFTTrainer defaults" if not args.skip_trl else "flanlab random"))
+        print(f"\n## decoder-only: {args.model or 'tiny random Llama (hidden 128, 4 layers)'}; "
+              f"{args.steps} steps × {args.examples_per_step} examples, same examples and order for every layout\n")
+        print(table(rows, TRL if not args.skip_trl else "flanlab random"))
         if args.t5 != "none":
             t5 = args.t5 or str(make_tiny_model("t5", Path(tmp) / "t5", hidden=128, layers=4))
-            _, ttok = load_model(t5, seq2seq=True)
-            ttoks: list[Tokenized] = [tokenize_row(e, ttok, encoder_decoder=True, max_input=args.max_length,
-                                                   max_target=args.target_length) for e in examples]
-            trows = [run_flanlab(t5, True, ttoks, layout, args) for layout in ("packed", "sorted", "random")]
+            trows = section(t5, True, examples, T5_LAYOUTS, args, with_trl=False)
             results["t5"] = trows
-            print(f"\n## encoder-decoder: {args.t5 or 'tiny random T5'}, {len(ttoks)} examples\n")
+            print(f"\n## encoder-decoder: {args.t5 or 'tiny random T5 (hidden 128, 4 layers)'}; "
+                  f"{args.steps} steps × {args.examples_per_step} examples\n")
             print(table(trows, "flanlab random"))
+    results["load_end"] = os.getloadavg()[0]
+    print(f"\nload average at end {results['load_end']:.1f}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
