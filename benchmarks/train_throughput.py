@@ -17,7 +17,8 @@ everything else is SFTTrainer's default). So every layout processes the same rea
 and takes the same optimizer steps, and the losses should agree: the table gives the mean training
 loss and the per-token loss on a fixed held-out set after training (computed by the same code for
 every layout). Timed: batching + forward + backward + optimizer step, per step; TRL: its
-``train_runtime``. Nothing here is asserted; the CPU load is printed because other processes on the
+``train_runtime``. flanlab's layouts train in lockstep (step i of each in turn), so a change in the
+machine's load hits them alike; TRL runs its own loop afterwards. Nothing here is asserted; the CPU load is printed because other processes on the
 machine distort timings (multi-threaded ops wait for descheduled threads).
 """
 
@@ -117,40 +118,58 @@ def heldout_loss(model, batches, seq2seq: bool) -> float:
     return total / count
 
 
-def run_flanlab(name, seq2seq, groups, held, layout, args) -> dict:
-    from flanlab.training.modeling import set_dropout
+class FlanlabRun:
+    """One layout's model and optimizer, stepped one group at a time."""
 
-    model, tok = load_model(name, seq2seq)
-    set_dropout(model, 0.0)
-    model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
-    start_id = getattr(model.config, "decoder_start_token_id", None)
-    attention = "position_ids" if layout == "packed-posids" else "mask"
-    real = slots = 0
-    losses, seconds = [], 0.0
-    n_micro = 0
-    for group in groups:
+    def __init__(self, name: str, seq2seq: bool, layout: str, args) -> None:
+        from flanlab.training.modeling import set_dropout
+
+        self.model, self.tok = load_model(name, seq2seq)
+        set_dropout(self.model, 0.0)
+        self.model.train()
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=args.lr, weight_decay=0.0)
+        self.start_id = getattr(self.model.config, "decoder_start_token_id", None)
+        self.attention = "position_ids" if layout == "packed-posids" else "mask"
+        self.seq2seq, self.layout, self.args = seq2seq, layout, args
+        self.real = self.slots = self.micro = 0
+        self.seconds = 0.0
+        self.losses: list[float] = []
+
+    def step(self, group: list[Tokenized]) -> None:
         t0 = time.perf_counter()
         target = sum(len(t.target) for t in group)
         step_loss = 0.0
-        for rows in micro_batches(group, layout, seq2seq, args):
-            batch = collate(rows, encoder_decoder=seq2seq, pad_id=tok.pad_token_id, start_id=start_id,
-                            attention=attention)
-            loss = target_loss_sum(model, batch, encoder_decoder=seq2seq)
+        for rows in micro_batches(group, self.layout, self.seq2seq, self.args):
+            batch = collate(rows, encoder_decoder=self.seq2seq, pad_id=self.tok.pad_token_id, start_id=self.start_id,
+                            attention=self.attention)
+            loss = target_loss_sum(self.model, batch, encoder_decoder=self.seq2seq)
             (loss / target).backward()
             step_loss += loss.item()
-            real += batch.n_real
-            slots += batch.n_slots
-            n_micro += 1
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        seconds += time.perf_counter() - t0
-        losses.append(step_loss / target)
-    return {"layout": f"flanlab {layout}", "tokens_real": real, "tokens_per_s": real / seconds,
-            "tokens_per_s_with_padding": slots / seconds, "packing_efficiency": real / slots,
-            "micro_batches_per_step": n_micro / len(groups), "train_loss": sum(losses) / len(losses),
-            "step_losses": losses, "heldout_loss": heldout_loss(model, held, seq2seq), "seconds": seconds}
+            self.real += batch.n_real
+            self.slots += batch.n_slots
+            self.micro += 1
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.seconds += time.perf_counter() - t0
+        self.losses.append(step_loss / target)
+
+    def result(self, held) -> dict:
+        return {"layout": f"flanlab {self.layout}", "tokens_real": self.real, "tokens_per_s": self.real / self.seconds,
+                "tokens_per_s_with_padding": self.slots / self.seconds, "packing_efficiency": self.real / self.slots,
+                "micro_batches_per_step": self.micro / len(self.losses),
+                "train_loss": sum(self.losses) / len(self.losses), "step_losses": self.losses,
+                "heldout_loss": heldout_loss(self.model, held, self.seq2seq), "seconds": self.seconds}
+
+
+def run_flanlab(name, seq2seq, groups, held, layouts, args) -> list[dict]:
+    """Train every layout in lockstep (step i of each layout in turn, in a rotating order), so that
+    changes in the machine's load over the run hit every layout alike."""
+    runs = [FlanlabRun(name, seq2seq, layout, args) for layout in layouts]
+    for i, group in enumerate(groups):
+        for j in range(len(runs)):
+            runs[(i + j) % len(runs)].step(group)
+    return [r.result(held) for r in runs]
 
 
 def run_trl(name, groups_e, held, args) -> dict:
@@ -216,10 +235,7 @@ def section(name: str, seq2seq: bool, examples: list[Example], layouts, args, wi
     start = getattr(base.config, "decoder_start_token_id", None)
     held = [collate(held_rows[i:i + 16], encoder_decoder=seq2seq, pad_id=tok.pad_token_id, start_id=start)
             for i in range(0, len(held_rows), 16)]
-    rows = []
-    for layout in layouts:
-        rows.append(run_flanlab(name, seq2seq, groups, held, layout, args))
-        print(f"  {rows[-1]['layout']}: {rows[-1]['tokens_per_s']:.0f} real tok/s", file=sys.stderr)
+    rows = run_flanlab(name, seq2seq, groups, held, layouts, args)
     if with_trl:
         rows.append(run_trl(name, groups_e, held, args))
     return rows
