@@ -256,6 +256,7 @@ def main() -> int:
     ap.add_argument("--target-length", type=int, default=256, help="T5 decoder row length")
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--layouts", default=",".join(DEC_LAYOUTS), help="decoder-only flanlab layouts to run")
     ap.add_argument("--skip-trl", action="store_true")
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
@@ -273,7 +274,11 @@ def main() -> int:
         from flanlab.inference.tiny import make_tiny_model
 
         llama = args.model or str(make_tiny_model("llama", Path(tmp) / "llama", hidden=128, layers=4))
-        rows = section(llama, False, examples, DEC_LAYOUTS, args, with_trl=not args.skip_trl)
+        layouts = [x for x in args.layouts.split(",") if x]
+        unknown = set(layouts) - set(DEC_LAYOUTS)
+        if unknown:
+            raise SystemExit(f"--layouts: unknown {sorted(unknown)}; known: {', '.join(DEC_LAYOUTS)}")
+        rows = section(llama, False, examples, layouts, args, with_trl=not args.skip_trl)
         results["decoder"] = rows
         print(f"\n## decoder-only: {args.model or 'tiny random Llama (hidden 128, 4 layers)'}; "
               f"{args.steps} steps × {args.examples_per_step} examples, same examples and order for every layout\n")
