@@ -18,8 +18,17 @@ and takes the same optimizer steps, and the losses should agree: the table gives
 loss and the per-token loss on a fixed held-out set after training (computed by the same code for
 every layout). Timed: batching + forward + backward + optimizer step, per step; TRL: its
 ``train_runtime``. flanlab's layouts train in lockstep (step i of each in turn), so a change in the
-machine's load hits them alike; TRL runs its own loop afterwards. Nothing here is asserted; the CPU load is printed because other processes on the
-machine distort timings (multi-threaded ops wait for descheduled threads).
+machine's load hits them alike; TRL runs its own loop afterwards. Nothing here is asserted; the CPU
+load is printed because other processes on the machine distort timings.
+
+On a busy CPU use ``--threads 1``: with more torch threads than free cores, every multi-threaded op
+waits for a descheduled thread (~10 ms each), which penalises big tensors (packed rows) far more than
+small ones. That, not the packing code, made packed T5 look slower than random batches before
+(tiny T5, 2 threads at load ~9: packed 160 vs random 441 real tok/s; same batches at 1 thread: 2716
+vs 1762). What remains is real: dense masked attention computes every score pair of a packed row,
+so for a tiny T5 (d_model 128), where attention dominates at 512-token rows, packed is only on par
+with length-sorted batches; skipping masked blocks needs flex-attention block masks or varlen
+kernels.
 """
 
 from __future__ import annotations
