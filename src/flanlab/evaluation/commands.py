@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from flanlab.core.commands import add_common_args
@@ -55,84 +54,53 @@ def _token_counter(name: str | None):
     return lambda text: len(tok(text, add_special_tokens=True)["input_ids"])
 
 
-def _check_resume(run, cfg: EvalConfig) -> None:
-    """A reused run folder must hold the same model and seed: its records are reused as they are."""
-    import yaml
-
-    from flanlab.core.errors import UserError
-
-    if not run.config_file.exists():
-        return
-    old = yaml.safe_load(run.config_file.read_text(encoding="utf-8")) or {}
-    before = ((old.get("model") or {}).get("name"), old.get("seed"))
-    if before != (cfg.model.name, cfg.seed):
-        raise UserError(f"{run.path}: holds an evaluation of model {before[0]!r} (seed {before[1]}); "
-                        "pass another --run-name to evaluate a different model or seed")
-
-
 def _eval(args: argparse.Namespace) -> int:
-    from flanlab.core.io import atomic_open
-    from flanlab.core.log import get_logger, setup_logging
-    from flanlab.core.paths import data_dir as resolve_data_dir
+    from flanlab.core.log import setup_logging
     from flanlab.core.runs import RunDir
-    from flanlab.evaluation.plan import build_requests, resolve_strategies
-    from flanlab.evaluation.results import EXAMPLES_FILE, Results
+    from flanlab.evaluation.api import evaluate
 
     cfg = _config(args)
     run = RunDir.create(args.run_name, args.runs_dir, prefix="eval-dry" if args.dry_run else "eval")
     setup_logging(args.verbose, run.log_file)
-    log = get_logger("evaluation")
-    _check_resume(run, cfg)
-    run.write_config(cfg)
-    data = resolve_data_dir(cfg.data_dir)
-    strategies = resolve_strategies(cfg.strategies, cfg.samples)
-    t0 = time.time()
-    reqs, benches, notes = build_requests(cfg.benchmarks, strategies, data, limit=cfg.limit,
-                                          subtasks=cfg.subtasks, seed=cfg.seed,
-                                          max_new_tokens=cfg.max_new_tokens)
     if args.dry_run:
-        import json
+        return _dry_run(args, cfg, run)
+    evaluate(cfg, run)
+    sys.stdout.write((run.path / "results.md").read_text(encoding="utf-8"))
+    return 0
 
-        count = _token_counter(args.tokenizer)
-        counts: dict[str, int] = {}
-        tokens: dict[str, int] = {}
-        with atomic_open(run.file("requests.jsonl")) as f:
-            for r in reqs:
-                row = r.to_json()
-                group = f"{r.benchmark}/{r.strategy}"
-                counts[group] = counts.get(group, 0) + 1
-                if count is not None:
-                    row["tokens"] = count(r.prompt)
-                    tokens[group] = tokens.get(group, 0) + row["tokens"]
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        run.write_results({"dry_run": True, "requests": len(reqs), "by_benchmark_strategy": counts,
-                           **({"prompt_tokens": tokens} if count is not None else {}), "notes": notes})
-        log.info("wrote %d requests to %s", len(reqs), run.file("requests.jsonl"))
-        print(run.path / "requests.jsonl")
-        return 0
 
-    from flanlab.core.seed import seed_everything
-    from flanlab.inference import load_lm
+def _dry_run(args: argparse.Namespace, cfg: EvalConfig, run) -> int:
+    """Write every request ``eval`` would send to ``requests.jsonl``, without loading a model."""
+    import json
 
-    seed_everything(cfg.seed)
-    spec = cfg.model
-    if spec.cache is None:
-        # The request cache makes an interrupted run resume without recomputing anything.
-        spec = spec.model_copy(update={"cache": str(run.file("requests.sqlite"))})
-    from flanlab.evaluation.runner import run_requests
+    from flanlab.core.io import atomic_open
+    from flanlab.core.log import get_logger
+    from flanlab.core.paths import data_dir as resolve_data_dir
+    from flanlab.evaluation.api import check_resume
+    from flanlab.evaluation.plan import build_requests, resolve_strategies
 
-    results = Results.resume(cfg.model.name, benches, run.file(EXAMPLES_FILE))
-    log.info("%d requests (%s × %s) for %s", len(reqs), ",".join(cfg.benchmarks),
-             ",".join(s.name for s in strategies), spec.name)
-    lm = load_lm(spec)
-    t_load = time.time()
-    sent = run_requests(lm, reqs, benches, results, run.file(EXAMPLES_FILE))
-    t_done = time.time()
-    wanted = {r.key for r in reqs}
-    results.records = {k: v for k, v in results.records.items() if k in wanted}
-    data_out = results.write(run, extra={"notes": notes, "requests": len(reqs), "sent": sent,
-                                         "seconds": {"load": round(t_load - t0, 1), "run": round(t_done - t_load, 1)}})
-    sys.stdout.write(results.markdown(data_out))
+    check_resume(run, cfg)
+    run.write_config(cfg)
+    strategies = resolve_strategies(cfg.strategies, cfg.samples)
+    reqs, _, notes = build_requests(cfg.benchmarks, strategies, resolve_data_dir(cfg.data_dir),
+                                    limit=cfg.limit, subtasks=cfg.subtasks, seed=cfg.seed,
+                                    max_new_tokens=cfg.max_new_tokens)
+    count = _token_counter(args.tokenizer)
+    counts: dict[str, int] = {}
+    tokens: dict[str, int] = {}
+    with atomic_open(run.file("requests.jsonl")) as f:
+        for r in reqs:
+            row = r.to_json()
+            group = f"{r.benchmark}/{r.strategy}"
+            counts[group] = counts.get(group, 0) + 1
+            if count is not None:
+                row["tokens"] = count(r.prompt)
+                tokens[group] = tokens.get(group, 0) + row["tokens"]
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    run.write_results({"dry_run": True, "requests": len(reqs), "by_benchmark_strategy": counts,
+                       **({"prompt_tokens": tokens} if count is not None else {}), "notes": notes})
+    get_logger("evaluation").info("wrote %d requests to %s", len(reqs), run.file("requests.jsonl"))
+    print(run.path / "requests.jsonl")
     return 0
 
 
