@@ -29,6 +29,11 @@ vs 1762). What remains is real: dense masked attention computes every score pair
 so for a tiny T5 (d_model 128), where attention dominates at 512-token rows, packed is only on par
 with length-sorted batches; skipping masked blocks needs flex-attention block masks or varlen
 kernels.
+
+Measured here (2-core CPU shared with other work, ``--threads 1``, 2026-11-25), real tok/s vs TRL's
+defaults at equal loss: tiny Llama, 30 steps × 32 examples: packed 2.02×, length-sorted 2.07×,
+random 1.44× (padding 6 % / 19 % / 41 %, TRL 41 %); tiny T5 vs random: packed 1.12×, sorted 1.21×;
+SmolLM2-135M, 8 steps × 16 examples (beside a LoRA finetune): packed 1.89×, sorted 1.42×, random 1.33×.
 """
 
 from __future__ import annotations
