@@ -88,3 +88,21 @@ def test_tiny_sweep_2x2_runs_and_plots(tmp_path, tiny_llama_dir, tiny_llama_wide
     assert "| S-t2-nocot |" in out
     assert yaml.safe_load((root / "cells" / "M-t2-nocot" / "configs" / "train.yaml").read_text())["model"][
         "name"] == str(tiny_llama_wide_dir)
+
+
+@pytest.mark.slow
+def test_tiny_sweep_cot_axis_draws_the_cot_figure(tmp_path, tiny_llama_dir, shared_data):
+    """A real grid over with/without CoT data, evaluated direct and with CoT, draws both figures."""
+    path, raw = _sweep(tmp_path, {"S": tiny_llama_dir}, shared_data, tasks=[2], cot=[False, True])
+    run = yaml.safe_load((tmp_path / "run.yaml").read_text())
+    run["eval"]["set"].update({"strategies": ["direct", "cot"], "limit": 2, "max_new_tokens": 16})
+    write_config(tmp_path / "run.yaml", run, "flanlab run run.yaml")
+    assert main(["sweep", str(path), "--runs-dir", str(tmp_path / "runs")]) == 0
+    root = tmp_path / "runs" / "grid"
+    results = json.loads((root / "results.json").read_text())
+    cells = {c["cell"]: c for c in results["cells"]}
+    assert sorted(cells) == ["S-t2-cot", "S-t2-nocot"]
+    assert all(set(c["mean"]) == {"direct", "cot"} for c in cells.values())
+    assert sorted(results["figures"]) == ["cot_vs_direct.png", "scaling_tasks.png"]
+    png = (root / "plots" / "cot_vs_direct.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
