@@ -12,6 +12,7 @@ import csv
 import json
 import re
 import statistics
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -89,7 +90,7 @@ def _hub_rows(spec: BenchmarkSpec, config: str | None, split: str) -> list[dict[
     return [dict(r) for r in ds]
 
 
-class Benchmark:
+class Benchmark(ABC):
     """Base class: subclasses read rows and build prompts; scoring follows the spec's metric."""
 
     name: str = ""
@@ -110,14 +111,16 @@ class Benchmark:
             raise DataError(f"{self.name}: {path} not found (expected the layout of ../shared/data)")
         return path
 
+    @abstractmethod
     def subtasks(self) -> list[str]:
-        raise NotImplementedError
+        """The benchmark's subtasks (subjects, languages, ...), in a stable order."""
 
     def default_subtasks(self) -> list[str]:
         return self.subtasks()
 
+    @abstractmethod
     def load(self, subtask: str) -> list[Example]:
-        raise NotImplementedError
+        """Read one subtask's scored examples, in file order."""
 
     def examples(self, subtask: str) -> list[Example]:
         """The subtask's scored examples, in file order (cached)."""
@@ -139,8 +142,9 @@ class Benchmark:
     def supports(self, style: str) -> bool:
         return style in self.spec.styles
 
+    @abstractmethod
     def prompt(self, example: Example, strategy: StrategySpec) -> Prompt:
-        raise NotImplementedError
+        """The prompt (or context and continuations) ``strategy`` sends for ``example``."""
 
     def uses_loglikelihood(self, strategy: StrategySpec) -> bool:
         """Whether ``strategy`` is scored by log-likelihood of options on this benchmark."""
