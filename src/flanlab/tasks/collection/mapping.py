@@ -9,7 +9,7 @@ A mapping is data (see ``data/muffin/datasets.yaml``)::
              | {map: label, values: {0: no, 1: yes}} | {path: answer}
     skip:    {label: [-1]}
 
-:class:`MappedSource` wraps any :class:`~flanlab.tasks.sources.Source` and applies a mapping, dropping
+:func:`mapped_source` wraps any :class:`~flanlab.tasks.sources.Source` and applies a mapping, dropping
 skipped rows; errors name the row (``file:line`` / ``hf:... row N``) and the path that failed.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 from flanlab.core.errors import UserError
 from flanlab.tasks.sources import Source, SourceError
 
-__all__ = ["ExpandSource", "FieldMapping", "MappedSource", "MappingError", "get_path", "parse_mapping"]
+__all__ = ["ExpandSource", "FieldMapping", "MappingError", "get_path", "mapped_source", "parse_mapping"]
 
 
 class MappingError(ValueError, UserError):
@@ -157,33 +157,6 @@ def parse_mapping(data: Mapping[str, Any], where: str) -> FieldMapping:
 
 
 @dataclass
-class MappedSource:
-    """A source whose rows pass through a :class:`FieldMapping` (skipped rows are dropped)."""
-
-    inner: Source
-    mapping: FieldMapping
-    name: str = ""
-
-    def __post_init__(self) -> None:
-        self.name = self.name or self.inner.name
-
-    def splits(self) -> list[str]:
-        return self.inner.splits()
-
-    def records(self, split: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        for where, row in self.inner.records(split):
-            try:
-                out = self.mapping.apply(row)
-            except KeyError as e:
-                raise SourceError(f"{where}: no field {e.args[0]!r} in the row (fields: "
-                                  f"{', '.join(sorted(row)) or 'none'})") from None
-            except (ValueError, TypeError) as e:
-                raise SourceError(f"{where}: {e}") from None
-            if out is not None:
-                yield where, out
-
-
-@dataclass
 class ExpandSource:
     """A source whose rows each become zero or more examples through ``fn(where, row)``, which
     yields ``(where, example)`` pairs (dialogs → one example per turn, prompts → rendered pairs)."""
@@ -205,3 +178,17 @@ class ExpandSource:
             except KeyError as e:
                 raise SourceError(f"{where}: no field {e.args[0]!r} in the row (fields: "
                                   f"{', '.join(sorted(row)) or 'none'})") from None
+
+
+def mapped_source(inner: Source, mapping: FieldMapping, name: str = "") -> ExpandSource:
+    """``inner`` with every row passed through ``mapping``; rows the mapping skips are dropped."""
+
+    def apply(where: str, row: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+        try:
+            out = mapping.apply(row)
+        except (ValueError, TypeError) as e:
+            raise SourceError(f"{where}: {e}") from None
+        if out is not None:
+            yield where, out
+
+    return ExpandSource(inner, apply, name)

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from flanlab.core.errors import UserError
-from flanlab.tasks.collection.mapping import FieldMapping, MappedSource, MappingError, parse_mapping
+from flanlab.tasks.collection.mapping import FieldMapping, MappingError, mapped_source, parse_mapping
 from flanlab.tasks.sources import FILE_FORMATS, FileSource, HFSource, Source
 from flanlab.tasks.task import Task
 from flanlab.tasks.template import TemplateFamily, parse_family
@@ -157,7 +157,7 @@ def muffin_task(name: str, *, inverted: bool = False, data_dir: str | Path | Non
         category = load_manifest().get(f"muffin/{ds.name}").category
     return Task(
         name=f"muffin/{ds.name}" + (":inverted" if inverted else ""),
-        source=MappedSource(source, ds.mapping),
+        source=mapped_source(source, ds.mapping),
         family=family,
         task_type="multiple_choice" if options else "generation",
         category=("Inverted " + category) if inverted else category,
