@@ -27,6 +27,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from flanlab.core.errors import UserError
+from flanlab.mixture.sources import iter_jsonl_file
 
 __all__ = ["CHAR_FACTOR", "EvalIndex", "EvalText", "ngrams", "normalize_tokens", "read_eval_sets", "scan_mixture"]
 
@@ -79,15 +80,8 @@ def _gsm8k(root: Path) -> Iterator[EvalText]:
     path = root / "gsm8k" / "test.jsonl"
     if not path.is_file():
         return
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{i}: invalid JSON ({e.msg})") from None
-            yield EvalText("gsm8k", f"test:{i}", str(row.get("question", "")))
+    for i, row in enumerate(iter_jsonl_file(path), 1):
+        yield EvalText("gsm8k", f"test:{i}", str(row.get("question", "")))
 
 
 def _mgsm(root: Path) -> Iterator[EvalText]:
