@@ -7,13 +7,12 @@ Where Flan evaluation spends its time, and what this backend does about it:
 - all options of a question are scored from one row, and logits are computed only at the
   positions that score a continuation (the LM head over the full vocabulary is the costly part
   of a small model);
-- self-consistency encodes a prompt once and draws its n samples from copies of the cache;
+- self-consistency encodes a prompt once and draws its n samples from views of its cache;
 - each sequence stops at its own stop sequence and leaves the batch when it does.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from collections import OrderedDict
@@ -22,6 +21,7 @@ from typing import Any
 
 from flanlab.core.log import get_logger, progress
 from flanlab.inference.base import GenerateRequest, LoglikelihoodRequest, LoglikelihoodResult
+from flanlab.inference.kv import cache_arg, output_cache, shared_cache
 from flanlab.inference.loading import LoadedModel, load_pretrained
 from flanlab.inference.planning import Group, Plan, Target, group_rows, plan_rows
 from flanlab.inference.spec import ModelSpec
@@ -30,18 +30,6 @@ from flanlab.inference.tokens import causal_pair, leading_specials
 __all__ = ["HFLM"]
 
 log = get_logger(__name__)
-
-
-def _cache_key(module: Any) -> str:
-    """The forward's KV-cache argument: ``cache`` in transformers >= 5.2x, ``past_key_values`` before."""
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
-
-
-def _out_cache(out: Any) -> Any:
-    cache = out.get("cache") if hasattr(out, "get") else None
-    return cache if cache is not None else out.past_key_values
 
 
 def _is_oom(e: BaseException) -> bool:
@@ -86,7 +74,7 @@ class HFLM:
         self.show_progress = show_progress
         self._special_prefix = leading_specials(self.tokenizer)
         self._fingerprint: str | None = None
-        self._cache_arg = _cache_key(self.model)
+        self._cache_arg = cache_arg(self.model)
         # Recently used shared prefixes: tokens -> (hidden states, KV cache); see _prefix_state.
         self._prefixes: OrderedDict[tuple[int, ...], tuple[Any, Any]] = OrderedDict()
         self.keep_prefixes = 4
@@ -191,8 +179,8 @@ class HFLM:
     def _prefix_state(self, tokens: tuple[int, ...]):
         """(hidden states, KV cache) of a shared prefix. The last few prefixes are kept, so the
         chunks an evaluation sends one after another (same subject, same exemplars) reuse them,
-        extending the longest kept prefix of ``tokens`` when there is one. Callers copy the cache
-        before running on it."""
+        extending the longest kept prefix of ``tokens`` when there is one. Callers run on
+        :func:`~flanlab.inference.kv.shared_cache` views of the cache, never on the cache itself."""
         import torch
 
         best = max((k for k in self._prefixes if len(k) <= len(tokens) and tokens[: len(k)] == k),
@@ -204,13 +192,13 @@ class HFLM:
         rest = torch.tensor([tokens[len(best):] if best else tokens], device=self.device)
         if best is not None:
             old_hidden, old_cache = self._prefixes[best]
-            cache = copy.deepcopy(old_cache)
-            out = base(input_ids=rest, use_cache=True, **{_cache_key(base): cache})
+            cache = shared_cache(old_cache, 1)
+            out = base(input_ids=rest, use_cache=True, **{cache_arg(base): cache})
             hidden = torch.cat([old_hidden, out.last_hidden_state[0]], dim=0)
         else:
             out = base(input_ids=rest, use_cache=True)
             hidden = out.last_hidden_state[0]
-        state = (hidden, _out_cache(out))
+        state = (hidden, output_cache(out))
         self._prefixes[tuple(tokens)] = state
         while len(self._prefixes) > self.keep_prefixes:
             self._prefixes.popitem(last=False)
@@ -292,9 +280,7 @@ class HFLM:
         ids = torch.tensor([list(s) + [pad] * (width - len(s)) for s in suffixes], device=self.device)
         kwargs: dict[str, Any] = {"input_ids": ids, "use_cache": cache is not None}
         if cache is not None:
-            c = copy.deepcopy(cache)
-            c.batch_repeat_interleave(len(batch))
-            kwargs[_cache_key(self.model.base_model)] = c
+            kwargs[cache_arg(self.model.base_model)] = shared_cache(cache, len(batch))
         hidden = self.model.base_model(**kwargs).last_hidden_state
         # Gather the hidden states at scored positions only (unique per row), then run the head once.
         picks: list[Any] = []
@@ -540,19 +526,17 @@ class HFLM:
             extra: dict[str, Any] = {}
             if P:
                 mask = torch.cat([torch.ones(B, P, dtype=smask.dtype, device=self.device), smask], dim=1)
-                cache = copy.deepcopy(prefix_cache)
-                cache.batch_repeat_interleave(B)
-                extra[self._cache_arg] = cache
+                extra[self._cache_arg] = shared_cache(prefix_cache, B)
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1,
                              **extra)
-            state: dict[str, Any] = {"cache": _out_cache(out), "mask": mask, "pos": pos[:, -1]}
+            state: dict[str, Any] = {"cache": output_cache(out), "mask": mask, "pos": pos[:, -1]}
         else:
             ids = torch.tensor([p + [pad] * (width - len(p)) for p in prompts], device=self.device)
             mask = torch.tensor([[1] * len(p) + [0] * (width - len(p)) for p in prompts], device=self.device)
             enc = self.model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
             start = torch.full((B, 1), self.model.config.decoder_start_token_id, device=self.device)
             out = self.model(encoder_outputs=(enc,), attention_mask=mask, decoder_input_ids=start, use_cache=True)
-            state = {"cache": _out_cache(out), "mask": mask, "enc": enc}
+            state = {"cache": output_cache(out), "mask": mask, "enc": enc}
         logits = out.logits[:, -1].float()
         # One row per sample: the prompt's cache is copied, not recomputed.
         sel = torch.tensor([b for b in range(B) for _ in range(draws[b])], device=self.device)
@@ -650,7 +634,7 @@ class HFLM:
                 use_cache=True,
                 **{self._cache_arg: state["cache"]},
             )
-        state["cache"] = _out_cache(out)
+        state["cache"] = output_cache(out)
         return out.logits[:, -1].float()
 
 
