@@ -159,7 +159,7 @@ def test_generation_prefix_reuse_equals_plain(tiny_llama_dir):
     reqs = [GenerateRequest(p, max_new_tokens=10) for p in prompts]
     reqs.append(GenerateRequest(prompts[1], max_new_tokens=6, temperature=0.8, n=3, seed=5))
     reuse = HFLM(loaded, batch_size=2, show_progress=False)
-    assert any(p > 0 for p, _ in reuse._generation_groups([reuse._special_prefix + reuse._encode(p)
+    assert any(p > 0 for p, _ in reuse.generator.groups([reuse.special_prefix + reuse.encode(p)
                                                            for p in prompts]))
     plain = HFLM(loaded, batch_size=2, prefix_reuse=False, show_progress=False)
     assert dict(reuse.generate_tokens(reqs)) == dict(plain.generate_tokens(reqs))

@@ -16,26 +16,22 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from flanlab.core.log import get_logger, progress
 from flanlab.inference.base import GenerateRequest, LoglikelihoodRequest, LoglikelihoodResult
+from flanlab.inference.generation import Generator, is_oom
 from flanlab.inference.kv import cache_arg, output_cache, shared_cache
 from flanlab.inference.loading import LoadedModel, load_pretrained
 from flanlab.inference.planning import Group, Plan, Target, group_rows, plan_rows
+from flanlab.inference.seq2seq_scoring import seq2seq_loglikelihood
 from flanlab.inference.spec import ModelSpec
 from flanlab.inference.tokens import causal_pair, leading_specials
 
 __all__ = ["HFLM"]
 
 log = get_logger(__name__)
-
-
-def _is_oom(e: BaseException) -> bool:
-    import torch
-
-    return isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower()
 
 
 class HFLM:
@@ -69,16 +65,15 @@ class HFLM:
         self.token_budget = token_budget or (32768 if on_gpu else 2048)
         # What one more forward pass costs, in tokens (kernel launches, Python, cache copies).
         self.pass_overhead = 512 if on_gpu else 24
-        # Sequences decoded together by generate() with batch_size="auto".
-        self.max_rows = 256 if on_gpu else 32
         self.show_progress = show_progress
-        self._special_prefix = leading_specials(self.tokenizer)
+        self.special_prefix = leading_specials(self.tokenizer)
         self._fingerprint: str | None = None
-        self._cache_arg = cache_arg(self.model)
-        # Recently used shared prefixes: tokens -> (hidden states, KV cache); see _prefix_state.
+        self.cache_kwarg = cache_arg(self.model)
+        # Recently used shared prefixes: tokens -> (hidden states, KV cache); see prefix_state.
         self._prefixes: OrderedDict[tuple[int, ...], tuple[Any, Any]] = OrderedDict()
         self.keep_prefixes = 4
         self._weights_version = self._version()
+        self.generator = Generator(self)
 
     def _version(self) -> int:
         """Changes when any weight is modified in place (an optimizer step), which makes the kept
@@ -116,11 +111,11 @@ class HFLM:
         return self._fingerprint
 
     # ------------------------------------------------------------------ tokenization
-    def _encode(self, text: str) -> list[int]:
+    def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False).input_ids
 
     def _causal_pair(self, context: str, continuation: str, memo: dict[str, list[int]]) -> tuple[list[int], list[int]]:
-        return causal_pair(self.tokenizer, self._special_prefix, context, continuation, memo)
+        return causal_pair(self.tokenizer, self.special_prefix, context, continuation, memo)
 
     # ------------------------------------------------------------------ loglikelihood
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
@@ -128,7 +123,7 @@ class HFLM:
         if not requests:
             return []
         if self.kind == "seq2seq":
-            return self._loglikelihood_seq2seq(requests)
+            return seq2seq_loglikelihood(self, requests)
         self._fresh_prefixes()
         memo: dict[str, list[int]] = {}
         pairs = []
@@ -176,7 +171,7 @@ class HFLM:
                     bar.advance(task, len(group.rows))
         return out  # type: ignore[return-value]
 
-    def _prefix_state(self, tokens: tuple[int, ...]):
+    def prefix_state(self, tokens: tuple[int, ...]):
         """(hidden states, KV cache) of a shared prefix. The last few prefixes are kept, so the
         chunks an evaluation sends one after another (same subject, same exemplars) reuse them,
         extending the longest kept prefix of ``tokens`` when there is one. Callers run on
@@ -204,7 +199,7 @@ class HFLM:
             self._prefixes.popitem(last=False)
         return state
 
-    def _rows_per_batch(self, length: int) -> int:
+    def rows_per_batch(self, length: int) -> int:
         if isinstance(self.batch_size, int):
             return max(1, self.batch_size)
         return max(1, self.token_budget // max(1, length))
@@ -253,7 +248,7 @@ class HFLM:
         p = group.prefix_len
         prefix_hidden = cache = None
         if p > 0:
-            prefix_hidden, cache = self._prefix_state(plan.rows[group.rows[0]][:p])
+            prefix_hidden, cache = self.prefix_state(plan.rows[group.rows[0]][:p])
         lengths = {r: len(plan.rows[r]) - p for r in group.rows}
         pending = self._batches(group.rows, lengths)
         while pending:
@@ -261,7 +256,7 @@ class HFLM:
             try:
                 yield from self._score_batch(plan, batch, p, prefix_hidden, cache, by_row)
             except (RuntimeError, torch.OutOfMemoryError) as e:
-                if not _is_oom(e) or len(batch) == 1:
+                if not is_oom(e) or len(batch) == 1:
                     raise
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
@@ -305,61 +300,6 @@ class HFLM:
                 scores.append((lp, all(greedy[j] == tok for j, tok in zip(idx, t.tokens, strict=True))))
             yield targets, scores
 
-    def _loglikelihood_seq2seq(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
-        """Encoder reads each distinct context once; every option is a decoder row over it."""
-        import torch
-
-        start = self.model.config.decoder_start_token_id
-        pad = self.tokenizer.pad_token_id
-        enc_len = self.max_length
-        contexts: dict[str, list[int]] = {}
-        items: list[tuple[int, str, list[int]]] = []
-        results: list[LoglikelihoodResult | None] = [None] * len(requests)
-        for i, r in enumerate(requests):
-            cont = self._encode(r.continuation)
-            if not cont:
-                results[i] = LoglikelihoodResult(0.0, True)
-                continue
-            if r.context not in contexts:
-                contexts[r.context] = self.tokenizer(r.context).input_ids[-enc_len:]
-            items.append((i, r.context, cont))
-        by_ctx: dict[str, list[tuple[int, list[int]]]] = {}
-        for i, ctx, cont in items:
-            by_ctx.setdefault(ctx, []).append((i, cont))
-        order = sorted(by_ctx, key=lambda c: -len(contexts[c]))
-        with torch.inference_mode():
-            i = 0
-            while i < len(order):
-                size = self._rows_per_batch(len(contexts[order[i]]))
-                chunk = order[i:i + size]
-                i += size
-                enc_ids = [contexts[c] for c in chunk]
-                width = max(map(len, enc_ids))
-                ids = torch.tensor([e + [pad] * (width - len(e)) for e in enc_ids], device=self.device)
-                mask = torch.tensor([[1] * len(e) + [0] * (width - len(e)) for e in enc_ids], device=self.device)
-                enc = self.model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
-                rows, owners = [], []
-                for b, c in enumerate(chunk):
-                    for idx, cont in by_ctx[c]:
-                        rows.append(cont)
-                        owners.append((b, idx))
-                sel = torch.tensor([b for b, _ in owners], device=self.device)
-                dwidth = max(map(len, rows))
-                dec = torch.tensor([[start] + r[:-1] + [pad] * (dwidth - len(r)) for r in rows], device=self.device)
-                logits = self.model(
-                    encoder_outputs=(enc.index_select(0, sel),),
-                    attention_mask=mask.index_select(0, sel),
-                    decoder_input_ids=dec,
-                    use_cache=False,
-                ).logits.float()
-                logprobs = torch.log_softmax(logits, dim=-1)
-                for k, ((_, idx), cont) in enumerate(zip(owners, rows, strict=True)):
-                    n = len(cont)
-                    lp = logprobs[k, torch.arange(n), torch.tensor(cont)].sum().item()
-                    greedy = logprobs[k, :n].argmax(-1).tolist() == cont
-                    results[idx] = LoglikelihoodResult(lp, greedy)
-        return results  # type: ignore[return-value]
-
     def token_logprobs(self, texts: Sequence[str], top: int = 1) -> list[dict[str, list]]:
         """Per-token log-probabilities of each text (causal models), for OpenAI ``echo`` + ``logprobs``.
 
@@ -375,8 +315,8 @@ class HFLM:
         with torch.inference_mode():
             for text in texts:
                 enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-                ids = self._special_prefix + list(enc.input_ids)
-                offsets = [0] * len(self._special_prefix) + [a for a, _ in enc.offset_mapping]
+                ids = self.special_prefix + list(enc.input_ids)
+                offsets = [0] * len(self.special_prefix) + [a for a, _ in enc.offset_mapping]
                 ids, offsets = ids[-self.max_length:], offsets[-self.max_length:]
                 if not ids:
                     out.append({"tokens": [], "ids": [], "offsets": [], "logprobs": [], "top": []})
@@ -408,233 +348,15 @@ class HFLM:
             return []
         self._fresh_prefixes()
         texts: list[list[str]] = [[] for _ in requests]
-        for idx, samples in self.generate_tokens(requests):
-            texts[idx] = [self._finish_text(ids, requests[idx].stop) for ids in samples]
+        for idx, samples in self.generator.tokens(requests):
+            texts[idx] = [self.generator.finish_text(ids, requests[idx].stop) for ids in samples]
         return texts
 
-    def _finish_text(self, ids: list[int], stop: Sequence[str]) -> str:
-        text = self.tokenizer.decode(ids, skip_special_tokens=True)
-        cut = min((text.find(s) for s in stop if s and s in text), default=-1)
-        return text[:cut] if cut >= 0 else text
+    def generate_tokens(self, requests: Sequence[GenerateRequest]) -> Iterator[tuple[int, list[list[int]]]]:
+        """Yield ``(request index, [token ids per sample])`` as batches finish (for streaming)."""
+        self._fresh_prefixes()
+        return self.generator.tokens(requests)
 
-    def _stop_ids(self) -> set[int]:
-        ids = {self.tokenizer.eos_token_id}
-        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
-        if isinstance(gen_eos, int):
-            ids.add(gen_eos)
-        elif isinstance(gen_eos, list):
-            ids.update(gen_eos)
-        return {i for i in ids if i is not None}
-
-    def generate_tokens(self, requests: Sequence[GenerateRequest]):
-        """Yield ``(request index, [token ids per sample])``; generated ids exclude the end-of-text
-        token and whatever follows a stop sequence's token."""
-        import torch
-
-        prompts = []
-        for r in requests:
-            if r.n < 1 or r.max_new_tokens < 0:
-                raise ValueError(f"generate: n must be >= 1 and max_new_tokens >= 0, got {r.n}, {r.max_new_tokens}")
-            if self.kind == "causal":
-                ids = self._special_prefix + self._encode(r.prompt)
-                keep = max(1, self.max_length - r.max_new_tokens)
-                ids = ids[-keep:] or [self.tokenizer.eos_token_id]
-            else:
-                ids = self.tokenizer(r.prompt).input_ids[-self.max_length:]
-            prompts.append(ids)
-        with torch.inference_mode(), progress(transient=True) as bar:
-            task = bar.add_task("generating", total=len(requests)) if self.show_progress else None
-            for prefix_len, members in self._generation_groups(prompts):
-                prefix_cache = None
-                if prefix_len:
-                    # Few-shot prompts: the shared exemplars run once; every batch copies their cache.
-                    _, prefix_cache = self._prefix_state(tuple(prompts[members[0]][:prefix_len]))
-                order = sorted(members, key=lambda i: -len(prompts[i]))
-                pending = self._generation_batches(order, prompts, requests, prefix_len)
-                while pending:
-                    chunk = pending.pop(0)
-                    try:
-                        done = list(self._generate_batch([requests[j] for j in chunk], [prompts[j] for j in chunk],
-                                                         chunk, prefix_len, prefix_cache))
-                    except (RuntimeError, torch.OutOfMemoryError) as e:
-                        if not _is_oom(e) or len(chunk) == 1:
-                            raise
-                        if torch.cuda.is_available():
-                            torch.cuda.empty_cache()
-                        self.token_budget = max(1, self.token_budget // 2)
-                        self.max_rows = max(1, self.max_rows // 2)
-                        log.warning("out of memory generating %d prompts at once; halving the batch", len(chunk))
-                        pending[:0] = [chunk[: len(chunk) // 2], chunk[len(chunk) // 2:]]
-                        continue
-                    yield from done
-                    if task is not None:
-                        bar.advance(task, len(chunk))
-
-    def _generation_batches(self, order, prompts, requests, prefix_len: int) -> list[list[int]]:
-        """Batches of prompt indices (longest first). A decoding step reads every weight once
-        whatever the batch, so rows are cheap: an auto batch is capped by its prefill tokens and by
-        ``max_rows`` sequences (samples included), not by the tokens still to generate."""
-        if isinstance(self.batch_size, int):
-            size = max(1, self.batch_size)
-            return [order[i:i + size] for i in range(0, len(order), size)]
-        batches: list[list[int]] = []
-        rows = 0
-        for i in order:
-            r = requests[i]
-            draws = r.n if r.temperature > 0 else 1
-            width = len(prompts[batches[-1][0]]) - prefix_len if batches else 0
-            if batches and rows + draws <= self.max_rows and (len(batches[-1]) + 1) * width <= self.token_budget:
-                batches[-1].append(i)
-                rows += draws
-            else:
-                batches.append([i])
-                rows = draws
-        return batches
-
-    def _generation_groups(self, prompts: list[list[int]]) -> list[tuple[int, list[int]]]:
-        """(shared prefix length, prompt indices) groups; one group with prefix 0 when reuse is off."""
-        if self.kind != "causal" or not self.prefix_reuse or len(prompts) < 2:
-            return [(0, list(range(len(prompts))))]
-        rows = sorted({tuple(p) for p in prompts})
-        where: dict[tuple[int, ...], list[int]] = {}
-        for i, p in enumerate(prompts):
-            where.setdefault(tuple(p), []).append(i)
-        out = []
-        for g in group_rows(rows):
-            members = [i for r in g.rows for i in where[rows[r]]]
-            out.append((g.prefix_len, members))
-        return out
-
-    def _generate_batch(self, reqs, prompts, indices, prefix_len: int = 0, prefix_cache: Any = None):
-        import torch
-
-        pad = self.tokenizer.pad_token_id
-        width = max(map(len, prompts))
-        B = len(prompts)
-        # Greedy samples are identical: compute one and copy it.
-        draws = [r.n if r.temperature > 0 else 1 for r in reqs]
-        if self.kind == "causal":
-            # Left padding so every row's next token comes from the last column; with a shared
-            # prefix the pads sit between prefix and suffix, masked out, positions continuing the prefix.
-            P = prefix_len
-            width = max(len(p) - P for p in prompts)
-            ids = torch.tensor([[pad] * (width - len(p) + P) + p[P:] for p in prompts], device=self.device)
-            smask = torch.tensor([[0] * (width - len(p) + P) + [1] * (len(p) - P) for p in prompts],
-                                 device=self.device)
-            pos = P + (smask.cumsum(-1) - 1).clamp(min=0)
-            mask = smask
-            extra: dict[str, Any] = {}
-            if P:
-                mask = torch.cat([torch.ones(B, P, dtype=smask.dtype, device=self.device), smask], dim=1)
-                extra[self._cache_arg] = shared_cache(prefix_cache, B)
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1,
-                             **extra)
-            state: dict[str, Any] = {"cache": output_cache(out), "mask": mask, "pos": pos[:, -1]}
-        else:
-            ids = torch.tensor([p + [pad] * (width - len(p)) for p in prompts], device=self.device)
-            mask = torch.tensor([[1] * len(p) + [0] * (width - len(p)) for p in prompts], device=self.device)
-            enc = self.model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
-            start = torch.full((B, 1), self.model.config.decoder_start_token_id, device=self.device)
-            out = self.model(encoder_outputs=(enc,), attention_mask=mask, decoder_input_ids=start, use_cache=True)
-            state = {"cache": output_cache(out), "mask": mask, "enc": enc}
-        logits = out.logits[:, -1].float()
-        # One row per sample: the prompt's cache is copied, not recomputed.
-        sel = torch.tensor([b for b in range(B) for _ in range(draws[b])], device=self.device)
-        self._select(state, sel)
-        logits = logits.index_select(0, sel)
-        owner = [b for b in range(B) for _ in range(draws[b])]
-        sample_no = [k for b in range(B) for k in range(draws[b])]
-        gens = [
-            torch.Generator(device="cpu").manual_seed((reqs[b].seed * 1_000_003 + k) % (2**63))
-            for b, k in zip(owner, sample_no, strict=True)
-        ]
-        tokens: list[list[int]] = [[] for _ in owner]
-        active = list(range(len(owner)))
-        stop_ids = self._stop_ids()
-        while active:
-            chosen = []
-            for a, row in enumerate(active):
-                r = reqs[owner[row]]
-                if r.max_new_tokens == 0:
-                    chosen.append(None)
-                    continue
-                chosen.append(self._pick(logits[a], r, gens[row]))
-            still = []
-            for a, row in enumerate(active):
-                tok = chosen[a]
-                r = reqs[owner[row]]
-                if tok is None or tok in stop_ids:
-                    continue
-                tokens[row].append(tok)
-                if len(tokens[row]) >= r.max_new_tokens or self._hit_stop(tokens[row], r.stop):
-                    continue
-                still.append(a)
-            if not still:
-                break
-            keep = torch.tensor(still, device=self.device)
-            if len(still) < len(active):
-                self._select(state, keep)
-            active = [active[a] for a in still]
-            nxt = torch.tensor([[chosen[a]] for a in still], device=self.device)
-            logits = self._step(state, nxt)
-        for b, idx in enumerate(indices):
-            rows = [row for row in range(len(owner)) if owner[row] == b]
-            samples = [tokens[row] for row in rows]
-            yield idx, samples * reqs[b].n if draws[b] == 1 else samples
-
-    def _hit_stop(self, ids: list[int], stop: Sequence[str]) -> bool:
-        if not stop:
-            return False
-        # Only the tail can hold a new stop sequence; decode a window wide enough for the longest.
-        window = max(len(s) for s in stop) + 8
-        text = self.tokenizer.decode(ids[-window:], skip_special_tokens=True)
-        return any(s and s in text for s in stop)
-
-    @staticmethod
-    def _pick(logits, r: GenerateRequest, gen) -> int:
-        import torch
-
-        if r.temperature <= 0:
-            return int(logits.argmax().item())
-        probs = torch.softmax(logits / r.temperature, dim=-1)
-        if r.top_p < 1.0:
-            sorted_p, order = probs.sort(descending=True)
-            # Keep the smallest set whose mass reaches top_p (always at least the top token).
-            drop = sorted_p.cumsum(-1) - sorted_p >= r.top_p
-            sorted_p[drop] = 0
-            probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
-        return int(torch.multinomial(probs.cpu(), 1, generator=gen).item())
-
-    def _select(self, state: dict[str, Any], idx) -> None:
-        state["cache"].batch_select_indices(idx)
-        state["mask"] = state["mask"].index_select(0, idx)
-        if "pos" in state:
-            state["pos"] = state["pos"].index_select(0, idx)
-        if "enc" in state:
-            state["enc"] = state["enc"].index_select(0, idx)
-
-    def _step(self, state: dict[str, Any], nxt):
-        import torch
-
-        if self.kind == "causal":
-            state["mask"] = torch.cat([state["mask"], torch.ones_like(nxt)], dim=1)
-            state["pos"] = state["pos"] + 1
-            out = self.model(
-                input_ids=nxt,
-                attention_mask=state["mask"],
-                position_ids=state["pos"][:, None],
-                use_cache=True,
-                **{self._cache_arg: state["cache"]},
-            )
-        else:
-            out = self.model(
-                encoder_outputs=(state["enc"],),
-                attention_mask=state["mask"],
-                decoder_input_ids=nxt,
-                use_cache=True,
-                **{self._cache_arg: state["cache"]},
-            )
-        state["cache"] = output_cache(out)
-        return out.logits[:, -1].float()
-
-
+    def finish_text(self, ids: list[int], stop: Sequence[str]) -> str:
+        """Decode generated ids and cut the text at the first stop sequence."""
+        return self.generator.finish_text(ids, stop)

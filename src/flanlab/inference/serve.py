@@ -73,7 +73,7 @@ class CompletionService:
         return GenerateRequest(prompt, tuple(stop), max_tokens, temperature, top_p, n, seed)
 
     def _finish(self, ids: list[int], req: GenerateRequest) -> tuple[str, str]:
-        text = self.lm._finish_text(ids, req.stop)
+        text = self.lm.finish_text(ids, req.stop)
         reason = "length" if len(ids) >= req.max_new_tokens and req.max_new_tokens > 0 else "stop"
         if req.stop and any(s in self.lm.tokenizer.decode(ids, skip_special_tokens=True) for s in req.stop if s):
             reason = "stop"

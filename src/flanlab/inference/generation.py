@@ -1,0 +1,263 @@
+"""Decoding for :class:`~flanlab.inference.hf.HFLM`: batched greedy and seeded sampling, n samples
+drawn from one encoded prompt, shared few-shot prefixes run once, each sequence stopping at its own
+stop sequence and leaving the batch when it does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from flanlab.core.log import get_logger, progress
+from flanlab.inference.base import GenerateRequest
+from flanlab.inference.kv import output_cache, shared_cache
+from flanlab.inference.planning import group_rows
+
+if TYPE_CHECKING:
+    from flanlab.inference.hf import HFLM
+
+__all__ = ["Generator"]
+
+log = get_logger(__name__)
+
+
+def is_oom(e: BaseException) -> bool:
+    """Whether ``e`` is an out-of-memory error (CUDA raises several kinds)."""
+    import torch
+
+    return isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower()
+
+
+class Generator:
+    """Generation over an :class:`HFLM`'s model, tokenizer and kept prefix caches."""
+
+    def __init__(self, lm: HFLM) -> None:
+        self.lm = lm
+        on_gpu = str(lm.device).startswith("cuda")
+        # Sequences decoded together with batch_size="auto".
+        self.max_rows = 256 if on_gpu else 32
+
+    def finish_text(self, ids: list[int], stop: Sequence[str]) -> str:
+        """Decode generated ids and cut the text at the first stop sequence."""
+        text = self.lm.tokenizer.decode(ids, skip_special_tokens=True)
+        cut = min((text.find(s) for s in stop if s and s in text), default=-1)
+        return text[:cut] if cut >= 0 else text
+
+    def _stop_ids(self) -> set[int]:
+        ids = {self.lm.tokenizer.eos_token_id}
+        gen_eos = getattr(getattr(self.lm.model, "generation_config", None), "eos_token_id", None)
+        if isinstance(gen_eos, int):
+            ids.add(gen_eos)
+        elif isinstance(gen_eos, list):
+            ids.update(gen_eos)
+        return {i for i in ids if i is not None}
+
+    def tokens(self, requests: Sequence[GenerateRequest]):
+        """Yield ``(request index, [token ids per sample])``; generated ids exclude the end-of-text
+        token and whatever follows a stop sequence's token."""
+        import torch
+
+        prompts = []
+        for r in requests:
+            if r.n < 1 or r.max_new_tokens < 0:
+                raise ValueError(f"generate: n must be >= 1 and max_new_tokens >= 0, got {r.n}, {r.max_new_tokens}")
+            if self.lm.kind == "causal":
+                ids = self.lm.special_prefix + self.lm.encode(r.prompt)
+                keep = max(1, self.lm.max_length - r.max_new_tokens)
+                ids = ids[-keep:] or [self.lm.tokenizer.eos_token_id]
+            else:
+                ids = self.lm.tokenizer(r.prompt).input_ids[-self.lm.max_length:]
+            prompts.append(ids)
+        with torch.inference_mode(), progress(transient=True) as bar:
+            task = bar.add_task("generating", total=len(requests)) if self.lm.show_progress else None
+            for prefix_len, members in self.groups(prompts):
+                prefix_cache = None
+                if prefix_len:
+                    # Few-shot prompts: the shared exemplars run once; every batch runs on views of their cache.
+                    _, prefix_cache = self.lm.prefix_state(tuple(prompts[members[0]][:prefix_len]))
+                order = sorted(members, key=lambda i: -len(prompts[i]))
+                pending = self._batches(order, prompts, requests, prefix_len)
+                while pending:
+                    chunk = pending.pop(0)
+                    try:
+                        done = list(self._batch([requests[j] for j in chunk], [prompts[j] for j in chunk],
+                                                chunk, prefix_len, prefix_cache))
+                    except (RuntimeError, torch.OutOfMemoryError) as e:
+                        if not is_oom(e) or len(chunk) == 1:
+                            raise
+                        if torch.cuda.is_available():
+                            torch.cuda.empty_cache()
+                        self.lm.token_budget = max(1, self.lm.token_budget // 2)
+                        self.max_rows = max(1, self.max_rows // 2)
+                        log.warning("out of memory generating %d prompts at once; halving the batch", len(chunk))
+                        pending[:0] = [chunk[: len(chunk) // 2], chunk[len(chunk) // 2:]]
+                        continue
+                    yield from done
+                    if task is not None:
+                        bar.advance(task, len(chunk))
+
+    def _batches(self, order, prompts, requests, prefix_len: int) -> list[list[int]]:
+        """Batches of prompt indices (longest first). A decoding step reads every weight once
+        whatever the batch, so rows are cheap: an auto batch is capped by its prefill tokens and by
+        ``max_rows`` sequences (samples included), not by the tokens still to generate."""
+        if isinstance(self.lm.batch_size, int):
+            size = max(1, self.lm.batch_size)
+            return [order[i:i + size] for i in range(0, len(order), size)]
+        batches: list[list[int]] = []
+        rows = 0
+        for i in order:
+            r = requests[i]
+            draws = r.n if r.temperature > 0 else 1
+            width = len(prompts[batches[-1][0]]) - prefix_len if batches else 0
+            if batches and rows + draws <= self.max_rows and (len(batches[-1]) + 1) * width <= self.lm.token_budget:
+                batches[-1].append(i)
+                rows += draws
+            else:
+                batches.append([i])
+                rows = draws
+        return batches
+
+    def groups(self, prompts: list[list[int]]) -> list[tuple[int, list[int]]]:
+        """(shared prefix length, prompt indices) groups; one group with prefix 0 when reuse is off."""
+        if self.lm.kind != "causal" or not self.lm.prefix_reuse or len(prompts) < 2:
+            return [(0, list(range(len(prompts))))]
+        rows = sorted({tuple(p) for p in prompts})
+        where: dict[tuple[int, ...], list[int]] = {}
+        for i, p in enumerate(prompts):
+            where.setdefault(tuple(p), []).append(i)
+        out = []
+        for g in group_rows(rows):
+            members = [i for r in g.rows for i in where[rows[r]]]
+            out.append((g.prefix_len, members))
+        return out
+
+    def _batch(self, reqs, prompts, indices, prefix_len: int = 0, prefix_cache: Any = None):
+        import torch
+
+        pad = self.lm.tokenizer.pad_token_id
+        width = max(map(len, prompts))
+        B = len(prompts)
+        # Greedy samples are identical: compute one and copy it.
+        draws = [r.n if r.temperature > 0 else 1 for r in reqs]
+        if self.lm.kind == "causal":
+            # Left padding so every row's next token comes from the last column; with a shared
+            # prefix the pads sit between prefix and suffix, masked out, positions continuing the prefix.
+            P = prefix_len
+            width = max(len(p) - P for p in prompts)
+            ids = torch.tensor([[pad] * (width - len(p) + P) + p[P:] for p in prompts], device=self.lm.device)
+            smask = torch.tensor([[0] * (width - len(p) + P) + [1] * (len(p) - P) for p in prompts],
+                                 device=self.lm.device)
+            pos = P + (smask.cumsum(-1) - 1).clamp(min=0)
+            mask = smask
+            extra: dict[str, Any] = {}
+            if P:
+                mask = torch.cat([torch.ones(B, P, dtype=smask.dtype, device=self.lm.device), smask], dim=1)
+                extra[self.lm.cache_kwarg] = shared_cache(prefix_cache, B)
+            out = self.lm.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1,
+                             **extra)
+            state: dict[str, Any] = {"cache": output_cache(out), "mask": mask, "pos": pos[:, -1]}
+        else:
+            ids = torch.tensor([p + [pad] * (width - len(p)) for p in prompts], device=self.lm.device)
+            mask = torch.tensor([[1] * len(p) + [0] * (width - len(p)) for p in prompts], device=self.lm.device)
+            enc = self.lm.model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+            start = torch.full((B, 1), self.lm.model.config.decoder_start_token_id, device=self.lm.device)
+            out = self.lm.model(encoder_outputs=(enc,), attention_mask=mask, decoder_input_ids=start, use_cache=True)
+            state = {"cache": output_cache(out), "mask": mask, "enc": enc}
+        logits = out.logits[:, -1].float()
+        # One row per sample: the prompt's cache is indexed into rows, not recomputed.
+        sel = torch.tensor([b for b in range(B) for _ in range(draws[b])], device=self.lm.device)
+        self._select(state, sel)
+        logits = logits.index_select(0, sel)
+        owner = [b for b in range(B) for _ in range(draws[b])]
+        sample_no = [k for b in range(B) for k in range(draws[b])]
+        gens = [
+            torch.Generator(device="cpu").manual_seed((reqs[b].seed * 1_000_003 + k) % (2**63))
+            for b, k in zip(owner, sample_no, strict=True)
+        ]
+        tokens: list[list[int]] = [[] for _ in owner]
+        active = list(range(len(owner)))
+        stop_ids = self._stop_ids()
+        while active:
+            chosen = []
+            for a, row in enumerate(active):
+                r = reqs[owner[row]]
+                if r.max_new_tokens == 0:
+                    chosen.append(None)
+                    continue
+                chosen.append(self._pick(logits[a], r, gens[row]))
+            still = []
+            for a, row in enumerate(active):
+                tok = chosen[a]
+                r = reqs[owner[row]]
+                if tok is None or tok in stop_ids:
+                    continue
+                tokens[row].append(tok)
+                if len(tokens[row]) >= r.max_new_tokens or self._hit_stop(tokens[row], r.stop):
+                    continue
+                still.append(a)
+            if not still:
+                break
+            keep = torch.tensor(still, device=self.lm.device)
+            if len(still) < len(active):
+                self._select(state, keep)
+            active = [active[a] for a in still]
+            nxt = torch.tensor([[chosen[a]] for a in still], device=self.lm.device)
+            logits = self._step(state, nxt)
+        for b, idx in enumerate(indices):
+            rows = [row for row in range(len(owner)) if owner[row] == b]
+            samples = [tokens[row] for row in rows]
+            yield idx, samples * reqs[b].n if draws[b] == 1 else samples
+
+    def _hit_stop(self, ids: list[int], stop: Sequence[str]) -> bool:
+        if not stop:
+            return False
+        # Only the tail can hold a new stop sequence; decode a window wide enough for the longest.
+        window = max(len(s) for s in stop) + 8
+        text = self.lm.tokenizer.decode(ids[-window:], skip_special_tokens=True)
+        return any(s and s in text for s in stop)
+
+    @staticmethod
+    def _pick(logits, r: GenerateRequest, gen) -> int:
+        import torch
+
+        if r.temperature <= 0:
+            return int(logits.argmax().item())
+        probs = torch.softmax(logits / r.temperature, dim=-1)
+        if r.top_p < 1.0:
+            sorted_p, order = probs.sort(descending=True)
+            # Keep the smallest set whose mass reaches top_p (always at least the top token).
+            drop = sorted_p.cumsum(-1) - sorted_p >= r.top_p
+            sorted_p[drop] = 0
+            probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
+        return int(torch.multinomial(probs.cpu(), 1, generator=gen).item())
+
+    def _select(self, state: dict[str, Any], idx) -> None:
+        state["cache"].batch_select_indices(idx)
+        state["mask"] = state["mask"].index_select(0, idx)
+        if "pos" in state:
+            state["pos"] = state["pos"].index_select(0, idx)
+        if "enc" in state:
+            state["enc"] = state["enc"].index_select(0, idx)
+
+    def _step(self, state: dict[str, Any], nxt):
+        import torch
+
+        if self.lm.kind == "causal":
+            state["mask"] = torch.cat([state["mask"], torch.ones_like(nxt)], dim=1)
+            state["pos"] = state["pos"] + 1
+            out = self.lm.model(
+                input_ids=nxt,
+                attention_mask=state["mask"],
+                position_ids=state["pos"][:, None],
+                use_cache=True,
+                **{self.lm.cache_kwarg: state["cache"]},
+            )
+        else:
+            out = self.lm.model(
+                encoder_outputs=(state["enc"],),
+                attention_mask=state["mask"],
+                decoder_input_ids=nxt,
+                use_cache=True,
+                **{self.lm.cache_kwarg: state["cache"]},
+            )
+        state["cache"] = output_cache(out)
+        return out.logits[:, -1].float()
