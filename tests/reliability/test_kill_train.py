@@ -14,7 +14,7 @@ STEPS = 40
 
 
 def _losses(run) -> dict[int, float]:
-    """step → loss; a step logged twice (before the kill and after the resume) keeps its last row."""
+    """step → loss."""
     return {r["step"]: r["loss"] for r in read_jsonl(run / "metrics.jsonl") if "loss" in r}
 
 
@@ -48,6 +48,9 @@ def test_sigkill_mid_train_then_rerun_reproduces_losses(tmp_path, tiny_llama_dir
     assert f"(step {resumed_from})" in log
     a, b = _losses(whole), _losses(killed)
     assert sorted(a) == sorted(b) == list(range(1, STEPS + 1))
+    # The rows the killed run wrote after its checkpoint were dropped on resume: one row per step.
+    shape = lambda run: [(r["step"], sorted(r)) for r in read_jsonl(run / "metrics.jsonl")]  # noqa: E731
+    assert shape(killed) == shape(whole)
     assert a == b  # bit for bit, before and after the kill
     held_a = [r for r in read_jsonl(whole / "metrics.jsonl") if "heldout_loss" in r]
     held_b = {r["step"]: r["heldout_loss"] for r in read_jsonl(killed / "metrics.jsonl") if "heldout_loss" in r}

@@ -10,6 +10,7 @@ big batch would.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from flanlab.core.errors import UserError
-from flanlab.core.io import append_jsonl, atomic_write_text
+from flanlab.core.io import append_jsonl, atomic_write_text, read_jsonl
 from flanlab.core.log import get_logger, progress
 from flanlab.core.runs import RunDir
 from flanlab.core.seed import seed_everything
@@ -132,11 +133,14 @@ def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, An
     # Data position: skip the micro-batches already trained on (rows only, nothing is collated).
     stream = itertools.islice(stream, state["micro_batches"], None)
     metrics_file = run.path / "metrics.jsonl"
+    if main:
+        _forget_metrics_after(metrics_file, state["step"])
     writer = None
     if main and cfg.train.tensorboard:
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(run.path / "tensorboard"))
+        # purge_step hides the events of steps that the resumed run trains again.
+        writer = SummaryWriter(str(run.path / "tensorboard"), purge_step=state["step"] + 1 if state["step"] else None)
 
     def evaluate_now(step: int) -> dict[str, Any]:
         """Held-out loss (every process) and the benchmark score (main process), logged."""
@@ -286,6 +290,18 @@ def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, An
         run.write_results(results)
         atomic_write_text(run.path / "results.md", _markdown(results))
     return results
+
+
+def _forget_metrics_after(path: Path, step: int) -> None:
+    """Drop the metrics rows an interrupted run wrote after its last checkpoint (``step``), so the
+    resumed run's rows for those steps are not duplicates. Rows of ``step`` itself stay: its
+    evaluation ran before the checkpoint was saved. A fresh start (step 0) keeps nothing."""
+    if not path.exists():
+        return
+    rows = read_jsonl(path)
+    keep = [r for r in rows if step and r.get("step", 0) <= step]
+    if len(keep) != len(rows):
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
 
 
 def _better(value: float, state: dict[str, Any], best_by: str) -> bool:
