@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from flanlab.training.data import Tokenized
-from flanlab.training.loss import target_loss_sum
+from flanlab.training.loss import _slices_by_mask, target_loss_sum
 from flanlab.training.packing import IGNORE, Row, collate, group_by_length, pack
 
 
@@ -83,6 +83,7 @@ def test_llama_packed_equals_unpacked(tiny_llama_dir, attention):
     assert len(rows) < len(examples) and max(len(r.segments) for r in rows) > 1
     batch = collate(rows, encoder_decoder=False, pad_id=tok.pad_token_id, attention=attention)
     assert batch.n_target == n_target
+    assert _slices_by_mask(model)  # logits at each row's own target positions only
     loss = target_loss_sum(model, batch, encoder_decoder=False) / batch.n_target
     loss.backward()
     assert abs(loss.item() - ref.item()) < 1e-5

@@ -17,13 +17,31 @@ __all__ = ["target_loss_sum"]
 
 def _accepts(model: Any, name: str) -> bool:
     # Look through DDP (.module) and peft (get_base_model) wrappers, which forward **kwargs.
-    model = getattr(model, "module", model)
-    if hasattr(model, "get_base_model"):
-        model = model.get_base_model()
+    model = _base(model)
     try:
         return name in inspect.signature(model.forward).parameters
     except (TypeError, ValueError):
         return False
+
+
+def _base(model: Any) -> Any:
+    model = getattr(model, "module", model)
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _slices_by_mask(model: Any) -> bool:
+    """Whether the model's forward cuts hidden states with transformers' ``slice_logits_to_keep``,
+    which takes a boolean (batch, length) mask and returns only those positions, flattened."""
+    cls = type(_base(model))
+    if cls not in _MASK_SLICING:
+        try:
+            _MASK_SLICING[cls] = "slice_logits_to_keep(" in inspect.getsource(cls.forward)
+        except (OSError, TypeError):
+            _MASK_SLICING[cls] = False
+    return _MASK_SLICING[cls]
+
+
+_MASK_SLICING: dict[type, bool] = {}
 
 
 def _ce_sum(logits: Any, labels: Any) -> Any:
@@ -49,8 +67,14 @@ def target_loss_sum(model: Any, batch: Batch, *, encoder_decoder: bool, device: 
     kwargs: dict[str, Any] = {"input_ids": t["input_ids"], "position_ids": t["position_ids"],
                               "attention_mask": t.get("attention_mask"), "use_cache": False}
     # Only positions that predict a target need logits: the LM head over a large vocabulary is a
-    # sizeable share of a small model's compute.
-    keep = (labels != IGNORE).any(0).nonzero().squeeze(-1)
+    # sizeable share of a small model's compute (a fifth of SmolLM2-135M's). A boolean mask picks
+    # each row's own target positions (packed rows put them anywhere); older models take one list
+    # of positions for all rows, the union over the micro-batch.
+    wanted = labels != IGNORE
+    if _accepts(model, "logits_to_keep") and _slices_by_mask(model):
+        out = model(**kwargs, logits_to_keep=wanted)
+        return _ce_sum(out.logits, labels[wanted])
+    keep = wanted.any(0).nonzero().squeeze(-1)
     if _accepts(model, "logits_to_keep") and keep.numel() < labels.shape[1]:
         out = model(**kwargs, logits_to_keep=keep)
         return _ce_sum(out.logits, labels[:, keep])
