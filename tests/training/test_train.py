@@ -36,6 +36,13 @@ def test_resume_reproduces_loss_sequence_exactly(tmp_path, tiny_llama_dir, tiny_
     wa = load_file(str(full / "final" / "model.safetensors"))
     wb = load_file(str(part / "final" / "model.safetensors"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    # Stopping at a checkpoint: a rerun with train.steps at that step only saves final/, drops the
+    # later rows from metrics.jsonl and reports the last loss the earlier part logged.
+    cut = tmp_path / "cut"
+    shutil.copytree(full, cut)
+    assert main(["train", str(cfg), "train.steps=3", "--run-name", str(cut)]) == 0
+    assert sorted(_losses(cut)) == [1, 2, 3]
+    assert json.loads((cut / "results.json").read_text())["final_loss"] == a[3]
 
 
 def test_loss_is_averaged_over_the_whole_accumulated_batch(tmp_path, tiny_llama_dir):

@@ -133,8 +133,8 @@ def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, An
     # Data position: skip the micro-batches already trained on (rows only, nothing is collated).
     stream = itertools.islice(stream, state["micro_batches"], None)
     metrics_file = run.path / "metrics.jsonl"
-    if main:
-        _forget_metrics_after(metrics_file, state["step"])
+    # A resumed run reports from the rows its earlier part logged as well (the last loss, held-out loss).
+    earlier = _forget_metrics_after(metrics_file, state["step"]) if main else []
     writer = None
     if main and cfg.train.tensorboard:
         from torch.utils.tensorboard import SummaryWriter
@@ -173,7 +173,7 @@ def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, An
         state["initial_heldout_loss"] = row.get("heldout_loss")
         state["initial_eval_score"] = row.get("eval_score")
     window = {"loss": 0.0, "target": 0, "real": 0, "slots": 0, "seconds": 0.0, "steps": 0}
-    history: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = list(earlier)
     stopped_early = False
     with progress() as bar:
         task = bar.add_task(f"train {cfg.name}", total=cfg.train.steps, completed=state["step"])
@@ -292,16 +292,18 @@ def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, An
     return results
 
 
-def _forget_metrics_after(path: Path, step: int) -> None:
+def _forget_metrics_after(path: Path, step: int) -> list[dict[str, Any]]:
     """Drop the metrics rows an interrupted run wrote after its last checkpoint (``step``), so the
-    resumed run's rows for those steps are not duplicates. Rows of ``step`` itself stay: its
-    evaluation ran before the checkpoint was saved. A fresh start (step 0) keeps nothing."""
+    resumed run's rows for those steps are not duplicates, and return the rows kept. Rows of
+    ``step`` itself stay: its evaluation ran before the checkpoint was saved. A fresh start (step 0)
+    keeps nothing."""
     if not path.exists():
-        return
+        return []
     rows = read_jsonl(path)
     keep = [r for r in rows if step and r.get("step", 0) <= step]
     if len(keep) != len(rows):
         atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
+    return keep
 
 
 def _better(value: float, state: dict[str, Any], best_by: str) -> bool:
