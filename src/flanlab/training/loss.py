@@ -70,13 +70,14 @@ def target_loss_sum(model: Any, batch: Batch, *, encoder_decoder: bool, device: 
     # sizeable share of a small model's compute (a fifth of SmolLM2-135M's). A boolean mask picks
     # each row's own target positions (packed rows put them anywhere); older models take one list
     # of positions for all rows, the union over the micro-batch.
-    wanted = labels != IGNORE
-    if _accepts(model, "logits_to_keep") and _slices_by_mask(model):
-        out = model(**kwargs, logits_to_keep=wanted)
-        return _ce_sum(out.logits, labels[wanted])
-    keep = wanted.any(0).nonzero().squeeze(-1)
-    if _accepts(model, "logits_to_keep") and keep.numel() < labels.shape[1]:
-        out = model(**kwargs, logits_to_keep=keep)
-        return _ce_sum(out.logits, labels[:, keep])
+    if _accepts(model, "logits_to_keep"):
+        wanted = labels != IGNORE
+        if _slices_by_mask(model):
+            out = model(**kwargs, logits_to_keep=wanted)
+            return _ce_sum(out.logits, labels[wanted])
+        keep = wanted.any(0).nonzero().squeeze(-1)
+        if keep.numel() < labels.shape[1]:
+            out = model(**kwargs, logits_to_keep=keep)
+            return _ce_sum(out.logits, labels[:, keep])
     out = model(**kwargs)
     return _ce_sum(out.logits, labels)
