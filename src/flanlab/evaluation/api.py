@@ -7,14 +7,19 @@ so one code path decides resume, caching and the files written.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flanlab.core.errors import UserError
 from flanlab.core.log import get_logger
 from flanlab.core.runs import RunDir
 from flanlab.evaluation.config import EvalConfig
 
-__all__ = ["check_resume", "evaluate"]
+if TYPE_CHECKING:
+    from flanlab.evaluation.benchmarks import Benchmark
+    from flanlab.evaluation.plan import EvalRequest
+    from flanlab.evaluation.specs import StrategySpec
+
+__all__ = ["check_resume", "evaluate", "plan"]
 
 log = get_logger(__name__)
 
@@ -32,6 +37,18 @@ def check_resume(run: RunDir, cfg: EvalConfig) -> None:
                         "pass another --run-name to evaluate a different model or seed")
 
 
+def plan(cfg: EvalConfig) -> tuple[list[EvalRequest], dict[str, Benchmark], list[str], list[StrategySpec]]:
+    """``(requests, benchmarks, notes, strategies)`` that ``cfg`` asks for; nothing is loaded."""
+    from flanlab.core.paths import data_dir as resolve_data_dir
+    from flanlab.evaluation.plan import build_requests, resolve_strategies
+
+    strategies = resolve_strategies(cfg.strategies, cfg.samples)
+    reqs, benches, notes = build_requests(cfg.benchmarks, strategies, resolve_data_dir(cfg.data_dir),
+                                          limit=cfg.limit, subtasks=cfg.subtasks, seed=cfg.seed,
+                                          max_new_tokens=cfg.max_new_tokens)
+    return reqs, benches, notes, strategies
+
+
 def evaluate(cfg: EvalConfig, run: RunDir) -> dict[str, Any]:
     """Evaluate ``cfg.model`` on ``cfg.benchmarks`` × ``cfg.strategies`` into ``run``.
 
@@ -39,9 +56,7 @@ def evaluate(cfg: EvalConfig, run: RunDir) -> dict[str, Any]:
     ``results.json`` and ``results.md``, and returns the results. Rerunning into the same folder
     resumes: finished examples are read back and the SQLite request cache answers the rest.
     """
-    from flanlab.core.paths import data_dir as resolve_data_dir
     from flanlab.core.seed import seed_everything
-    from flanlab.evaluation.plan import build_requests, resolve_strategies
     from flanlab.evaluation.results import EXAMPLES_FILE, Results
     from flanlab.evaluation.runner import run_requests
     from flanlab.inference import load_lm
@@ -49,10 +64,7 @@ def evaluate(cfg: EvalConfig, run: RunDir) -> dict[str, Any]:
     check_resume(run, cfg)
     run.write_config(cfg)
     t0 = time.time()
-    strategies = resolve_strategies(cfg.strategies, cfg.samples)
-    reqs, benches, notes = build_requests(cfg.benchmarks, strategies, resolve_data_dir(cfg.data_dir),
-                                          limit=cfg.limit, subtasks=cfg.subtasks, seed=cfg.seed,
-                                          max_new_tokens=cfg.max_new_tokens)
+    reqs, benches, notes, strategies = plan(cfg)
     seed_everything(cfg.seed)
     spec = cfg.model
     if spec.cache is None:

@@ -75,16 +75,11 @@ def _dry_run(args: argparse.Namespace, cfg: EvalConfig, run) -> int:
 
     from flanlab.core.io import atomic_open
     from flanlab.core.log import get_logger
-    from flanlab.core.paths import data_dir as resolve_data_dir
-    from flanlab.evaluation.api import check_resume
-    from flanlab.evaluation.plan import build_requests, resolve_strategies
+    from flanlab.evaluation.api import check_resume, plan
 
     check_resume(run, cfg)
     run.write_config(cfg)
-    strategies = resolve_strategies(cfg.strategies, cfg.samples)
-    reqs, _, notes = build_requests(cfg.benchmarks, strategies, resolve_data_dir(cfg.data_dir),
-                                    limit=cfg.limit, subtasks=cfg.subtasks, seed=cfg.seed,
-                                    max_new_tokens=cfg.max_new_tokens)
+    reqs, _, notes, _ = plan(cfg)
     count = _token_counter(args.tokenizer)
     counts: dict[str, int] = {}
     tokens: dict[str, int] = {}
