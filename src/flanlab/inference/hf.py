@@ -69,6 +69,8 @@ class HFLM:
         self.special_prefix = leading_specials(self.tokenizer)
         self._fingerprint: str | None = None
         self.cache_kwarg = cache_arg(self.model)
+        # The backbone's name for it (scoring runs the backbone), looked up once, not per batch.
+        self.base_cache_kwarg = cache_arg(self.model.base_model) if self.kind == "causal" else self.cache_kwarg
         # Recently used shared prefixes: tokens -> (hidden states, KV cache); see prefix_state.
         self._prefixes: OrderedDict[tuple[int, ...], tuple[Any, Any]] = OrderedDict()
         self.keep_prefixes = 4
@@ -188,7 +190,7 @@ class HFLM:
         if best is not None:
             old_hidden, old_cache = self._prefixes[best]
             cache = shared_cache(old_cache, 1)
-            out = base(input_ids=rest, use_cache=True, **{cache_arg(base): cache})
+            out = base(input_ids=rest, use_cache=True, **{self.base_cache_kwarg: cache})
             hidden = torch.cat([old_hidden, out.last_hidden_state[0]], dim=0)
         else:
             out = base(input_ids=rest, use_cache=True)
@@ -275,7 +277,7 @@ class HFLM:
         ids = torch.tensor([list(s) + [pad] * (width - len(s)) for s in suffixes], device=self.device)
         kwargs: dict[str, Any] = {"input_ids": ids, "use_cache": cache is not None}
         if cache is not None:
-            kwargs[cache_arg(self.model.base_model)] = shared_cache(cache, len(batch))
+            kwargs[self.base_cache_kwarg] = shared_cache(cache, len(batch))
         hidden = self.model.base_model(**kwargs).last_hidden_state
         # Gather the hidden states at scored positions only (unique per row), then run the head once.
         picks: list[Any] = []
@@ -346,10 +348,9 @@ class HFLM:
         """``request.n`` texts per request; greedy when temperature is 0, seeded sampling otherwise."""
         if not requests:
             return []
-        self._fresh_prefixes()
         texts: list[list[str]] = [[] for _ in requests]
-        for idx, samples in self.generator.tokens(requests):
-            texts[idx] = [self.generator.finish_text(ids, requests[idx].stop) for ids in samples]
+        for idx, samples in self.generate_tokens(requests):
+            texts[idx] = [self.finish_text(ids, requests[idx].stop) for ids in samples]
         return texts
 
     def generate_tokens(self, requests: Sequence[GenerateRequest]) -> Iterator[tuple[int, list[list[int]]]]:
