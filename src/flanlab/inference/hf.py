@@ -25,6 +25,7 @@ from flanlab.inference.generation import Generator, is_oom
 from flanlab.inference.kv import cache_arg, output_cache, shared_cache
 from flanlab.inference.loading import LoadedModel, load_pretrained
 from flanlab.inference.planning import Group, Plan, Target, group_rows, plan_rows
+from flanlab.inference.prefix_attention import PrefixKV, eligible, using_prefix_attention
 from flanlab.inference.seq2seq_scoring import seq2seq_loglikelihood
 from flanlab.inference.spec import ModelSpec
 from flanlab.inference.tokens import causal_pair, leading_specials
@@ -38,8 +39,9 @@ class HFLM:
     """An :class:`~flanlab.inference.base.LM` over a transformers model.
 
     ``batch_size``: rows per forward pass, or ``"auto"`` (a token budget per pass that halves on
-    out-of-memory). ``prefix_reuse`` can be turned off to get the plain computation (tests compare
-    the two).
+    out-of-memory). ``prefix_reuse`` can be turned off to get the plain computation, and
+    ``shared_prefix_attention`` to run batches on copies of the prefix cache instead
+    (:mod:`~flanlab.inference.prefix_attention`); tests compare them.
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class HFLM:
         *,
         batch_size: int | str = "auto",
         prefix_reuse: bool = True,
+        shared_prefix_attention: bool = True,
         token_budget: int | None = None,
         show_progress: bool = True,
     ) -> None:
@@ -60,6 +63,7 @@ class HFLM:
         self.device = loaded.device
         self.batch_size = batch_size
         self.prefix_reuse = prefix_reuse
+        self.shared_prefix_attention = shared_prefix_attention
         on_gpu = str(self.device).startswith("cuda")
         # Tokens per forward pass (rows x padded length); CPUs gain little from bigger batches.
         self.token_budget = token_budget or (32768 if on_gpu else 2048)
@@ -275,10 +279,17 @@ class HFLM:
         pad = self.tokenizer.pad_token_id
         # Right padding: with causal attention, real tokens never see the pads after them.
         ids = torch.tensor([list(s) + [pad] * (width - len(s)) for s in suffixes], device=self.device)
-        kwargs: dict[str, Any] = {"input_ids": ids, "use_cache": cache is not None}
-        if cache is not None:
-            kwargs[self.base_cache_kwarg] = shared_cache(cache, len(batch))
-        hidden = self.model.base_model(**kwargs).last_hidden_state
+        if cache is not None and self.shared_prefix_attention and eligible(self.model, cache, p + width):
+            # Rows attend to the one kept prefix copy; positions continue after it.
+            positions = torch.arange(p, p + width, device=self.device).unsqueeze(0)
+            with using_prefix_attention(self.model):
+                hidden = self.model.base_model(input_ids=ids, position_ids=positions, use_cache=False,
+                                               flanlab_prefix=PrefixKV(cache)).last_hidden_state
+        else:
+            kwargs: dict[str, Any] = {"input_ids": ids, "use_cache": cache is not None}
+            if cache is not None:
+                kwargs[self.base_cache_kwarg] = shared_cache(cache, len(batch))
+            hidden = self.model.base_model(**kwargs).last_hidden_state
         # Gather the hidden states at scored positions only (unique per row), then run the head once.
         picks: list[Any] = []
         slot: dict[tuple[int, int], int] = {}

@@ -1,0 +1,133 @@
+"""Shared-prefix attention: a batch of continuations attends to one kept prefix without copying it.
+
+The plain way to run a batch after a shared prefix hands every row the prefix's KV cache: each layer
+then concatenates the prefix keys and values onto each row's own (a copy of the prefix per row and
+per layer), repeats them for grouped-query heads (another copy), and runs attention with a mask,
+because the queries sit at an offset the causal flag cannot express. On MMLU 5-shot the prefix is
+~400 tokens and a question ~70, so those copies and the masked kernel are most of attention's cost.
+
+Attention over [prefix; own tokens] splits exactly into two parts merged by their log-sum-exps:
+
+- prefix part: every query of every row sees the whole prefix, so the rows and the query heads that
+  share a key head fold into one long query block against the single prefix copy (no mask, no copy);
+- own part: each row attends causally to its own tokens (the causal flag, no mask; right padding
+  only ever follows real tokens).
+
+``out = (out_p * exp(lse_p) + out_s * exp(lse_s)) / (exp(lse_p) + exp(lse_s))``. On the CPU both
+parts run in PyTorch's flash kernel, which returns the log-sum-exp; elsewhere a plain computation does.
+
+It is wired in as a transformers attention function (``AttentionInterface``) that reads the prefix
+through a forward keyword, so the model's own layers (projections, rotary embeddings, norms) run
+unchanged; only model types whose attention is plain scaled dot-product are eligible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["ATTENTION_NAME", "PrefixKV", "eligible", "prefix_attention", "using_prefix_attention"]
+
+ATTENTION_NAME = "flanlab_shared_prefix"
+
+# Decoder-only families whose attention is softmax(q k^T * scaling) v, with no logit soft-capping,
+# attention sinks or ALiBi: for these the split above is exact. (Gemma 3's sliding window is checked
+# per call: it is exact while prefix + row fit in the window.)
+_PLAIN_ATTENTION = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma3_text", "smollm3", "olmo2"})
+
+
+class PrefixKV:
+    """One prefix's keys and values per layer, each ``[1, kv_heads, prefix_len, head_dim]``."""
+
+    def __init__(self, cache: Any) -> None:
+        self.layers = [(layer.keys, layer.values) for layer in cache.layers]
+        self.length = int(self.layers[0][0].shape[-2]) if self.layers else 0
+
+
+def eligible(model: Any, cache: Any, total_length: int) -> bool:
+    """Whether a batch of ``model`` continuing ``cache`` for up to ``total_length`` positions can run
+    on shared-prefix attention."""
+    config = model.config
+    if getattr(config, "model_type", None) not in _PLAIN_ATTENTION:
+        return False
+    if getattr(config, "attn_logit_softcapping", None):
+        return False
+    window = getattr(config, "sliding_window", None)
+    if window is not None and total_length > window:
+        return False
+    layers = getattr(cache, "layers", None)
+    if not layers or any(getattr(layer, "keys", None) is None or layer.keys.dim() != 4 for layer in layers):
+        return False
+    return len(layers) == getattr(config, "num_hidden_layers", len(layers))
+
+
+def _partial(query, key, value, *, causal: bool, scale: float):
+    """Attention of ``query`` over ``key``/``value`` and its log-sum-exp per query ([..., q])."""
+    import torch
+
+    if query.device.type == "cpu" and query.dtype in (torch.float32, torch.bfloat16):
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            query, key, value, 0.0, causal, scale=scale)
+        return out, lse
+    scores = torch.matmul(query.float(), key.float().transpose(-1, -2)) * scale
+    if causal:
+        q, k = scores.shape[-2:]
+        keep = torch.ones(q, k, dtype=torch.bool, device=scores.device).tril(k - q)
+        scores = scores.masked_fill(~keep, float("-inf"))
+    lse = torch.logsumexp(scores, dim=-1)
+    out = torch.matmul(torch.softmax(scores, dim=-1), value.float()).to(query.dtype)
+    return out, lse
+
+
+def prefix_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, dropout: float = 0.0,
+                     scaling: float | None = None, flanlab_prefix: PrefixKV | None = None, **_: Any):
+    """transformers attention function: ``query`` ``[B, H, q, d]`` attends to the shared prefix
+    (``flanlab_prefix``) and causally to its own row's ``key``/``value`` ``[B, KV, q, d]``.
+    Returns ``([B, q, H, d], None)`` as transformers' attention functions do."""
+    import torch
+
+    if flanlab_prefix is None:
+        raise RuntimeError(f"attention '{ATTENTION_NAME}' needs the prefix (flanlab_prefix=...) in the forward call")
+    batch, heads, q_len, dim = query.shape
+    kv_heads = key.shape[1]
+    group = heads // kv_heads
+    scale = scaling if scaling is not None else dim ** -0.5
+    prefix_k, prefix_v = flanlab_prefix.layers[module.layer_idx]
+
+    # Own part: causal within each row; grouped-query heads share keys (expand, no copy).
+    own_k = key[:, :, None].expand(batch, kv_heads, group, q_len, dim).reshape(batch, heads, q_len, dim)
+    own_v = value[:, :, None].expand(batch, kv_heads, group, q_len, dim).reshape(batch, heads, q_len, dim)
+    out_s, lse_s = _partial(query, own_k, own_v, causal=True, scale=scale)
+
+    # Prefix part: fold rows and the query heads of each key head into one query block per key head.
+    folded = query.view(batch, kv_heads, group, q_len, dim).permute(1, 0, 2, 3, 4).reshape(1, kv_heads, -1, dim)
+    out_p, lse_p = _partial(folded, prefix_k.to(query.dtype), prefix_v.to(query.dtype), causal=False, scale=scale)
+    out_p = out_p.reshape(kv_heads, batch, group, q_len, dim).permute(1, 0, 2, 3, 4).reshape(batch, heads, q_len, dim)
+    lse_p = lse_p.reshape(kv_heads, batch, group, q_len).permute(1, 0, 2, 3).reshape(batch, heads, q_len)
+
+    lse = torch.logaddexp(lse_s, lse_p)
+    out = out_s * torch.exp(lse_s - lse).unsqueeze(-1).to(out_s.dtype) \
+        + out_p * torch.exp(lse_p - lse).unsqueeze(-1).to(out_p.dtype)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _register() -> None:
+    from transformers import AttentionInterface
+
+    if ATTENTION_NAME not in AttentionInterface._global_mapping:
+        AttentionInterface.register(ATTENTION_NAME, prefix_attention)
+
+
+@contextmanager
+def using_prefix_attention(model: Any) -> Iterator[None]:
+    """Run ``model``'s forward passes inside the block on shared-prefix attention (and without an
+    attention mask, which this attention does not read); restores the model's own afterwards."""
+    _register()
+    config = model.config
+    before = config._attn_implementation
+    config._attn_implementation = ATTENTION_NAME
+    try:
+        yield
+    finally:
+        config._attn_implementation = before
