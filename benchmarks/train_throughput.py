@@ -53,8 +53,9 @@ import torch
 from flanlab.training.data import Example, Tokenized, iter_rows, tokenize_row
 from flanlab.training.loss import target_loss_sum
 from flanlab.training.packing import Row, collate, pack
+from flanlab.training.segment_attention import use_segment_attention
 
-DEC_LAYOUTS = ("packed", "packed-posids", "sorted", "random")
+DEC_LAYOUTS = ("packed", "packed-mask", "packed-posids", "sorted", "random")
 T5_LAYOUTS = ("packed", "sorted", "random")
 TRL = "TRL SFTTrainer defaults"
 
@@ -143,7 +144,11 @@ class FlanlabRun:
         self.model.train()
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=args.lr, weight_decay=0.0)
         self.start_id = getattr(self.model.config, "decoder_start_token_id", None)
-        self.attention = "position_ids" if layout == "packed-posids" else "mask"
+        # "packed" is what `flanlab train` does by default (packing.attention=auto): per-example
+        # attention where the model family allows it, else block masks.
+        self.attention = {"packed-posids": "position_ids", "packed-mask": "mask"}.get(layout, "mask")
+        if layout == "packed" and not seq2seq and use_segment_attention(self.model):
+            self.attention = "segments"
         self.seq2seq, self.layout, self.args = seq2seq, layout, args
         self.real = self.slots = self.micro = 0
         self.seconds = 0.0
@@ -169,7 +174,8 @@ class FlanlabRun:
         self.losses.append(step_loss / target)
 
     def result(self, held) -> dict:
-        return {"layout": f"flanlab {self.layout}", "tokens_real": self.real, "tokens_per_s": self.real / self.seconds,
+        name = f"flanlab {self.layout}" + (" (per-example attention)" if self.attention == "segments" else "")
+        return {"layout": name, "tokens_real": self.real, "tokens_per_s": self.real / self.seconds,
                 "tokens_per_s_with_padding": self.slots / self.seconds, "packing_efficiency": self.real / self.slots,
                 "micro_batches_per_step": self.micro / len(self.losses),
                 "train_loss": sum(self.losses) / len(self.losses), "step_losses": self.losses,

@@ -10,6 +10,7 @@ import torch
 from flanlab.training.data import Tokenized
 from flanlab.training.loss import _slices_by_mask, target_loss_sum
 from flanlab.training.packing import IGNORE, Row, collate, group_by_length, pack
+from flanlab.training.segment_attention import Segments, use_segment_attention
 
 
 def _examples(vocab: int, n: int = 7, seed: int = 0) -> list[Tokenized]:
@@ -69,7 +70,7 @@ def _load(path, seq2seq):
     return model, AutoTokenizer.from_pretrained(path)
 
 
-@pytest.mark.parametrize("attention", ["mask", "position_ids"])
+@pytest.mark.parametrize("attention", ["segments", "mask", "position_ids"])
 def test_llama_packed_equals_unpacked(tiny_llama_dir, attention):
     model, tok = _load(tiny_llama_dir, seq2seq=False)
     examples = _examples(len(tok))
@@ -78,6 +79,11 @@ def test_llama_packed_equals_unpacked(tiny_llama_dir, attention):
     ref.backward()
     ref_grads = _grads(model)
     model.zero_grad()
+    if attention == "segments":
+        assert use_segment_attention(model)
+        # Without pieces, the switched model is still stock sdpa (held-out evaluation, generation).
+        with torch.no_grad():
+            assert abs((_reference_llama(model, examples, tok.pad_token_id) / n_target).item() - ref.item()) < 1e-6
 
     rows = list(pack(examples, encoder_decoder=False, max_length=40, target_length=0, window=64))
     assert len(rows) < len(examples) and max(len(r.segments) for r in rows) > 1
@@ -159,3 +165,10 @@ def test_decoder_masks_block_other_examples():
     assert allowed[2] == [1, 1, 1, 0, 0, 0]
     assert batch.tensors["position_ids"][0].tolist() == [0, 1, 2, 0, 1, 2]
     assert batch.labels[0].tolist() == [IGNORE, 7, IGNORE, 9, 10, IGNORE]
+
+
+def test_segments_cover_examples_then_padding():
+    rows = [Row([Tokenized((5, 6), (7,)), Tokenized((8,), (9, 10))], 6), Row([Tokenized((5,), (6,))], 2)]
+    batch = collate(rows, encoder_decoder=False, pad_id=0, attention="segments")
+    assert "attention_mask" not in batch.tensors
+    assert batch.segments == Segments((3, 3, 2, 4), (True, True, True, False))

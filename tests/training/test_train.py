@@ -62,6 +62,26 @@ def test_loss_is_averaged_over_the_whole_accumulated_batch(tmp_path, tiny_llama_
     assert max((wa[k] - wb[k]).abs().max().item() for k in wa) < 1e-5
 
 
+def test_per_example_attention_trains_like_block_masks(tmp_path, tiny_llama_dir):
+    """packing.attention=auto picks per-example attention for a Llama: same losses and weights as
+    block masks, and the saved model carries no trace of it (plain transformers loads it)."""
+    mix = write_mixture(tmp_path / "mix", copy_task_rows(120, seed=3))
+    runs = {}
+    for name in ("mask", "auto"):
+        cfg = write_config(tmp_path / f"{name}.yaml", tiny_llama_dir, mix,
+                           train={"steps": 3, "dropout": 0.0}, packing={"attention": name})
+        assert main(["train", str(cfg), "--run-name", str(tmp_path / name)]) == 0
+        runs[name] = tmp_path / name
+    assert json.loads((runs["auto"] / "results.json").read_text())["attention"] == "segments"
+    la, lb = _losses(runs["mask"]), _losses(runs["auto"])
+    assert sorted(la) == sorted(lb) == [1, 2, 3]
+    assert all(abs(la[s] - lb[s]) < 1e-5 for s in la)
+    wa = load_file(str(runs["mask"] / "final" / "model.safetensors"))
+    wb = load_file(str(runs["auto"] / "final" / "model.safetensors"))
+    assert max((wa[k] - wb[k]).abs().max().item() for k in wa) < 1e-4
+    assert "flanlab" not in (runs["auto"] / "final" / "config.json").read_text()
+
+
 def test_lora_changes_only_adapter_weights(tmp_path, tiny_llama_dir):
     from transformers import AutoModelForCausalLM
 

@@ -66,6 +66,8 @@ def target_loss_sum(model: Any, batch: Batch, *, encoder_decoder: bool, device: 
         return _ce_sum(out.logits, labels)
     kwargs: dict[str, Any] = {"input_ids": t["input_ids"], "position_ids": t["position_ids"],
                               "attention_mask": t.get("attention_mask"), "use_cache": False}
+    if batch.segments is not None:
+        kwargs["flanlab_segments"] = batch.segments
     # Only positions that predict a target need logits: the LM head over a large vocabulary is a
     # sizeable share of a small model's compute (a fifth of SmolLM2-135M's). A boolean mask picks
     # each row's own target positions (packed rows put them anywhere); older models take one list

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flanlab.training.data import Tokenized
+from flanlab.training.segment_attention import Segments
 
 __all__ = ["Batch", "Row", "collate", "fit", "group_by_length", "pack"]
 
@@ -46,6 +47,8 @@ class Batch:
     n_real: int  # non-pad tokens (both sides for enc-dec)
     n_slots: int  # all token positions, padding included
     n_examples: int
+    # Decoder-only, ``attention="segments"``: the pieces per-example attention splits positions into.
+    segments: Segments | None = None
 
 
 def fit(ex: Tokenized, *, encoder_decoder: bool, max_length: int, target_length: int) -> Tokenized:
@@ -140,7 +143,8 @@ def collate(rows: list[Row], *, encoder_decoder: bool, pad_id: int, start_id: in
     """Tensors for a micro-batch of rows (padded to the longest row).
 
     Decoder-only gives ``input_ids``, ``position_ids`` and (``attention="mask"``) a 4D
-    ``attention_mask``; encoder-decoder gives ``input_ids``, ``decoder_input_ids`` and the three
+    ``attention_mask`` or (``attention="segments"``) the pieces for per-example attention
+    (:mod:`~flanlab.training.segment_attention`; the model must have been switched to it); encoder-decoder gives ``input_ids``, ``decoder_input_ids`` and the three
     masks ``encoder_mask``, ``decoder_mask``, ``cross_mask``. ``labels`` are aligned with positions.
     """
     import torch
@@ -167,12 +171,25 @@ def collate(rows: list[Row], *, encoder_decoder: bool, pad_id: int, start_id: in
                 t += n
             pos[b, t:] = torch.arange(width - t)  # padding: its own run of positions
         tensors: dict[str, Any] = {"input_ids": ids, "position_ids": pos}
+        segments = None
         if attention == "mask":
             same = (seg.unsqueeze(-1) == seg.unsqueeze(-2)) & (seg > 0).unsqueeze(-1)
             causal = torch.ones(width, width, dtype=torch.bool).tril()
             tensors["attention_mask"] = _additive(_pad_diagonal(same & causal, seg), dtype)
+        elif attention == "segments":
+            lengths: list[int] = []
+            real: list[bool] = []
+            for row in rows:
+                for ex in row.segments:
+                    lengths.append(len(ex))
+                    real.append(True)
+                used = sum(len(ex) for ex in row.segments)
+                if width > used:
+                    lengths.append(width - used)
+                    real.append(False)
+            segments = Segments(tuple(lengths), tuple(real))
         n_real = int((seg > 0).sum())
-        return Batch(tensors, labels, int((labels != IGNORE).sum()), n_real, ids.numel(), n_examples)
+        return Batch(tensors, labels, int((labels != IGNORE).sum()), n_real, ids.numel(), n_examples, segments)
 
     if start_id is None:
         raise ValueError("encoder-decoder collation needs the decoder start token id")

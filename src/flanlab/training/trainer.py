@@ -27,6 +27,7 @@ from flanlab.training.config import TrainConfig
 from flanlab.training.loss import target_loss_sum
 from flanlab.training.modeling import apply_lora, load_for_training, save_final, set_dropout
 from flanlab.training.optim import build_optimizer, lr_at, set_lr
+from flanlab.training.segment_attention import use_segment_attention
 from flanlab.training.stream import BatchMaker, heldout_examples, micro_batches
 
 __all__ = ["evaluate_loss", "train"]
@@ -113,8 +114,9 @@ def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, An
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(params, cfg.optim)
     model, optimizer = accelerator.prepare(model, optimizer)
-    maker = BatchMaker(tm.tokenizer, tm.model.config, tm.encoder_decoder, cfg.packing.attention,
-                       mask_dtype=torch.float32)
+    maker = BatchMaker(tm.tokenizer, tm.model.config, tm.encoder_decoder,
+                       _attention_layout(tm, cfg.packing.attention), mask_dtype=torch.float32)
+    log.info("packed examples kept apart by: %s", maker.attention)
     heldout = maker.eval_batches(heldout_examples(cfg, tm.tokenizer, tm.encoder_decoder), cfg.train.eval_batch_size,
                                  cfg.packing.max_length, cfg.packing.target_length)
 
@@ -282,6 +284,7 @@ def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, An
         "best_step": state["best_step"],
         "tokens_real": state["tokens_real"],
         "packing_efficiency": state["tokens_real"] / max(state["tokens_slots"], 1),
+        "attention": maker.attention,
         "model": str(run.path / "final"),
     }
     if main:
@@ -290,6 +293,19 @@ def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, An
         run.write_results(results)
         atomic_write_text(run.path / "results.md", _markdown(results))
     return results
+
+
+def _attention_layout(tm: Any, attention: str) -> str:
+    """The packed-row layout to collate for: "auto" becomes per-example attention where the model
+    family allows it (switching the model to it), else block masks."""
+    if tm.encoder_decoder or attention not in ("auto", "segments"):
+        return attention
+    if use_segment_attention(tm.model):
+        return "segments"
+    if attention == "segments":
+        raise UserError(f"packing.attention=segments: model type '{tm.model.config.model_type}' is not one whose "
+                        "attention is plain scaled dot-product over full rows; use 'mask' or 'auto'")
+    return "mask"
 
 
 def _forget_metrics_after(path: Path, step: int) -> list[dict[str, Any]]:
