@@ -167,8 +167,12 @@ def test_decoder_masks_block_other_examples():
     assert batch.labels[0].tolist() == [IGNORE, 7, IGNORE, 9, 10, IGNORE]
 
 
-def test_segments_cover_examples_then_padding():
+def test_segments_put_a_micro_batch_in_one_unpadded_row():
     rows = [Row([Tokenized((5, 6), (7,)), Tokenized((8,), (9, 10))], 6), Row([Tokenized((5,), (6,))], 2)]
     batch = collate(rows, encoder_decoder=False, pad_id=0, attention="segments")
     assert "attention_mask" not in batch.tensors
-    assert batch.segments == Segments((3, 3, 2, 4), (True, True, True, False))
+    assert batch.tensors["input_ids"].tolist() == [[5, 6, 7, 8, 9, 10, 5, 6]]
+    assert batch.tensors["position_ids"].tolist() == [[0, 1, 2, 0, 1, 2, 0, 1]]
+    assert batch.labels.tolist() == [[IGNORE, 7, IGNORE, 9, 10, IGNORE, 6, IGNORE]]
+    assert batch.segments == Segments((3, 3, 2))
+    assert batch.n_real == batch.n_slots == 8 and batch.n_target == 4

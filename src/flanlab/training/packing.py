@@ -143,8 +143,9 @@ def collate(rows: list[Row], *, encoder_decoder: bool, pad_id: int, start_id: in
     """Tensors for a micro-batch of rows (padded to the longest row).
 
     Decoder-only gives ``input_ids``, ``position_ids`` and (``attention="mask"``) a 4D
-    ``attention_mask`` or (``attention="segments"``) the pieces for per-example attention
-    (:mod:`~flanlab.training.segment_attention`; the model must have been switched to it); encoder-decoder gives ``input_ids``, ``decoder_input_ids`` and the three
+    ``attention_mask`` or (``attention="segments"``) one unpadded row of all the examples with the
+    pieces for per-example attention (:mod:`~flanlab.training.segment_attention`; the model must have
+    been switched to it); encoder-decoder gives ``input_ids``, ``decoder_input_ids`` and the three
     masks ``encoder_mask``, ``decoder_mask``, ``cross_mask``. ``labels`` are aligned with positions.
     """
     import torch
@@ -152,6 +153,10 @@ def collate(rows: list[Row], *, encoder_decoder: bool, pad_id: int, start_id: in
     dtype = mask_dtype or torch.float32
     n_examples = sum(len(r.segments) for r in rows)
     if not encoder_decoder:
+        if attention == "segments":
+            # Attention never crosses an example, so rows need not be kept apart: the micro-batch
+            # becomes one row of all its examples back to back, with no padding at all.
+            rows = [Row([ex for r in rows for ex in r.segments], sum(len(ex) for r in rows for ex in r.segments))]
         width = max(r.enc_len for r in rows)
         ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
         labels = torch.full_like(ids, IGNORE)
@@ -177,17 +182,7 @@ def collate(rows: list[Row], *, encoder_decoder: bool, pad_id: int, start_id: in
             causal = torch.ones(width, width, dtype=torch.bool).tril()
             tensors["attention_mask"] = _additive(_pad_diagonal(same & causal, seg), dtype)
         elif attention == "segments":
-            lengths: list[int] = []
-            real: list[bool] = []
-            for row in rows:
-                for ex in row.segments:
-                    lengths.append(len(ex))
-                    real.append(True)
-                used = sum(len(ex) for ex in row.segments)
-                if width > used:
-                    lengths.append(width - used)
-                    real.append(False)
-            segments = Segments(tuple(lengths), tuple(real))
+            segments = Segments(tuple(len(ex) for ex in rows[0].segments))
         n_real = int((seg > 0).sum())
         return Batch(tensors, labels, int((labels != IGNORE).sum()), n_real, ids.numel(), n_examples, segments)
 

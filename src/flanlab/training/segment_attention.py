@@ -6,9 +6,10 @@ of the row: for a 512-token row of three examples, over three times the pairs th
 with no causal skipping and the mask read on every pass, forward and backward.
 
 Here each example attends to itself only, with the causal flag: the micro-batch's positions,
-flattened row after row, are split into pieces (an example, or a run of padding) and each example
-piece runs scaled dot-product attention on its own. ``split``/``cat`` keep the backward to one
-concatenation per tensor. Padding pieces output zeros; they carry no loss and nothing attends to them.
+flattened row after row, are split into one piece per example and each piece runs scaled
+dot-product attention on its own; ``split``/``cat`` keep the backward to one concatenation per
+tensor. Since nothing attends across examples, collation puts a micro-batch in one row with no
+padding at all (:func:`~flanlab.training.packing.collate`).
 
 It plugs into transformers as an attention function (``AttentionInterface``) reading the pieces
 from a forward keyword (``flanlab_segments``). Without that keyword it is exactly transformers'
@@ -33,11 +34,10 @@ _PLAIN_ATTENTION = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma", "sm
 
 @dataclass(frozen=True)
 class Segments:
-    """A packed micro-batch's positions, flattened row after row, as consecutive pieces:
-    ``lengths[i]`` positions that are one example (``real[i]``) or padding."""
+    """A packed micro-batch's positions, flattened row after row, as consecutive examples of
+    ``lengths[i]`` tokens."""
 
     lengths: tuple[int, ...]
-    real: tuple[bool, ...]
 
 
 def eligible(model: Any) -> bool:
@@ -73,12 +73,8 @@ def segment_attention(module: Any, query: Any, key: Any, value: Any, attention_m
     v = value.transpose(0, 1).reshape(kv_heads, batch * width, dim)
     pieces = list(flanlab_segments.lengths)
     outs = []
-    for qs, ks, vs, real in zip(q.split(pieces, 1), k.split(pieces, 1), v.split(pieces, 1),
-                                flanlab_segments.real, strict=True):
+    for qs, ks, vs in zip(q.split(pieces, 1), k.split(pieces, 1), v.split(pieces, 1), strict=True):
         n = qs.shape[1]
-        if not real:
-            outs.append(qs.new_zeros(heads, n, dim))
-            continue
         if group > 1:
             ks = ks[:, None].expand(kv_heads, group, n, dim).reshape(heads, n, dim)
             vs = vs[:, None].expand(kv_heads, group, n, dim).reshape(heads, n, dim)
