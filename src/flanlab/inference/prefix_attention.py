@@ -13,8 +13,9 @@ Attention over [prefix; own tokens] splits exactly into two parts merged by thei
 - own part: each row attends causally to its own tokens (the causal flag, no mask; right padding
   only ever follows real tokens).
 
-``out = (out_p * exp(lse_p) + out_s * exp(lse_s)) / (exp(lse_p) + exp(lse_s))``. On the CPU both
-parts run in PyTorch's flash kernel, which returns the log-sum-exp; elsewhere a plain computation does.
+``out = (out_p * exp(lse_p) + out_s * exp(lse_s)) / (exp(lse_p) + exp(lse_s))``. Both parts run in
+PyTorch's CPU flash kernel, which returns the log-sum-exp. On GPUs batches keep the plain path (views
+of the prefix cache, :mod:`flanlab.inference.kv`): their attention kernels are not where the time goes.
 
 It is wired in as a transformers attention function (``AttentionInterface``) that reads the prefix
 through a forward keyword, so the model's own layers (projections, rotary embeddings, norms) run
@@ -47,7 +48,9 @@ class PrefixKV:
 
 def eligible(model: Any, cache: Any, total_length: int) -> bool:
     """Whether a batch of ``model`` continuing ``cache`` for up to ``total_length`` positions can run
-    on shared-prefix attention."""
+    on shared-prefix attention (CPU, float32 / bfloat16: the flash kernel's)."""
+    import torch
+
     config = model.config
     if getattr(config, "model_type", None) not in _PLAIN_ATTENTION:
         return False
@@ -59,6 +62,9 @@ def eligible(model: Any, cache: Any, total_length: int) -> bool:
     layers = getattr(cache, "layers", None)
     if not layers or any(getattr(layer, "keys", None) is None or layer.keys.dim() != 4 for layer in layers):
         return False
+    keys = layers[0].keys
+    if keys.device.type != "cpu" or keys.dtype not in (torch.float32, torch.bfloat16):
+        return False
     return len(layers) == getattr(config, "num_hidden_layers", len(layers))
 
 
@@ -66,18 +72,7 @@ def _partial(query, key, value, *, causal: bool, scale: float):
     """Attention of ``query`` over ``key``/``value`` and its log-sum-exp per query ([..., q])."""
     import torch
 
-    if query.device.type == "cpu" and query.dtype in (torch.float32, torch.bfloat16):
-        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-            query, key, value, 0.0, causal, scale=scale)
-        return out, lse
-    scores = torch.matmul(query.float(), key.float().transpose(-1, -2)) * scale
-    if causal:
-        q, k = scores.shape[-2:]
-        keep = torch.ones(q, k, dtype=torch.bool, device=scores.device).tril(k - q)
-        scores = scores.masked_fill(~keep, float("-inf"))
-    lse = torch.logsumexp(scores, dim=-1)
-    out = torch.matmul(torch.softmax(scores, dim=-1), value.float()).to(query.dtype)
-    return out, lse
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(query, key, value, 0.0, causal, scale=scale)
 
 
 def prefix_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, dropout: float = 0.0,
