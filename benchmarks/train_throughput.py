@@ -10,8 +10,11 @@ flan_cot/*.tsv, or rows of ``--mixture``) are cut once into ``--steps`` groups o
 ``--examples-per-step``; every layout trains a fresh copy of the same model on the *same groups in
 the same order*, one group per optimizer step (AdamW, constant lr, weight decay 0, clipping at 1.0,
 dropout 0; the loss of a step is the mean over the group's target tokens). Layouts differ only in
-how a group becomes micro-batches: packed rows (several examples per row, masked apart), the group
-sorted by length then cut into micro-batches, or cut in its given order (random), and TRL batches
+how a group becomes micro-batches: packed (what ``flanlab train`` does by default: rows of examples
+filled first-fit-decreasing, a micro-batch of rows run as one unpadded row with per-example
+attention where the model family allows, else with block masks), packed-mask (the same rows, 4D
+block masks), packed-posids (position ids only), the group sorted by length then cut into
+micro-batches, or cut in its given order (random), and TRL batches
 it with its default collator (``train_sampling_strategy="sequential"`` so it sees the same order;
 everything else is SFTTrainer's default). So every layout processes the same real (non-pad) tokens
 and takes the same optimizer steps, and the losses should agree: the table gives the mean training
@@ -30,10 +33,11 @@ so for a tiny T5 (d_model 128), where attention dominates at 512-token rows, pac
 with length-sorted batches; skipping masked blocks needs flex-attention block masks or varlen
 kernels.
 
-Measured here (2-core CPU shared with other work, ``--threads 1``, 2026-11-25), real tok/s vs TRL's
-defaults at equal loss: tiny Llama, 30 steps × 32 examples: packed 2.02×, length-sorted 2.07×,
-random 1.44× (padding 6 % / 19 % / 41 %, TRL 41 %); tiny T5 vs random: packed 1.12×, sorted 1.21×;
-SmolLM2-135M, 8 steps × 16 examples (beside a LoRA finetune): packed 1.89×, sorted 1.42×, random 1.33×.
+Measured here, idle, ``--model smollm2-135m --t5 none --threads 2 --layouts packed,packed-mask,sorted``
+(2026-11-25, full finetuning fp32, 30 steps × 32 Flan CoT examples), real tok/s vs TRL's defaults at
+equal loss: packed 206 (0 % padding) 2.08×, packed-mask 168 (7.0 %) 1.70×, sorted 151 (22.3 %)
+1.53×, TRL 99 (47.2 %). Earlier, shared CPU, ``--threads 1``: tiny Llama packed-mask 2.02×,
+sorted 2.07×, random 1.44×; tiny T5 vs random: packed 1.12×, sorted 1.21×.
 """
 
 from __future__ import annotations

@@ -9,8 +9,13 @@ import torch
 from flanlab.inference import GenerateRequest, LoglikelihoodRequest, ModelSpec
 from flanlab.inference.hf import HFLM
 from flanlab.inference.loading import load_pretrained
-from flanlab.training.segment_attention import ATTENTION_NAME, Segments, eligible, segment_attention, \
-    use_segment_attention
+from flanlab.training.segment_attention import (
+    ATTENTION_NAME,
+    Segments,
+    eligible,
+    segment_attention,
+    use_segment_attention,
+)
 
 PREFIX = "Question: which is larger, 3 or 7?\nAnswer: 7\n\n" * 3
 

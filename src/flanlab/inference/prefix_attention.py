@@ -14,8 +14,8 @@ Attention over [prefix; own tokens] splits exactly into two parts merged by thei
   only ever follows real tokens).
 
 ``out = (out_p * exp(lse_p) + out_s * exp(lse_s)) / (exp(lse_p) + exp(lse_s))``. Both parts run in
-PyTorch's CPU flash kernel, which returns the log-sum-exp. On GPUs batches keep the plain path (views
-of the prefix cache, :mod:`flanlab.inference.kv`): their attention kernels are not where the time goes.
+PyTorch's CPU flash kernel, which returns the log-sum-exp. On other devices batches keep views of
+the prefix cache (:mod:`flanlab.inference.kv`): this split has been measured on the CPU only.
 
 It is wired in as a transformers attention function (``AttentionInterface``) that reads the prefix
 through a forward keyword, so the model's own layers (projections, rotary embeddings, norms) run
