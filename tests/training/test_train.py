@@ -67,15 +67,18 @@ def test_per_example_attention_trains_like_block_masks(tmp_path, tiny_llama_dir)
     block masks, and the saved model carries no trace of it (plain transformers loads it)."""
     mix = write_mixture(tmp_path / "mix", copy_task_rows(120, seed=3))
     runs = {}
-    for name in ("mask", "auto"):
+    # The pieces reach attention through forward keywords, also when checkpointing recomputes.
+    for name, attention, checkpointing in (("mask", "mask", False), ("auto", "auto", False), ("gc", "auto", True)):
         cfg = write_config(tmp_path / f"{name}.yaml", tiny_llama_dir, mix,
-                           train={"steps": 3, "dropout": 0.0}, packing={"attention": name})
+                           train={"steps": 3, "dropout": 0.0, "gradient_checkpointing": checkpointing},
+                           packing={"attention": attention})
         assert main(["train", str(cfg), "--run-name", str(tmp_path / name)]) == 0
         runs[name] = tmp_path / name
     assert json.loads((runs["auto"] / "results.json").read_text())["attention"] == "segments"
     la, lb = _losses(runs["mask"]), _losses(runs["auto"])
     assert sorted(la) == sorted(lb) == [1, 2, 3]
     assert all(abs(la[s] - lb[s]) < 1e-5 for s in la)
+    assert _losses(runs["gc"]) == lb
     wa = load_file(str(runs["mask"] / "final" / "model.safetensors"))
     wb = load_file(str(runs["auto"] / "final" / "model.safetensors"))
     assert max((wa[k] - wb[k]).abs().max().item() for k in wa) < 1e-4
