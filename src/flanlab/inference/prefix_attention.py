@@ -43,7 +43,6 @@ class PrefixKV:
 
     def __init__(self, cache: Any) -> None:
         self.layers = [(layer.keys, layer.values) for layer in cache.layers]
-        self.length = int(self.layers[0][0].shape[-2]) if self.layers else 0
 
 
 def eligible(model: Any, cache: Any, total_length: int) -> bool:
