@@ -116,9 +116,13 @@ def test_interrupted_run_leaves_no_manifest_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(build_mod, "assemble_shard", real)
     # A crash between a shard's rename and its record: the shard is not trusted, it is rebuilt.
     (out / ".work" / "shards" / "00001.json").unlink()
+    # A kill in the middle of an atomic write leaves its temporary sibling behind.
+    stale = out / f".{clean.manifest['shards'][2]['file']}.k1ll3d.tmp"
+    stale.write_text('{"half": ')
     resumed = build(cfg, out, examples=2000)
     assert resumed.resumed_streams == 3 and resumed.resumed_shards == 1
     assert digests(out) == digests(tmp_path / "clean") and resumed.manifest == clean.manifest
+    assert not stale.exists() and not list(out.glob(".*.tmp"))
     again = build(cfg, out, examples=2000)
     assert again.already_complete
     # A finished folder whose shard was truncated afterwards is rebuilt, not reported complete.

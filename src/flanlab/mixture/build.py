@@ -266,12 +266,21 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None  # absent or torn: treated as not done
 
 
+def _remove_stale_temps(out: Path) -> None:
+    """Remove the temporary siblings (``.shard-*.tmp``, ``.manifest.json.*.tmp``) that a killed run's
+    atomic writes left behind. Called only by the folder's one live writer (see the lock)."""
+    for p in [*out.glob(".shard-*.tmp"), *out.glob(f".{MANIFEST}.*.tmp")]:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+
+
 def _clean(out: Path) -> None:
     """Remove what a mix run writes (shards, manifest, .work), leaving anything else alone."""
     for p in out.glob("shard-*"):
         p.unlink()
     with contextlib.suppress(FileNotFoundError):
         (out / MANIFEST).unlink()
+    _remove_stale_temps(out)
     shutil.rmtree(out / WORK, ignore_errors=True)
 
 
@@ -395,6 +404,7 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
 
     manifest = _manifest(config, plan, metas, [shard_metas[k] for k in range(count)], fingerprint)
     atomic_write_json(out / MANIFEST, manifest)
+    _remove_stale_temps(out)
     shutil.rmtree(work, ignore_errors=True)
     return BuildResult(out, manifest, resumed_streams, resumed_shards)
 
