@@ -146,13 +146,9 @@ def _score(args: argparse.Namespace) -> int:
         records.append(score_example(bench, ex, req, outputs=[str(o) for o in outputs]))
     run.write_config({"kind": "score", "benchmark": args.benchmark, "strategy": args.strategy,
                       "predictions": str(path)})
-    import json
+    from flanlab.core.io import atomic_write_jsonl
 
-    from flanlab.core.io import atomic_open
-
-    with atomic_open(run.file(EXAMPLES_FILE)) as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    atomic_write_jsonl(run.file(EXAMPLES_FILE), records)
     results = Results(args.model or path.stem, {bench.name: bench})
     results.add(records)
     data = results.write(run, extra={"predictions": str(path)})

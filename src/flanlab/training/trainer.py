@@ -10,7 +10,6 @@ big batch would.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import os
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from flanlab.core.errors import UserError
-from flanlab.core.io import append_jsonl, atomic_write_text, read_jsonl
+from flanlab.core.io import append_jsonl, atomic_write_jsonl, atomic_write_text, read_jsonl
 from flanlab.core.log import get_logger, progress
 from flanlab.core.runs import RunDir
 from flanlab.core.seed import seed_everything
@@ -318,7 +317,7 @@ def _forget_metrics_after(path: Path, step: int) -> list[dict[str, Any]]:
     rows = read_jsonl(path)
     keep = [r for r in rows if step and r.get("step", 0) <= step]
     if len(keep) != len(rows):
-        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
+        atomic_write_jsonl(path, keep)
     return keep
 
 
