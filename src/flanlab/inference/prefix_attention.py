@@ -28,14 +28,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["ATTENTION_NAME", "PrefixKV", "eligible", "prefix_attention", "using_prefix_attention"]
+__all__ = ["ATTENTION_NAME", "PLAIN_ATTENTION", "PrefixKV", "eligible", "prefix_attention", "using_prefix_attention"]
 
 ATTENTION_NAME = "flanlab_shared_prefix"
 
 # Decoder-only families whose attention is softmax(q k^T * scaling) v, with no logit soft-capping,
 # attention sinks or ALiBi: for these the split above is exact. (Gemma 3's sliding window is checked
 # per call: it is exact while prefix + row fit in the window.)
-_PLAIN_ATTENTION = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma3_text", "smollm3", "olmo2"})
+PLAIN_ATTENTION = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma3_text", "smollm3", "olmo2"})
 
 
 class PrefixKV:
@@ -51,7 +51,7 @@ def eligible(model: Any, cache: Any, total_length: int) -> bool:
     import torch
 
     config = model.config
-    if getattr(config, "model_type", None) not in _PLAIN_ATTENTION:
+    if getattr(config, "model_type", None) not in PLAIN_ATTENTION:
         return False
     if getattr(config, "attn_logit_softcapping", None):
         return False

@@ -22,14 +22,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from flanlab.inference.prefix_attention import PLAIN_ATTENTION
+
 __all__ = ["ATTENTION_NAME", "Segments", "eligible", "segment_attention", "use_segment_attention"]
 
 ATTENTION_NAME = "flanlab_segments"
 
-# softmax(q k^T * scaling) v with full (not sliding-window) attention over an example, no logit
-# soft-capping or attention sinks. Gemma 3 is left out: its sliding-window layers would need the
-# window inside each piece.
-_PLAIN_ATTENTION = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma", "smollm3", "olmo2"})
+# The families whose attention is plain softmax(q k^T * scaling) v (shared with scoring's
+# shared-prefix attention). Gemma 3 is left out: its sliding-window layers would need the window
+# inside each piece.
+_FULL_ROW_ATTENTION = PLAIN_ATTENTION - {"gemma3_text"}
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class Segments:
 def eligible(model: Any) -> bool:
     """Whether ``model`` (a decoder-only transformers model) can train on per-example attention."""
     config = model.config
-    if getattr(config, "model_type", None) not in _PLAIN_ATTENTION:
+    if getattr(config, "model_type", None) not in _FULL_ROW_ATTENTION:
         return False
     window = getattr(config, "sliding_window", None)
     use_window = getattr(config, "use_sliding_window", window is not None)
