@@ -21,13 +21,18 @@ def copy_task_rows(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
-def write_mixture(folder: Path, rows: list[dict], shards: int = 2) -> Path:
+def write_mixture(folder: Path, rows: list[dict], shards: int = 2, fmt: str = "jsonl") -> Path:
+    """A finished mixture folder as ``flanlab mix`` writes it: ``shards`` shards in ``fmt``
+    (jsonl, jsonl.zst, parquet) and a manifest listing them."""
+    from flanlab.mixture.shards import FIELDS, shard_name, write_shard
+
     folder.mkdir(parents=True, exist_ok=True)
+    metas = []
     for s in range(shards):
-        with open(folder / f"shard-{s:05d}.jsonl", "w", encoding="utf-8") as f:
-            for row in rows[s::shards]:
-                f.write(json.dumps(row) + "\n")
-    (folder / "manifest.json").write_text(json.dumps({"rows": len(rows), "shards": shards}))
+        lines = [(json.dumps({f: str(row.get(f, "")) for f in FIELDS}) + "\n").encode() for row in rows[s::shards]]
+        metas.append(write_shard(folder / shard_name(s, shards, fmt), lines, fmt))
+    (folder / "manifest.json").write_text(json.dumps({"examples": len(rows), "output_format": fmt,
+                                                      "shards": metas}))
     return folder
 
 

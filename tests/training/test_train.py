@@ -117,12 +117,12 @@ def test_lora_unmerged_saves_adapter_only(tmp_path, tiny_t5_dir):
 
 def test_bad_shard_is_one_clear_error(tmp_path, tiny_llama_dir, capsys):
     mix = write_mixture(tmp_path / "mix", copy_task_rows(10), shards=1)
-    with open(mix / "shard-00000.jsonl", "a") as f:
+    with open(mix / "shard-00000-of-00001.jsonl", "a") as f:
         f.write('{"inputs": 3, "targets": "x"}\n')
     cfg = write_config(tmp_path / "c.yaml", tiny_llama_dir, mix)
     assert main(["train", str(cfg), "--run-name", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert "shard-00000.jsonl:11" in err and "'inputs' must be a string" in err
+    assert "shard-00000-of-00001.jsonl:11" in err and "'inputs' must be a string" in err
 
 
 def test_incomplete_mixture_is_refused(tmp_path, tiny_llama_dir, capsys):

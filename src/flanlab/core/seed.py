@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 
 __all__ = ["seed_everything"]
@@ -11,8 +10,9 @@ __all__ = ["seed_everything"]
 def seed_everything(seed: int, *, deterministic: bool = False) -> None:
     """Seed python's ``random``, numpy and torch (if installed); optionally ask torch for
     deterministic kernels."""
+    # No PYTHONHASHSEED: it only takes effect when an interpreter starts, so setting it here
+    # changed nothing in this process and leaked into child processes.
     random.seed(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)
     try:
         import numpy as np
 

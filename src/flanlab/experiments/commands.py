@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import flanlab.experiments.config  # noqa: F401  (registers the run / sweep config kinds; pydantic only)
@@ -23,14 +24,18 @@ def _setup(args: argparse.Namespace, prefix: str):
     setup_logging(args.verbose, run.log_file)
     if args.seed is not None:
         seed_everything(args.seed)
-    if args.data_dir:
-        import os
-
-        from flanlab.core.paths import DATA_DIR_ENV
-
-        # Stages read the data folder from the environment when their config names none.
-        os.environ[DATA_DIR_ENV] = str(args.data_dir)
     return run
+
+
+def _cli_overrides(args: argparse.Namespace) -> list[str]:
+    """``--seed`` and ``--data-dir`` as overrides of the config's ``seed`` and ``data_dir`` (the
+    stages get both from the config, never from the environment)."""
+    extra = []
+    if args.seed is not None:
+        extra.append(f"seed={args.seed}")
+    if args.data_dir:
+        extra.append(f"data_dir={json.dumps(str(Path(args.data_dir).expanduser().resolve()))}")
+    return [*args.overrides, *extra]
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -38,7 +43,7 @@ def _run(args: argparse.Namespace) -> int:
     from flanlab.experiments.config import RunConfig
     from flanlab.experiments.pipeline import run_pipeline
 
-    cfg = load_config(args.config, args.overrides, schema=RunConfig)
+    cfg = load_config(args.config, _cli_overrides(args), schema=RunConfig)
     if args.run_name is None:
         args.run_name = cfg.name  # a fixed folder per config, so rerunning resumes
     run = _setup(args, cfg.name)
@@ -53,7 +58,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from flanlab.experiments.config import SweepConfig
     from flanlab.experiments.sweep import run_sweep
 
-    cfg = load_config(args.config, args.overrides, schema=SweepConfig)
+    cfg = load_config(args.config, _cli_overrides(args), schema=SweepConfig)
     if args.run_name is None:
         args.run_name = cfg.name
     run = _setup(args, cfg.name)

@@ -43,7 +43,10 @@ class RunConfig(Schema):
 
     kind: Literal["run"] = "run"
     name: str = Field("run", min_length=1)
+    # Every stage's seed (mixture sampling, training data order and init, evaluation sampling).
     seed: int = 0
+    # Local task and benchmark data for every stage (None: $FLANLAB_DATA_DIR, else the hub).
+    data_dir: str | None = None
     model: ModelSpec
     # Finetune on the first N mixture members only (the sweep's "number of tasks"); 0 skips
     # finetuning, so only the base model is evaluated. None keeps every member.
@@ -82,6 +85,8 @@ class SweepConfig(Schema):
     kind: Literal["sweep"] = "sweep"
     name: str = Field("sweep", min_length=1)
     run: str = Field(description="the base run config (a path, relative to the sweep config)")
+    seed: int | None = Field(None, description="every cell's seed (None: the base run config's)")
+    data_dir: str | None = Field(None, description="every cell's data folder (None: the base run config's)")
     set: dict[str, Any] = Field(default_factory=dict, description="values merged over the base run config")
     axes: SweepAxes
     # The CoT members appended in cells with cot: true (mixture member mappings).

@@ -55,6 +55,7 @@ class StagePlan:
     out: Path
     marker: Path
     source: Path | None = None  # the stage config file, for resolving relative paths in it
+    data_dir: str | None = None  # the run's data folder (the mixture stage takes it as an argument)
 
     @property
     def done(self) -> bool:
@@ -110,10 +111,10 @@ def plan_run(cfg: RunConfig, run_dir: Path, config_path: Path) -> list[StagePlan
             members = members[: cfg.tasks]
         data["members"] = members + cfg.extra_members
         data.setdefault("name", cfg.name)
-        data.setdefault("seed", cfg.seed)
+        data["seed"] = cfg.seed  # the run's seed is every stage's seed
         # A relative member file resolves against the stage config's folder, as `flanlab mix` would.
         plans.append(StagePlan("mixture", _validated("mixture", data, f"{cfg.name}: mixture"), mixture_dir,
-                               mixture_dir / "manifest.json", source or config_path))
+                               mixture_dir / "manifest.json", source or config_path, cfg.data_dir))
     train_dir = run_dir / "train"
     if cfg.finetunes:
         data, source = _stage_data(cfg.train, config_dir, "train")
@@ -121,7 +122,13 @@ def plan_run(cfg: RunConfig, run_dir: Path, config_path: Path) -> list[StagePlan
         data.setdefault("data", {})
         if cfg.mixture.enabled:
             data["data"]["mixture"] = str(mixture_dir)
-        data.setdefault("train", {}).setdefault("seed", cfg.seed)
+        data.setdefault("train", {})["seed"] = cfg.seed
+        if cfg.data_dir is not None:
+            data["data"]["data_dir"] = cfg.data_dir
+        if data.get("eval") is not None:
+            data["eval"]["seed"] = cfg.seed
+            if cfg.data_dir is not None:
+                data["eval"]["data_dir"] = cfg.data_dir
         plans.append(StagePlan("train", _validated("train", data, f"{cfg.name}: train"), train_dir,
                                train_dir / "results.json", source))
     if cfg.eval.enabled:
@@ -130,6 +137,9 @@ def plan_run(cfg: RunConfig, run_dir: Path, config_path: Path) -> list[StagePlan
         if cfg.eval.after and cfg.finetunes:
             # The finetuned weights are a full model folder (LoRA merged on save).
             stages.append(("eval_after", {**model, "name": str(train_dir / "final")}))
+        data["seed"] = cfg.seed
+        if cfg.data_dir is not None:
+            data["data_dir"] = cfg.data_dir
         for name, spec in stages:
             merged = deep_merge(data, {"model": spec})
             plans.append(StagePlan(name, _validated("eval", merged, f"{cfg.name}: eval"), run_dir / name,
@@ -144,7 +154,8 @@ def _run_stage(plan: StagePlan) -> None:
         from flanlab.mixture.build import build_mixture
         from flanlab.mixture.config import MixtureConfig
 
-        build_mixture(MixtureConfig.model_validate(plan.config), plan.out, config_path=plan.source)
+        build_mixture(MixtureConfig.model_validate(plan.config), plan.out, config_path=plan.source,
+                      data_dir=plan.data_dir)
     elif plan.name == "train":
         from flanlab.training.config import TrainConfig
         from flanlab.training.trainer import train

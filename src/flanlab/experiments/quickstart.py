@@ -86,6 +86,7 @@ def quickstart_config(opts: QuickstartOptions, data_dir: Path | None, tasks: lis
         "kind": "run",
         "name": "quickstart",
         "seed": opts.seed,
+        "data_dir": str(data_dir) if data_dir else None,
         "model": {"name": opts.model},
         "mixture": {"set": {
             "name": "quickstart", "examples": examples, "submixture_rates": "proportional",

@@ -59,6 +59,9 @@ def plan_cells(sweep: SweepConfig, sweep_path: Path) -> list[Cell]:
             "model": spec.model_dump(mode="json", exclude_defaults=True),
             "tasks": tasks,
             "extra_members": list(base.get("extra_members") or []) + (sweep.cot_members if cot else []),
+            # The sweep's seed and data folder, when it names them, are every cell's.
+            **({"seed": sweep.seed} if sweep.seed is not None else {}),
+            **({"data_dir": sweep.data_dir} if sweep.data_dir is not None else {}),
         })
         cfg = validate(RunConfig, data, source=f"{sweep_path}: cell {name}")
         cells.append(Cell(name, label, tasks, cot, cfg, base_path))
@@ -189,10 +192,7 @@ def run_sweep(sweep: SweepConfig, sweep_path: Path, run: RunDir, *, jobs_dir: Pa
     cells = plan_cells(sweep, sweep_path)
     run.write_config(sweep)
     if jobs_dir is not None:
-        from flanlab.core.paths import data_dir
-
-        found = data_dir()
-        scripts = emit_jobs(cells, run.path, jobs_dir, str(found) if found else None)
+        scripts = emit_jobs(cells, run.path, jobs_dir, sweep.data_dir)
         log.info("wrote %d job scripts into %s; run them, then rerun this sweep to collect and plot",
                  len(scripts), jobs_dir)
         return {"jobs": [str(s) for s in scripts]}

@@ -31,6 +31,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizer", default=None, help="tokenizer folder or hub id for token-length statistics")
     p.add_argument("--overwrite", action="store_true", help="rebuild even if --out holds another mixture")
     p.add_argument("--data-dir", default=None, help="task data (default: $FLANLAB_DATA_DIR)")
+    p.add_argument("--seed", type=int, default=None, help="the mixture's seed (same as the override seed=N)")
     p.add_argument("--top", type=int, default=30, help="task rows shown by --dry-run (0: all)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -79,7 +80,7 @@ def _run_build(a: argparse.Namespace) -> int:
         raise UserError(f"--workers: expected an integer >= 1, got {a.workers}")
     if a.examples is not None and a.examples < 1:
         raise UserError(f"--examples: expected an integer >= 1, got {a.examples}")
-    config = load_config(a.config, a.overrides, schema=MixtureConfig)
+    config = load_config(a.config, [*a.overrides, *_seed(a)], schema=MixtureConfig)
     result = build_mixture(config, a.out, config_path=a.config, workers=a.workers, examples=a.examples,
                            tokenizer=a.tokenizer, overwrite=a.overwrite, data_dir=a.data_dir)
     m = result.manifest
@@ -90,6 +91,10 @@ def _run_build(a: argparse.Namespace) -> int:
                   f"{len(m['shards'])} shard(s)")
     sys.stdout.write(markdown_table(composition_rows(m), limit=20))
     return 0
+
+
+def _seed(a: argparse.Namespace) -> list[str]:
+    return [] if a.seed is None else [f"seed={a.seed}"]
 
 
 def _run_dry(a: argparse.Namespace) -> int:

@@ -14,8 +14,8 @@ from flanlab.core.errors import UserError
 from flanlab.core.io import atomic_write_bytes
 from flanlab.mixture.sources import iter_jsonl_file
 
-__all__ = ["FIELDS", "MANIFEST", "IncompleteMixtureError", "encode_shard", "iter_mixture", "iter_shard",
-           "read_manifest", "shard_name", "write_shard"]
+__all__ = ["FIELDS", "MANIFEST", "IncompleteMixtureError", "encode_shard", "iter_mixture", "iter_mixture_located",
+           "iter_shard", "read_manifest", "shard_name", "shard_paths", "write_shard"]
 
 FIELDS = ("inputs", "targets", "task", "template_id", "format", "submixture")
 MANIFEST = "manifest.json"
@@ -62,14 +62,25 @@ def write_shard(path: Path, lines: list[bytes], fmt: str) -> dict[str, Any]:
 
 def iter_shard(path: str | Path) -> Iterator[dict[str, Any]]:
     """The rows of one shard file."""
-    path = Path(path)
+    for _, row in _iter_shard_located(Path(path)):
+        yield row
+
+
+def _iter_shard_located(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(where, row)`` of one shard: ``where`` is ``FILE:LINE`` (JSONL) or ``FILE:row N`` (Parquet)."""
     if path.name.endswith(".parquet"):
         import pyarrow.parquet as pq
 
+        if not path.is_file():
+            raise UserError(f"{path}: file not found")
+        n = 0
         for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
-            yield from batch.to_pylist()
+            for row in batch.to_pylist():
+                n += 1
+                yield f"{path}:row {n}", row
     else:
-        yield from iter_jsonl_file(path)
+        for line, row in iter_jsonl_file(path, numbered=True):
+            yield f"{path}:{line}", row
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:
@@ -88,15 +99,38 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
         raise UserError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
 
 
-def iter_mixture(folder: str | Path, *, verify: bool = False) -> Iterator[dict[str, Any]]:
-    """Every row of a finished mixture, shard by shard; ``verify`` checks each shard's sha256 first."""
+def shard_paths(folder: str | Path, *, verify: bool = False) -> list[Path]:
+    """The shard files a finished mixture's manifest lists, in order; ``verify`` checks each
+    shard's sha256 against the manifest first."""
     folder = Path(folder)
     manifest = read_manifest(folder)
-    for shard in manifest["shards"]:
+    shards = manifest.get("shards")
+    if not isinstance(shards, list) or not all(isinstance(s, dict) and isinstance(s.get("file"), str)
+                                               for s in shards):
+        raise UserError(f"{folder / MANIFEST}: expected 'shards', a list of {{\"file\", ...}} entries (as "
+                        "`flanlab mix` writes it)")
+    paths = []
+    for shard in shards:
         path = folder / shard["file"]
+        if not path.is_file():
+            raise UserError(f"{path}: shard listed in {MANIFEST} is missing")
         if verify:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            if digest != shard["sha256"]:
+            if digest != shard.get("sha256"):
                 raise UserError(f"{path}: sha256 {digest[:12]}… does not match the manifest's "
-                                f"{shard['sha256'][:12]}…; the shard was modified")
-        yield from iter_shard(path)
+                                f"{str(shard.get('sha256'))[:12]}…; the shard was modified")
+        paths.append(path)
+    return paths
+
+
+def iter_mixture(folder: str | Path, *, verify: bool = False) -> Iterator[dict[str, Any]]:
+    """Every row of a finished mixture, shard by shard; ``verify`` checks each shard's sha256 first."""
+    for _, row in iter_mixture_located(folder, verify=verify):
+        yield row
+
+
+def iter_mixture_located(folder: str | Path, *, verify: bool = False) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Like :func:`iter_mixture`, each row with where it is (``SHARD:LINE``, or ``SHARD:row N`` for
+    Parquet), for error messages. The one reader of mixture folders, whatever their output format."""
+    for path in shard_paths(folder, verify=verify):
+        yield from _iter_shard_located(path)

@@ -33,8 +33,9 @@ def _open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding="utf-8")  # noqa: SIM115
 
 
-def iter_jsonl_file(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Rows of a JSONL(.zst) file; a bad line is a UserError naming the file and line."""
+def iter_jsonl_file(path: str | Path, *, numbered: bool = False) -> Iterator[Any]:
+    """Rows of a JSONL(.zst) file (``(line, row)`` pairs when ``numbered``); a bad line is a
+    UserError naming the file and line."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: file not found")
@@ -48,7 +49,7 @@ def iter_jsonl_file(path: str | Path) -> Iterator[dict[str, Any]]:
                 raise UserError(f"{path}:{i}: invalid JSON ({e.msg} at column {e.colno})") from None
             if not isinstance(row, dict):
                 raise UserError(f"{path}:{i}: expected a JSON object, got {type(row).__name__}")
-            yield row
+            yield (i, row) if numbered else row
 
 
 def _file_rows(spec: dict[str, Any]) -> Iterator[Rendered]:

@@ -4,11 +4,35 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 import flanlab.training.config  # noqa: F401  (registers `kind: train`, so shipped configs load; pydantic only)
 from flanlab.core.commands import add_common_args
 
+if TYPE_CHECKING:
+    from flanlab.training.config import TrainConfig
+
 __all__ = ["register"]
+
+
+def with_cli_settings(cfg: TrainConfig, seed: int | None, data_dir: str | None) -> TrainConfig:
+    """``cfg`` with ``--seed`` as the seed of training and of its ``eval:`` section, and ``--data-dir``
+    as the data folder of the mixture build and of that evaluation (the flags win over the file)."""
+    from pathlib import Path
+
+    data: dict[str, object] = {}
+    train: dict[str, object] = {}
+    section: dict[str, object] = {}
+    if seed is not None:
+        train["seed"] = seed
+        section["seed"] = seed
+    if data_dir:
+        data["data_dir"] = str(Path(data_dir).expanduser().resolve())
+        section["data_dir"] = data["data_dir"]
+    update = {"data": cfg.data.model_copy(update=data), "train": cfg.train.model_copy(update=train)}
+    if cfg.eval is not None:
+        update["eval"] = cfg.eval.model_copy(update=section)
+    return cfg.model_copy(update=update)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -18,10 +42,7 @@ def _train(args: argparse.Namespace) -> int:
     from flanlab.training.config import TrainConfig
     from flanlab.training.trainer import train
 
-    overrides = list(args.overrides)
-    if args.seed is not None:
-        overrides.append(f"train.seed={args.seed}")
-    cfg = load_config(args.config, overrides, schema=TrainConfig)
+    cfg = with_cli_settings(load_config(args.config, args.overrides, schema=TrainConfig), args.seed, args.data_dir)
     run = RunDir.create(args.run_name or cfg.name, args.runs_dir, prefix="train")
     setup_logging(args.verbose, run.log_file)
     run.write_config(cfg)

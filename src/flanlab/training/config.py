@@ -16,10 +16,11 @@ __all__ = ["DataConfig", "EvalSection", "LoraConfig", "OptimConfig", "PackingCon
 
 class DataConfig(Schema):
     """Where the examples come from: a finished mixture folder (``manifest.json`` present), or a mix
-    config that ``flanlab mix`` runs first into that folder."""
+    config that training builds first into that folder (through the mixture stage's API)."""
 
     mixture: str
     build_config: str | None = None
+    data_dir: str | None = Field(None, description="task data for build_config (None: $FLANLAB_DATA_DIR)")
     heldout_fraction: float = Field(0.02, ge=0.0, lt=1.0)
     max_heldout: int = Field(256, ge=0)
     shuffle_buffer: int = Field(2048, ge=1)
@@ -92,6 +93,7 @@ class TrainLoopConfig(Schema):
     gradient_checkpointing: bool = False
     tensorboard: bool = True
     threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch's default)")
+    cpu: bool = Field(False, description="train on the CPU even where a GPU is present")
 
 
 class EvalSection(Schema):

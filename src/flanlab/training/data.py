@@ -1,15 +1,14 @@
-"""Stream a mixture folder's shards and tokenize examples on the fly.
+"""Stream a mixture folder's rows and tokenize examples on the fly.
 
-A mixture folder (written by ``flanlab mix``) holds ``*.jsonl`` / ``*.jsonl.zst`` shards of rows
-``{"inputs", "targets", "task", ...}`` and a ``manifest.json`` written last; only its presence
-says the mixture is complete. Nothing here depends on the mixture stage beyond that format.
+A mixture folder (written by ``flanlab mix``) holds shards of rows ``{"inputs", "targets", "task",
+...}`` in JSONL, JSONL.zst or Parquet and a ``manifest.json`` written last; the mixture stage's one
+reader (:func:`flanlab.mixture.shards.iter_mixture_located`) reads them, so every output format of
+``flanlab mix`` trains.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any
 
 from flanlab.core.errors import UserError
 
-__all__ = ["Example", "MixtureError", "Tokenized", "is_heldout", "iter_rows", "shard_files", "tokenize_row"]
+__all__ = ["Example", "MixtureError", "Tokenized", "is_heldout", "iter_rows", "tokenize_row"]
 
 
 class MixtureError(UserError):
@@ -47,51 +46,19 @@ class Tokenized:
         return len(self.prompt) + len(self.target)
 
 
-def shard_files(folder: str | Path) -> list[Path]:
-    """The shards of a complete mixture folder, in name order."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise MixtureError(f"{folder}: mixture folder not found (run `flanlab mix` first or set data.build_config)")
-    if not (folder / "manifest.json").is_file():
-        raise MixtureError(f"{folder}: no manifest.json, so the mixture is incomplete (is `flanlab mix` still "
-                           "running, or did it fail?)")
-    shards = sorted(p for p in folder.iterdir() if p.name.endswith((".jsonl", ".jsonl.zst")))
-    if not shards:
-        raise MixtureError(f"{folder}: no *.jsonl or *.jsonl.zst shards beside manifest.json")
-    return shards
-
-
-def _lines(path: Path) -> Iterator[str]:
-    if path.name.endswith(".zst"):
-        import zstandard
-
-        with open(path, "rb") as raw:
-            reader = zstandard.ZstdDecompressor().stream_reader(raw)
-            yield from io.TextIOWrapper(reader, encoding="utf-8")
-    else:
-        with open(path, encoding="utf-8") as f:
-            yield from f
-
-
-def _parse(line: str, where: str) -> Example:
-    try:
-        row: Any = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise MixtureError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
-    if not isinstance(row, dict):
-        raise MixtureError(f"{where}: expected a JSON object, got {type(row).__name__}")
+def _example(row: dict[str, Any], where: str) -> Example:
     for key in ("inputs", "targets"):
         if not isinstance(row.get(key), str):
             raise MixtureError(f"{where}: field {key!r} must be a string, got {row.get(key)!r:.60}")
-    return Example(row["inputs"], row["targets"], str(row.get("task", "")), where)
+    return Example(row["inputs"], row["targets"], str(row.get("task") or ""), where)
 
 
 def iter_rows(folder: str | Path) -> Iterator[Example]:
-    """Every row of every shard, streamed in order; errors name the shard and line."""
-    for shard in shard_files(folder):
-        for i, line in enumerate(_lines(shard), 1):
-            if line.strip():
-                yield _parse(line, f"{shard}:{i}")
+    """Every row of a finished mixture folder, streamed in shard order; errors name the shard and line."""
+    from flanlab.mixture.shards import iter_mixture_located
+
+    for where, row in iter_mixture_located(folder):
+        yield _example(row, where)
 
 
 def is_heldout(example: Example, fraction: float) -> bool:

@@ -45,7 +45,7 @@ def _accelerator(cfg: TrainConfig) -> Any:
         GradientState._reset_state()
     return Accelerator(mixed_precision="bf16" if cfg.train.precision == "bf16" else "no",
                        gradient_accumulation_steps=cfg.train.grad_accum,
-                       cpu=os.environ.get("FLANLAB_FORCE_CPU") == "1")
+                       cpu=cfg.train.cpu)
 
 
 def evaluate_loss(model: Any, batches: list[Any], *, encoder_decoder: bool, accelerator: Any) -> float | None:
@@ -68,16 +68,17 @@ def evaluate_loss(model: Any, batches: list[Any], *, encoder_decoder: bool, acce
 
 
 def _build_mixture(cfg: TrainConfig) -> None:
+    """Build ``data.mixture`` from ``data.build_config`` through the mixture stage when it is missing."""
     mixture = Path(cfg.data.mixture)
     if (mixture / "manifest.json").is_file() or cfg.data.build_config is None:
         return
-    import subprocess
-    import sys
+    from flanlab.core.config import load_config
+    from flanlab.mixture.build import build_mixture
+    from flanlab.mixture.config import MixtureConfig
 
     log.info("building the mixture %s from %s", mixture, cfg.data.build_config)
-    cmd = [sys.executable, "-m", "flanlab", "mix", cfg.data.build_config, "--out", str(mixture)]
-    if subprocess.run(cmd, check=False).returncode != 0:
-        raise UserError(f"data.build_config: `{' '.join(cmd)}` failed; see its message above")
+    config = load_config(cfg.data.build_config, schema=MixtureConfig)
+    build_mixture(config, mixture, config_path=cfg.data.build_config, data_dir=cfg.data.data_dir)
 
 
 def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, Any]:
