@@ -45,7 +45,17 @@ def _accelerator(cfg: TrainConfig) -> Any:
         GradientState._reset_state()
     return Accelerator(mixed_precision="bf16" if cfg.train.precision == "bf16" else "no",
                        gradient_accumulation_steps=cfg.train.grad_accum,
-                       cpu=cfg.train.cpu)
+                       cpu=cfg.train.cpu or _several_processes_without_gpu())
+
+
+def _several_processes_without_gpu() -> bool:
+    """Launched as several processes (torchrun, ``accelerate launch --multi_gpu``) on a machine
+    without CUDA: accelerate then joins them only when told ``cpu=True`` (gloo); otherwise every
+    process would train alone, each thinking it is the whole run."""
+    import torch
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return world > 1 and not torch.cuda.is_available()
 
 
 def evaluate_loss(model: Any, batches: list[Any], *, encoder_decoder: bool, accelerator: Any) -> float | None:
