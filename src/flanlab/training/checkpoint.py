@@ -8,6 +8,10 @@ Layout of ``checkpoints/step-000100/``::
     rng.safetensors        torch CPU (and CUDA) generator states
     state.json             step, data position, python/numpy RNG, best held-out loss, ...
 
+Under FSDP or DeepSpeed the weights and optimizer state are sharded across processes: there a
+checkpoint is ``accelerate/`` (every process's shard and RNG states, written by
+``accelerator.save_state``) beside ``state.json``; see :func:`save_sharded_checkpoint`.
+
 A checkpoint folder is written under a temporary name and renamed when complete, so a crash
 never leaves a half checkpoint that resume would pick up.
 """
@@ -27,7 +31,8 @@ from typing import Any
 from flanlab.core.errors import UserError
 from flanlab.core.io import OutputError, atomic_write_json
 
-__all__ = ["latest_checkpoint", "load_checkpoint", "prune_checkpoints", "save_checkpoint", "writing_folder"]
+__all__ = ["latest_checkpoint", "load_checkpoint", "load_sharded_checkpoint", "prune_checkpoints", "save_checkpoint",
+           "save_sharded_checkpoint", "writing_folder"]
 
 _STEP = re.compile(r"^step-(\d+)$")
 
@@ -129,6 +134,9 @@ def load_checkpoint(folder: Path, *, model: Any, optimizer: Any) -> dict[str, An
     import torch
     from safetensors.torch import load_file
 
+    if (folder / "accelerate").is_dir():
+        raise UserError(f"{folder}: a sharded checkpoint (written under FSDP or DeepSpeed); resume it with the "
+                        "launcher config that wrote it")
     for name in ("weights.safetensors", "optimizer.safetensors", "optimizer.json", "rng.safetensors", "state.json"):
         if not (folder / name).is_file():
             raise UserError(f"{folder}: incomplete checkpoint, {name} is missing")
@@ -154,6 +162,34 @@ def load_checkpoint(folder: Path, *, model: Any, optimizer: Any) -> dict[str, An
     np_state = state.pop("numpy_rng")
     np.random.set_state((np_state[0], np.array(np_state[1], dtype=np.uint32), *np_state[2:]))
     return state
+
+
+def save_sharded_checkpoint(folder: Path, *, accelerator: Any, state: dict[str, Any]) -> Path:
+    """FSDP / DeepSpeed: every process writes its shard of the weights and optimizer state (and its
+    RNG states) through ``accelerator.save_state`` into ``folder/accelerate``; the main process adds
+    ``state.json`` and renames the folder once all are done. Call it on every process."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp / "accelerate"))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        with writing_folder(tmp, folder):
+            atomic_write_json(tmp / "state.json", state)
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
+    accelerator.wait_for_everyone()
+    return folder
+
+
+def load_sharded_checkpoint(folder: Path, *, accelerator: Any) -> dict[str, Any]:
+    """Restore a :func:`save_sharded_checkpoint` folder on every process; returns its loop state."""
+    if not (folder / "accelerate").is_dir() or not (folder / "state.json").is_file():
+        raise UserError(f"{folder}: not a sharded checkpoint (no accelerate/ or state.json); it was written "
+                        "without FSDP / DeepSpeed, so resume it with the launcher that wrote it")
+    accelerator.load_state(str(folder / "accelerate"))
+    return json.loads((folder / "state.json").read_text(encoding="utf-8"))
 
 
 def latest_checkpoint(root: Path) -> Path | None:

@@ -124,9 +124,12 @@ def apply_lora(tm: TrainModel, cfg: LoraConfig) -> Any:
         raise UserError(f"lora.target_modules: {e}") from None
 
 
-def save_final(model: Any, tokenizer: Any, folder: Path, *, merge_lora: bool) -> Path:
+def save_final(model: Any, tokenizer: Any, folder: Path, *, merge_lora: bool,
+               state_dict: dict[str, Any] | None = None) -> Path:
     """Save a model that loads in plain transformers (safetensors). A LoRA model is merged into its
-    base when ``merge_lora``; otherwise the adapter alone is saved (load it with peft)."""
+    base when ``merge_lora``; otherwise the adapter alone is saved (load it with peft).
+    ``state_dict``: the full weights gathered by ``accelerator.get_state_dict`` when the model's own
+    parameters are shards (FSDP, DeepSpeed ZeRO-3)."""
     import shutil
 
     from flanlab.training.checkpoint import writing_folder
@@ -135,7 +138,9 @@ def save_final(model: Any, tokenizer: Any, folder: Path, *, merge_lora: bool) ->
     shutil.rmtree(tmp, ignore_errors=True)
     is_peft = hasattr(model, "merge_and_unload") and hasattr(model, "peft_config")
     with writing_folder(tmp, folder):
-        if is_peft and merge_lora:
+        if state_dict is not None:
+            model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
+        elif is_peft and merge_lora:
             import copy
 
             # Merge a copy so the live training model keeps its adapters.

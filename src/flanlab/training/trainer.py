@@ -21,7 +21,14 @@ from flanlab.core.io import append_jsonl, atomic_write_jsonl, atomic_write_text,
 from flanlab.core.log import get_logger, progress
 from flanlab.core.runs import RunDir
 from flanlab.core.seed import seed_everything
-from flanlab.training.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from flanlab.training.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    load_sharded_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+    save_sharded_checkpoint,
+)
 from flanlab.training.config import TrainConfig
 from flanlab.training.loss import target_loss_sum
 from flanlab.training.modeling import apply_lora, load_for_training, save_final, set_dropout
@@ -103,6 +110,7 @@ def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, An
     seed_everything(cfg.train.seed)
     accelerator = _accelerator(cfg)
     main = accelerator.is_main_process
+    sharded = _sharded(accelerator, cfg)
     periodic = None
     if cfg.eval is not None:
         _check_eval_placement(accelerator)
@@ -135,7 +143,10 @@ def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, An
                              "best_value": None, "tokens_real": 0, "tokens_slots": 0}
     found = latest_checkpoint(ckpt_root) if resume else None
     if found is not None:
-        state = load_checkpoint(found, model=accelerator.unwrap_model(model), optimizer=optimizer)
+        if sharded:
+            state = load_sharded_checkpoint(found, accelerator=accelerator)
+        else:
+            state = load_checkpoint(found, model=accelerator.unwrap_model(model), optimizer=optimizer)
         state.setdefault("best_value", state.get("best_loss"))  # checkpoints from before keep-best by score
         log.info("resumed from %s (step %d)", found, state["step"])
 
@@ -263,17 +274,22 @@ def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, An
                 if held is not None and (state["best_loss"] is None or held < state["best_loss"]):
                     state["best_loss"] = held
                 value = row.get(best_by)
-                if main and cfg.train.keep_best and value is not None and _better(value, state, best_by):
+                # Sharded weights are gathered by every process (keep-best then goes by the held-out
+                # loss, which every process knows).
+                if (main or sharded) and cfg.train.keep_best and value is not None and _better(value, state, best_by):
                     state["best_value"], state["best_step"] = value, state["step"]
-                    save_final(accelerator.unwrap_model(model), tm.tokenizer, run.path / "best",
-                               merge_lora=cfg.lora.merge_on_save)
+                    _save_model(accelerator, model, tm.tokenizer, run.path / "best", merge_lora=cfg.lora.merge_on_save,
+                                sharded=sharded)
                     log.info("step %d: %s %.4f (best so far, saved to best/)", state["step"], best_by, value)
 
             if state["step"] % cfg.train.save_every == 0 and state["step"] < cfg.train.steps:
                 accelerator.wait_for_everyone()
+                folder = ckpt_root / f"step-{state['step']:06d}"
+                if sharded:
+                    save_sharded_checkpoint(folder, accelerator=accelerator, state=state)
+                elif main:
+                    save_checkpoint(folder, model=accelerator.unwrap_model(model), optimizer=optimizer, state=state)
                 if main:
-                    save_checkpoint(ckpt_root / f"step-{state['step']:06d}", model=accelerator.unwrap_model(model),
-                                    optimizer=optimizer, state=state)
                     prune_checkpoints(ckpt_root, cfg.train.keep_checkpoints)
 
     accelerator.wait_for_everyone()
@@ -297,12 +313,41 @@ def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, An
         "attention": maker.attention,
         "model": str(run.path / "final"),
     }
+    if main or sharded:
+        _save_model(accelerator, model, tm.tokenizer, run.path / "final", merge_lora=cfg.lora.merge_on_save,
+                    sharded=sharded)
     if main:
-        save_final(accelerator.unwrap_model(model), tm.tokenizer, run.path / "final",
-                   merge_lora=cfg.lora.merge_on_save)
         run.write_results(results)
         atomic_write_text(run.path / "results.md", _markdown(results))
     return results
+
+
+def _sharded(accelerator: Any, cfg: TrainConfig) -> bool:
+    """Whether weights or optimizer state are split across processes (FSDP, DeepSpeed): checkpoints
+    are then written by every process and final weights gathered through accelerate."""
+    kind = str(accelerator.distributed_type).rsplit(".", 1)[-1]
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" and kind != "FSDP":
+        import accelerate
+
+        raise UserError(f"FSDP was asked for, but accelerate {accelerate.__version__} runs it only on GPUs "
+                        f"(here the processes are {kind}); on a CPU use plain data parallel "
+                        "(configs/train/accelerate/cpu2.yaml)")
+    sharded = kind in ("FSDP", "DEEPSPEED")
+    if sharded and cfg.lora.enabled and cfg.lora.merge_on_save:
+        raise UserError("lora.merge_on_save: merging LoRA into sharded weights (FSDP, DeepSpeed) is not supported; "
+                        "set lora.merge_on_save=false (final/ then holds the adapter) or use DDP")
+    return sharded
+
+
+def _save_model(accelerator: Any, model: Any, tokenizer: Any, folder: Path, *, merge_lora: bool,
+                sharded: bool) -> None:
+    """Write ``final/`` or ``best/`` from the main process. Sharded weights are gathered first through
+    accelerate's ``get_state_dict`` (one code path for FSDP and DeepSpeed), which every process calls."""
+    state_dict = accelerator.get_state_dict(model) if sharded else None
+    if accelerator.is_main_process:
+        save_final(accelerator.unwrap_model(model), tokenizer, folder, merge_lora=merge_lora, state_dict=state_dict)
+    if sharded:
+        accelerator.wait_for_everyone()
 
 
 def _attention_layout(tm: Any, attention: str) -> str:
