@@ -6,6 +6,7 @@ so one code path decides resume, caching and the files written.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -57,27 +58,50 @@ def evaluate(cfg: EvalConfig, run: RunDir) -> dict[str, Any]:
     resumes: finished examples are read back and the SQLite request cache answers the rest.
     """
     from flanlab.core.seed import seed_everything
+    from flanlab.evaluation.parallel import merge_rank_files, processes, rank_file
     from flanlab.evaluation.results import EXAMPLES_FILE, Results
     from flanlab.evaluation.runner import run_requests
     from flanlab.inference import load_lm
 
+    procs = processes()
     check_resume(run, cfg)
-    run.write_config(cfg)
     t0 = time.time()
     reqs, benches, notes, strategies = plan(cfg)
+    examples = run.file(EXAMPLES_FILE)
+    if procs.main:
+        run.write_config(cfg)
+        # Records an interrupted data-parallel run left in rank files count as done.
+        merge_rank_files(run.path, examples, [r.key for r in reqs])
+    procs.barrier()
     seed_everything(cfg.seed)
     spec = cfg.model
     if spec.cache is None:
-        # The request cache makes an interrupted run resume without recomputing anything.
-        spec = spec.model_copy(update={"cache": str(run.file("requests.sqlite"))})
-    results = Results.resume(cfg.model.name, benches, run.file(EXAMPLES_FILE))
-    log.info("%d requests (%s × %s) for %s", len(reqs), ",".join(cfg.benchmarks),
-             ",".join(s.name for s in strategies), spec.name)
+        # The request cache makes an interrupted run resume without recomputing anything (one
+        # SQLite file per process: they write at the same time).
+        name = "requests.sqlite" if procs.world == 1 else f"requests.rank{procs.rank}.sqlite"
+        spec = spec.model_copy(update={"cache": str(run.file(name))})
+    spec = spec.model_copy(update={"device": procs.device(spec.device)})
+    results = Results.resume(cfg.model.name, benches, examples)
+    todo = [r for r in reqs if r.key not in results.records]
+    mine = todo[procs.rank::procs.world]
+    log.info("%d requests (%s × %s) for %s%s", len(reqs), ",".join(cfg.benchmarks),
+             ",".join(s.name for s in strategies), spec.name,
+             f"; {len(mine)} of the {len(todo)} pending on process {procs.rank} of {procs.world}"
+             if procs.world > 1 else "")
     lm = load_lm(spec)
     t_load = time.time()
-    sent = run_requests(lm, reqs, benches, results, run.file(EXAMPLES_FILE))
+    sent = run_requests(lm, mine, benches, results, examples if procs.world == 1 else rank_file(run.path, procs.rank))
+    procs.barrier()
+    if procs.world > 1:
+        if not procs.main:
+            procs.barrier()  # the main process merges and writes the results
+            return json.loads(run.file("results.json").read_text(encoding="utf-8"))
+        results.add(merge_rank_files(run.path, examples, [r.key for r in reqs]))
+        sent = len(todo)
     wanted = {r.key for r in reqs}
     results.records = {k: v for k, v in results.records.items() if k in wanted}
-    return results.write(run, extra={"notes": notes, "requests": len(reqs), "sent": sent,
+    data = results.write(run, extra={"notes": notes, "requests": len(reqs), "sent": sent,
                                      "seconds": {"load": round(t_load - t0, 1),
                                                  "run": round(time.time() - t_load, 1)}})
+    procs.barrier()
+    return data

@@ -4,6 +4,7 @@ torch and the benchmarks load inside the command functions."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -60,6 +61,10 @@ def _eval(args: argparse.Namespace) -> int:
     from flanlab.evaluation.api import evaluate
 
     cfg = _config(args)
+    if args.run_name is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from flanlab.core.errors import UserError
+
+        raise UserError("flanlab eval under several processes: pass --run-name, so that they share one run folder")
     run = RunDir.create(args.run_name, args.runs_dir, prefix="eval-dry" if args.dry_run else "eval")
     setup_logging(args.verbose, run.log_file)
     if args.dry_run:
