@@ -114,3 +114,40 @@ def test_in_training_score_matches_flanlab_eval_of_best_lora(tmp_path, tiny_llam
     assert [r["outputs"] for r in during] == [r["outputs"] for r in after]
     assert json.loads((tmp_path / "ev" / "results.json").read_text())["scores"]["bbh"]["direct"]["score"] == \
         results["best_value"]
+
+
+def test_periodic_eval_uses_the_context_length_of_flanlab_eval(tmp_path, tiny_llama_dir, monkeypatch):
+    """The in-training evaluation builds its LM through inference's own rule: here the tokenizer's
+    limit (96), below the config's 2048 positions, as `flanlab eval` loading the same folder."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    import flanlab.inference.hf as hf
+    from flanlab.inference.loading import load_pretrained
+    from flanlab.inference.spec import ModelSpec
+    from flanlab.training.config import EvalSection
+    from flanlab.training.periodic_eval import PeriodicEval
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_llama_dir, model_dir)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok.model_max_length = 96
+    tok.save_pretrained(model_dir)
+    loaded = load_pretrained(ModelSpec(name=str(model_dir)))
+    assert loaded.max_length == 96 and loaded.model.config.max_position_embeddings == 2048
+
+    seen = []
+
+    class Recording(hf.HFLM):
+        def __init__(self, model, **kwargs):
+            seen.append(model.max_length)
+            super().__init__(model, **kwargs)
+
+    monkeypatch.setattr(hf, "HFLM", Recording)
+    data = write_bbh_copy_data(tmp_path / "data", n=2)
+    periodic = PeriodicEval(EvalSection(benchmarks=["bbh"], strategies=["direct"], limit=1, max_new_tokens=2,
+                                        data_dir=str(data)), tmp_path / "evals")
+    row = periodic(loaded.model, AutoTokenizer.from_pretrained(model_dir), encoder_decoder=False, device="cpu",
+                   step=0, name="t")
+    assert seen == [96] and row["eval_examples"] == 1

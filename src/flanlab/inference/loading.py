@@ -21,7 +21,7 @@ from flanlab.core.log import get_logger
 from flanlab.core.paths import cache_dir
 from flanlab.inference.spec import ModelSpec
 
-__all__ = ["LoadedModel", "convert_gguf", "load_pretrained", "resolve_device", "resolve_dtype", "resolve_source"]
+__all__ = ["LoadedModel", "as_loaded", "convert_gguf", "load_pretrained", "resolve_device", "resolve_dtype", "resolve_source"]
 
 log = get_logger(__name__)
 # Tokenizers without a real limit report ~1e30; anything this large is not a context length.
@@ -190,9 +190,17 @@ def load_pretrained(spec: ModelSpec) -> LoadedModel:
         raise UserError(f"model.name: could not load {spec.name!r} as a {kind} model: {e}") from None
     model.to(device)
     model.eval()
+    return as_loaded(model, tokenizer, kind, spec.name, device, max_length=spec.max_length, source=source)
+
+
+def as_loaded(model: Any, tokenizer: Any, kind: Literal["causal", "seq2seq"], name: str, device: str, *,
+              max_length: int | None = None, source: str = "") -> LoadedModel:
+    """A model already in memory (loaded here, or being trained) made ready for inference the way
+    :func:`load_pretrained` makes every model ready: a pad token, and the context length (``max_length``
+    or the smallest limit of the config and the tokenizer) set on the tokenizer too."""
     if tokenizer.pad_token_id is None:
         # Padding is always masked or trimmed, so any id works; eos is the usual choice.
         tokenizer.pad_token = tokenizer.eos_token
-    max_length = spec.max_length or _context_length(config, tokenizer, kind)
-    tokenizer.model_max_length = max_length
-    return LoadedModel(model, tokenizer, kind, spec.name, max_length, device, source)
+    length = max_length or _context_length(model.config, tokenizer, kind)
+    tokenizer.model_max_length = length
+    return LoadedModel(model, tokenizer, kind, name, length, device, source)

@@ -49,14 +49,14 @@ class PeriodicEval:
         from flanlab.evaluation.results import Results
         from flanlab.evaluation.runner import run_requests
         from flanlab.inference.hf import HFLM
-        from flanlab.inference.loading import LoadedModel
+        from flanlab.inference.loading import as_loaded
 
         # peft's wrapper forwards to the base model, whose layers carry the active adapters.
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         kind = "seq2seq" if encoder_decoder else "causal"
-        length = max_length or _context_length(base.config, encoder_decoder)
-        lm = HFLM(LoadedModel(base, tokenizer, kind, f"{name}@step{step}", length, str(device)),
-                  show_progress=False)
+        # The context length `flanlab eval` would use for this model (inference's own rule).
+        loaded = as_loaded(base, tokenizer, kind, f"{name}@step{step}", str(device), max_length=max_length)
+        lm = HFLM(loaded, show_progress=False)
         path = self.out_dir / f"step-{step:06d}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)  # a step evaluated again after a resume starts afresh
@@ -72,10 +72,3 @@ class PeriodicEval:
         return {"eval_score": statistics.fmean(scores.values()) if scores else None, "eval_scores": scores,
                 "eval_examples": len(self.requests)}
 
-
-def _context_length(config: Any, encoder_decoder: bool) -> int:
-    for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-        value = getattr(config, key, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return 512 if encoder_decoder else 2048
