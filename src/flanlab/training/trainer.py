@@ -13,6 +13,7 @@ import itertools
 import math
 import os
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from flanlab.training.optim import build_optimizer, lr_at, set_lr
 from flanlab.training.segment_attention import use_segment_attention
 from flanlab.training.stream import BatchMaker, heldout_examples, micro_batches
 
-__all__ = ["evaluate_loss", "train"]
+__all__ = ["LoopState", "Recipe", "evaluate_loss", "train"]
 
 log = get_logger(__name__)
 
@@ -98,228 +99,322 @@ def _build_mixture(cfg: TrainConfig) -> None:
     build_mixture(config, mixture, config_path=cfg.data.build_config, data_dir=cfg.data.data_dir)
 
 
+@dataclass
+class LoopState:
+    """What a checkpoint records about the loop (besides weights, optimizer and RNG states)."""
+
+    step: int = 0
+    micro_batches: int = 0  # the data position: micro-batches consumed by all processes together
+    tokens_real: int = 0
+    tokens_slots: int = 0
+    best_loss: float | None = None  # lowest held-out loss seen
+    best_value: float | None = None  # best value of the metric that picks best/
+    best_step: int | None = None
+    initial_heldout_loss: float | None = None
+    initial_eval_score: float | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LoopState:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        state = cls(**known)
+        if "best_value" not in data:  # checkpoints from before keep-best by score
+            state.best_value = state.best_loss
+        return state
+
+
+@dataclass
+class Window:
+    """Sums over the steps since the last ``metrics.jsonl`` row."""
+
+    loss: float = 0.0
+    target: int = 0
+    real: int = 0
+    slots: int = 0
+    seconds: float = 0.0
+
+
 def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, Any]:
     """Train as ``cfg`` says, writing checkpoints, logs and the final model into ``run``."""
-    import torch
+    recipe = Recipe(cfg, run)
+    recipe.setup(resume=resume)
+    recipe.train()
+    return recipe.save()
 
-    if cfg.model.backend != "hf":
-        raise UserError(f"model.backend: training needs the 'hf' backend, got {cfg.model.backend!r}")
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    best_by = cfg.best_metric()
-    seed_everything(cfg.train.seed)
-    accelerator = _accelerator(cfg)
-    main = accelerator.is_main_process
-    sharded = _sharded(accelerator, cfg)
-    periodic = None
-    if cfg.eval is not None:
-        _check_eval_placement(accelerator)
-        if main:
-            from flanlab.training.periodic_eval import PeriodicEval
 
-            # Built before the model loads, so a bad benchmark or subtask fails at once.
-            periodic = PeriodicEval(cfg.eval, run.path / "evals")
-    if main:
-        _build_mixture(cfg)
-    accelerator.wait_for_everyone()
+class Recipe:
+    """One training run, read top to bottom: :meth:`setup` (processes, data, model, optimizer,
+    resume), :meth:`train` (the steps, with evaluation, logging and checkpoints), :meth:`save`
+    (``final/`` and the results)."""
 
-    tm = load_for_training(cfg.model, cfg.lora)
-    set_dropout(tm.model, cfg.train.dropout)
-    if cfg.train.gradient_checkpointing:
-        tm.model.gradient_checkpointing_enable()
-    model = apply_lora(tm, cfg.lora) if cfg.lora.enabled else tm.model
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = build_optimizer(params, cfg.optim)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    maker = BatchMaker(tm.tokenizer, tm.model.config, tm.encoder_decoder,
-                       _attention_layout(tm, cfg.packing.attention), mask_dtype=torch.float32)
-    log.info("packed examples kept apart by: %s", maker.attention)
-    heldout = maker.eval_batches(heldout_examples(cfg, tm.tokenizer, tm.encoder_decoder), cfg.train.eval_batch_size,
-                                 cfg.packing.max_length, cfg.packing.target_length)
+    def __init__(self, cfg: TrainConfig, run: RunDir) -> None:
+        self.cfg = cfg
+        self.run = run
+        self.best_by = cfg.best_metric()
+        self.state = LoopState()
+        self.history: list[dict[str, Any]] = []
+        self.stopped_early = False
+        self.periodic: Any = None
+        self.writer: Any = None
 
-    ckpt_root = run.path / "checkpoints"
-    state: dict[str, Any] = {"step": 0, "micro_batches": 0, "best_loss": None, "best_step": None,
-                             "best_value": None, "tokens_real": 0, "tokens_slots": 0}
-    found = latest_checkpoint(ckpt_root) if resume else None
-    if found is not None:
-        if sharded:
-            state = load_sharded_checkpoint(found, accelerator=accelerator)
-        else:
-            state = load_checkpoint(found, model=accelerator.unwrap_model(model), optimizer=optimizer)
-        state.setdefault("best_value", state.get("best_loss"))  # checkpoints from before keep-best by score
-        log.info("resumed from %s (step %d)", found, state["step"])
+    # ------------------------------------------------------------------ setup
+    def setup(self, *, resume: bool) -> None:
+        """Start the processes, build the mixture if missing, load the model and optimizer, resume
+        from the newest checkpoint (when ``resume``) and open the logs."""
+        import torch
 
-    world, rank = accelerator.num_processes, accelerator.process_index
-    per_step = cfg.train.grad_accum * world
-    stream = micro_batches(cfg, tm.tokenizer, tm.encoder_decoder)
-    # Data position: skip the micro-batches already trained on (rows only, nothing is collated).
-    stream = itertools.islice(stream, state["micro_batches"], None)
-    metrics_file = run.path / "metrics.jsonl"
-    # A resumed run reports from the rows its earlier part logged as well (the last loss, held-out loss).
-    earlier = _forget_metrics_after(metrics_file, state["step"]) if main else []
-    writer = None
-    if main and cfg.train.tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
+        cfg, run = self.cfg, self.run
+        if cfg.model.backend != "hf":
+            raise UserError(f"model.backend: training needs the 'hf' backend, got {cfg.model.backend!r}")
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        seed_everything(cfg.train.seed)
+        self.accelerator = accelerator = _accelerator(cfg)
+        self.main = accelerator.is_main_process
+        self.sharded = _sharded(accelerator, cfg)
+        self.world, self.rank = accelerator.num_processes, accelerator.process_index
+        if cfg.eval is not None:
+            _check_eval_placement(accelerator)
+            if self.main:
+                from flanlab.training.periodic_eval import PeriodicEval
 
-        # purge_step hides the events of steps that the resumed run trains again.
-        writer = SummaryWriter(str(run.path / "tensorboard"), purge_step=state["step"] + 1 if state["step"] else None)
+                # Built before the model loads, so a bad benchmark or subtask fails at once.
+                self.periodic = PeriodicEval(cfg.eval, run.path / "evals")
+        if self.main:
+            _build_mixture(cfg)
+        accelerator.wait_for_everyone()
 
-    def evaluate_now(step: int) -> dict[str, Any]:
+        self.tm = tm = load_for_training(cfg.model, cfg.lora)
+        set_dropout(tm.model, cfg.train.dropout)
+        if cfg.train.gradient_checkpointing:
+            tm.model.gradient_checkpointing_enable()
+        model = apply_lora(tm, cfg.lora) if cfg.lora.enabled else tm.model
+        model.train()
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = build_optimizer(self.params, cfg.optim)
+        self.model, self.optimizer = accelerator.prepare(model, optimizer)
+        self.maker = BatchMaker(tm.tokenizer, tm.model.config, tm.encoder_decoder,
+                                _attention_layout(tm, cfg.packing.attention), mask_dtype=torch.float32)
+        log.info("packed examples kept apart by: %s", self.maker.attention)
+        self.heldout = self.maker.eval_batches(heldout_examples(cfg, tm.tokenizer, tm.encoder_decoder),
+                                               cfg.train.eval_batch_size, cfg.packing.max_length,
+                                               cfg.packing.target_length)
+
+        self.ckpt_root = run.path / "checkpoints"
+        found = latest_checkpoint(self.ckpt_root) if resume else None
+        if found is not None:
+            if self.sharded:
+                loaded = load_sharded_checkpoint(found, accelerator=accelerator)
+            else:
+                loaded = load_checkpoint(found, model=accelerator.unwrap_model(self.model), optimizer=self.optimizer)
+            self.state = LoopState.from_json(loaded)
+            log.info("resumed from %s (step %d)", found, self.state.step)
+        # Data position: skip the micro-batches already trained on (rows only, nothing is collated).
+        self.stream = itertools.islice(micro_batches(cfg, tm.tokenizer, tm.encoder_decoder),
+                                       self.state.micro_batches, None)
+
+        self.metrics_file = run.path / "metrics.jsonl"
+        # A resumed run reports from the rows its earlier part logged as well (the last loss, held-out loss).
+        self.history = _forget_metrics_after(self.metrics_file, self.state.step) if self.main else []
+        if self.main and cfg.train.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            # purge_step hides the events of steps that the resumed run trains again.
+            step = self.state.step
+            self.writer = SummaryWriter(str(run.path / "tensorboard"), purge_step=step + 1 if step else None)
+
+    # ------------------------------------------------------------------ train
+    def train(self) -> None:
+        """Optimizer steps until ``train.steps`` (or the data runs out), evaluating every
+        ``eval_every``, logging every ``log_every`` and saving a checkpoint every ``save_every``."""
+        cfg, state = self.cfg, self.state
+        evaluates = bool(self.heldout) or self.periodic is not None
+        if state.step == 0 and evaluates:
+            # The starting point, so every run reports its held-out loss (and score) before and after.
+            row = self.evaluate(0)
+            state.initial_heldout_loss = row.get("heldout_loss")
+            state.initial_eval_score = row.get("eval_score")
+        per_step = cfg.train.grad_accum * self.world
+        window = Window()
+        with progress() as bar:
+            task = bar.add_task(f"train {cfg.name}", total=cfg.train.steps, completed=state.step)
+            while state.step < cfg.train.steps:
+                group = list(itertools.islice(self.stream, per_step))
+                if len(group) < per_step:
+                    self.stopped_early = True
+                    log.info("data exhausted after %d steps (data.epochs=%s)", state.step, cfg.data.epochs)
+                    break
+                lr, grad_norm = self.step(group, window)
+                bar.update(task, completed=state.step,
+                           description=f"train {cfg.name} loss {window.loss / max(window.target, 1):.3f}")
+                last = state.step == cfg.train.steps
+                if state.step % cfg.train.log_every == 0 or last:
+                    self.log_window(window, lr, grad_norm)
+                    window = Window()
+                if evaluates and (state.step % cfg.train.eval_every == 0 or last):
+                    self.keep_best(self.evaluate(state.step))
+                if state.step % cfg.train.save_every == 0 and not last:
+                    self.checkpoint()
+        self.accelerator.wait_for_everyone()
+
+    def step(self, group: list[Any], window: Window) -> tuple[float, Any]:
+        """One optimizer step over ``group`` (the micro-batches of all processes; this process takes
+        every ``world``-th). Each micro-batch's summed target cross-entropy is divided by the
+        target-token count of the whole group, so the step minimises the mean over its target
+        tokens exactly as one big batch would. Returns the learning rate and gradient norm."""
+        import torch
+
+        cfg, accelerator, model, optimizer = self.cfg, self.accelerator, self.model, self.optimizer
+        start = time.perf_counter()
+        total_target = sum(sum(len(s.target) for s in row.segments) for rows in group for row in rows)
+        lr = lr_at(self.state.step, cfg.optim, cfg.train.steps)
+        set_lr(optimizer, lr)
+        loss_sum = torch.zeros((), dtype=torch.float64)
+        grad_norm = None
+        real = slots = 0
+        for rows in group[self.rank::self.world]:
+            batch = self.maker(rows)
+            real += batch.n_real
+            slots += batch.n_slots
+            with accelerator.accumulate(model), accelerator.autocast():
+                part = target_loss_sum(model, batch, encoder_decoder=self.tm.encoder_decoder,
+                                       device=accelerator.device)
+                # accelerate divides by grad_accum and DDP averages over processes: undo both so
+                # the gradient is that of (sum over the accumulated batch) / its target tokens.
+                accelerator.backward(part * (cfg.train.grad_accum * self.world / max(total_target, 1)))
+                loss_sum += part.detach().double().cpu()
+                if accelerator.sync_gradients and cfg.optim.clip_grad_norm:
+                    grad_norm = accelerator.clip_grad_norm_(self.params, cfg.optim.clip_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+        if self.world > 1:
+            packed = torch.tensor([float(loss_sum), real, slots], device=accelerator.device)
+            loss_sum, real, slots = accelerator.reduce(packed, "sum").tolist()
+        step_loss = float(loss_sum) / max(total_target, 1)
+        if not math.isfinite(step_loss):
+            raise UserError(f"loss became {step_loss} at step {self.state.step + 1}; lower optim.lr or use fp32")
+        self.state.step += 1
+        self.state.micro_batches += len(group)
+        self.state.tokens_real += int(real)
+        self.state.tokens_slots += int(slots)
+        window.loss += float(loss_sum)
+        window.target += total_target
+        window.real += int(real)
+        window.slots += int(slots)
+        window.seconds += time.perf_counter() - start
+        return lr, grad_norm
+
+    def log_window(self, window: Window, lr: float, grad_norm: Any) -> None:
+        """A ``metrics.jsonl`` row (and TensorBoard scalars) for the steps since the last one."""
+        row = {
+            "step": self.state.step,
+            "loss": window.loss / max(window.target, 1),
+            "lr": lr,
+            "grad_norm": float(grad_norm) if grad_norm is not None else None,
+            "tokens_per_s": window.real / window.seconds,
+            "tokens_per_s_with_padding": window.slots / window.seconds,
+            "packing_efficiency": window.real / max(window.slots, 1),
+            "target_tokens": window.target,
+            "seconds": window.seconds,
+        }
+        self.history.append(row)
+        if self.main:
+            append_jsonl(self.metrics_file, [row])
+            if self.writer is not None:
+                for key in ("loss", "lr", "tokens_per_s", "tokens_per_s_with_padding", "packing_efficiency"):
+                    self.writer.add_scalar(f"train/{key}", row[key], self.state.step)
+
+    def evaluate(self, step: int) -> dict[str, Any]:
         """Held-out loss (every process) and the benchmark score (main process), logged."""
+        import torch
+
         row: dict[str, Any] = {"step": step}
-        if heldout:
-            row["heldout_loss"] = evaluate_loss(model, heldout, encoder_decoder=tm.encoder_decoder,
-                                                accelerator=accelerator)
-        if periodic is not None:
+        if self.heldout:
+            row["heldout_loss"] = evaluate_loss(self.model, self.heldout, encoder_decoder=self.tm.encoder_decoder,
+                                                accelerator=self.accelerator)
+        if self.periodic is not None:
             # A forked RNG: sampling strategies then leave the training run's random stream as it was.
             gpus = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
             with torch.random.fork_rng(devices=gpus):
-                row.update(periodic(accelerator.unwrap_model(model), tm.tokenizer,
-                                    encoder_decoder=tm.encoder_decoder, device=accelerator.device, step=step,
-                                    name=cfg.name, max_length=cfg.model.max_length))
-        if main:
-            append_jsonl(metrics_file, [row])
-            if writer is not None:
+                row.update(self.periodic(self.accelerator.unwrap_model(self.model), self.tm.tokenizer,
+                                         encoder_decoder=self.tm.encoder_decoder, device=self.accelerator.device,
+                                         step=step, name=self.cfg.name, max_length=self.cfg.model.max_length))
+        if self.main:
+            append_jsonl(self.metrics_file, [row])
+            if self.writer is not None:
                 if row.get("heldout_loss") is not None:
-                    writer.add_scalar("eval/heldout_loss", row["heldout_loss"], step)
+                    self.writer.add_scalar("eval/heldout_loss", row["heldout_loss"], step)
                 if row.get("eval_score") is not None:
-                    writer.add_scalar("eval/score", row["eval_score"], step)
+                    self.writer.add_scalar("eval/score", row["eval_score"], step)
                     for key, value in row["eval_scores"].items():
-                        writer.add_scalar(f"eval/{key}", value, step)
-        accelerator.wait_for_everyone()
+                        self.writer.add_scalar(f"eval/{key}", value, step)
+        self.accelerator.wait_for_everyone()
         return row
 
-    if state["step"] == 0 and (heldout or periodic is not None):
-        # The starting point, so every run reports its held-out loss (and score) before and after.
-        row = evaluate_now(0)
-        state["initial_heldout_loss"] = row.get("heldout_loss")
-        state["initial_eval_score"] = row.get("eval_score")
-    window = {"loss": 0.0, "target": 0, "real": 0, "slots": 0, "seconds": 0.0, "steps": 0}
-    history: list[dict[str, Any]] = list(earlier)
-    stopped_early = False
-    with progress() as bar:
-        task = bar.add_task(f"train {cfg.name}", total=cfg.train.steps, completed=state["step"])
-        while state["step"] < cfg.train.steps:
-            step = state["step"]
-            group = list(itertools.islice(stream, per_step))
-            if len(group) < per_step:
-                stopped_early = True
-                log.info("data exhausted after %d steps (data.epochs=%s)", step, cfg.data.epochs)
-                break
-            start = time.perf_counter()
-            total_target = sum(sum(len(s.target) for s in row.segments) for rows in group for row in rows)
-            lr = lr_at(step, cfg.optim, cfg.train.steps)
-            set_lr(optimizer, lr)
-            mine = group[rank::world]
-            loss_sum = torch.zeros((), dtype=torch.float64)
-            grad_norm = None
-            real = slots = 0
-            for rows in mine:
-                batch = maker(rows)
-                real += batch.n_real
-                slots += batch.n_slots
-                with accelerator.accumulate(model), accelerator.autocast():
-                    part = target_loss_sum(model, batch, encoder_decoder=tm.encoder_decoder,
-                                           device=accelerator.device)
-                    # accelerate divides by grad_accum and DDP averages over processes: undo both so
-                    # the gradient is that of (sum over the accumulated batch) / its target tokens.
-                    accelerator.backward(part * (cfg.train.grad_accum * world / max(total_target, 1)))
-                    loss_sum += part.detach().double().cpu()
-                    if accelerator.sync_gradients and cfg.optim.clip_grad_norm:
-                        grad_norm = accelerator.clip_grad_norm_(params, cfg.optim.clip_grad_norm)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-            if world > 1:
-                packed = torch.tensor([float(loss_sum), real, slots], device=accelerator.device)
-                loss_sum, real, slots = accelerator.reduce(packed, "sum").tolist()
-            step_loss = float(loss_sum) / max(total_target, 1)
-            if not math.isfinite(step_loss):
-                raise UserError(f"loss became {step_loss} at step {step + 1}; lower optim.lr or use fp32")
-            seconds = time.perf_counter() - start
-            state["step"] = step + 1
-            state["micro_batches"] += per_step
-            state["tokens_real"] += int(real)
-            state["tokens_slots"] += int(slots)
-            for k, v in (("loss", float(loss_sum)), ("target", total_target), ("real", real), ("slots", slots),
-                         ("seconds", seconds), ("steps", 1)):
-                window[k] += v
-            bar.update(task, completed=state["step"], description=f"train {cfg.name} loss {step_loss:.3f}")
+    def keep_best(self, row: dict[str, Any]) -> None:
+        """Record an evaluation and save ``best/`` when it beats every earlier one."""
+        state = self.state
+        self.history.append(row)
+        held = row.get("heldout_loss")
+        if held is not None and (state.best_loss is None or held < state.best_loss):
+            state.best_loss = held
+        value = row.get(self.best_by)
+        # Sharded weights are gathered by every process (keep-best then goes by the held-out loss,
+        # which every process knows).
+        if (self.main or self.sharded) and self.cfg.train.keep_best and value is not None and _better(
+                value, state.best_value, self.best_by):
+            state.best_value, state.best_step = value, state.step
+            _save_model(self.accelerator, self.model, self.tm.tokenizer, self.run.path / "best",
+                        merge_lora=self.cfg.lora.merge_on_save, sharded=self.sharded)
+            log.info("step %d: %s %.4f (best so far, saved to best/)", state.step, self.best_by, value)
 
-            if state["step"] % cfg.train.log_every == 0 or state["step"] == cfg.train.steps:
-                row = {
-                    "step": state["step"],
-                    "loss": window["loss"] / max(window["target"], 1),
-                    "lr": lr,
-                    "grad_norm": float(grad_norm) if grad_norm is not None else None,
-                    "tokens_per_s": window["real"] / window["seconds"],
-                    "tokens_per_s_with_padding": window["slots"] / window["seconds"],
-                    "packing_efficiency": window["real"] / max(window["slots"], 1),
-                    "target_tokens": window["target"],
-                    "seconds": window["seconds"],
-                }
-                history.append(row)
-                if main:
-                    append_jsonl(metrics_file, [row])
-                    if writer is not None:
-                        for key in ("loss", "lr", "tokens_per_s", "tokens_per_s_with_padding", "packing_efficiency"):
-                            writer.add_scalar(f"train/{key}", row[key], state["step"])
-                window = dict.fromkeys(window, 0)
+    def checkpoint(self) -> None:
+        """Save ``checkpoints/step-N`` (every process writes its shard when sharded) and prune old ones."""
+        self.accelerator.wait_for_everyone()
+        folder = self.ckpt_root / f"step-{self.state.step:06d}"
+        state = asdict(self.state)
+        if self.sharded:
+            save_sharded_checkpoint(folder, accelerator=self.accelerator, state=state)
+        elif self.main:
+            save_checkpoint(folder, model=self.accelerator.unwrap_model(self.model), optimizer=self.optimizer,
+                            state=state)
+        if self.main:
+            prune_checkpoints(self.ckpt_root, self.cfg.train.keep_checkpoints)
 
-            if (heldout or periodic is not None) and (state["step"] % cfg.train.eval_every == 0
-                                                      or state["step"] == cfg.train.steps):
-                row = evaluate_now(state["step"])
-                history.append(row)
-                held = row.get("heldout_loss")
-                if held is not None and (state["best_loss"] is None or held < state["best_loss"]):
-                    state["best_loss"] = held
-                value = row.get(best_by)
-                # Sharded weights are gathered by every process (keep-best then goes by the held-out
-                # loss, which every process knows).
-                if (main or sharded) and cfg.train.keep_best and value is not None and _better(value, state, best_by):
-                    state["best_value"], state["best_step"] = value, state["step"]
-                    _save_model(accelerator, model, tm.tokenizer, run.path / "best", merge_lora=cfg.lora.merge_on_save,
-                                sharded=sharded)
-                    log.info("step %d: %s %.4f (best so far, saved to best/)", state["step"], best_by, value)
+    # ------------------------------------------------------------------ save
+    def save(self) -> dict[str, Any]:
+        """Write ``final/`` (loads in plain transformers), ``results.json`` and ``results.md``."""
+        state, history = self.state, self.history
+        if self.writer is not None:
+            self.writer.close()
 
-            if state["step"] % cfg.train.save_every == 0 and state["step"] < cfg.train.steps:
-                accelerator.wait_for_everyone()
-                folder = ckpt_root / f"step-{state['step']:06d}"
-                if sharded:
-                    save_sharded_checkpoint(folder, accelerator=accelerator, state=state)
-                elif main:
-                    save_checkpoint(folder, model=accelerator.unwrap_model(model), optimizer=optimizer, state=state)
-                if main:
-                    prune_checkpoints(ckpt_root, cfg.train.keep_checkpoints)
+        def last(key: str) -> Any:
+            return next((h[key] for h in reversed(history) if key in h), None)
 
-    accelerator.wait_for_everyone()
-    if writer is not None:
-        writer.close()
-    results = {
-        "name": cfg.name,
-        "steps": state["step"],
-        "stopped_early": stopped_early,
-        "final_loss": next((h["loss"] for h in reversed(history) if "loss" in h), None),
-        "heldout_loss": next((h["heldout_loss"] for h in reversed(history) if "heldout_loss" in h), None),
-        "initial_heldout_loss": state.get("initial_heldout_loss"),
-        "best_heldout_loss": state["best_loss"],
-        "eval_score": next((h["eval_score"] for h in reversed(history) if "eval_score" in h), None),
-        "initial_eval_score": state.get("initial_eval_score"),
-        "best_by": best_by,
-        "best_value": state["best_value"],
-        "best_step": state["best_step"],
-        "tokens_real": state["tokens_real"],
-        "packing_efficiency": state["tokens_real"] / max(state["tokens_slots"], 1),
-        "attention": maker.attention,
-        "model": str(run.path / "final"),
-    }
-    if main or sharded:
-        _save_model(accelerator, model, tm.tokenizer, run.path / "final", merge_lora=cfg.lora.merge_on_save,
-                    sharded=sharded)
-    if main:
-        run.write_results(results)
-        atomic_write_text(run.path / "results.md", _markdown(results))
-    return results
+        results = {
+            "name": self.cfg.name,
+            "steps": state.step,
+            "stopped_early": self.stopped_early,
+            "final_loss": last("loss"),
+            "heldout_loss": last("heldout_loss"),
+            "initial_heldout_loss": state.initial_heldout_loss,
+            "best_heldout_loss": state.best_loss,
+            "eval_score": last("eval_score"),
+            "initial_eval_score": state.initial_eval_score,
+            "best_by": self.best_by,
+            "best_value": state.best_value,
+            "best_step": state.best_step,
+            "tokens_real": state.tokens_real,
+            "packing_efficiency": state.tokens_real / max(state.tokens_slots, 1),
+            "attention": self.maker.attention,
+            "model": str(self.run.path / "final"),
+        }
+        if self.main or self.sharded:
+            _save_model(self.accelerator, self.model, self.tm.tokenizer, self.run.path / "final",
+                        merge_lora=self.cfg.lora.merge_on_save, sharded=self.sharded)
+        if self.main:
+            self.run.write_results(results)
+            atomic_write_text(self.run.path / "results.md", _markdown(results))
+        return results
 
 
 def _sharded(accelerator: Any, cfg: TrainConfig) -> bool:
@@ -377,8 +472,7 @@ def _forget_metrics_after(path: Path, step: int) -> list[dict[str, Any]]:
     return keep
 
 
-def _better(value: float, state: dict[str, Any], best_by: str) -> bool:
-    best = state.get("best_value")
+def _better(value: float, best: float | None, best_by: str) -> bool:
     if best is None:
         return True
     # Loss: lower is better. Score: higher; a tie keeps the earlier checkpoint.
