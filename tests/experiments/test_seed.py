@@ -72,3 +72,22 @@ def test_same_seed_same_run_other_seed_other_run(tmp_path, tiny_llama_dir):
     assert a["losses"] != c["losses"]
     assert any(not torch.equal(a["weights"][k], c["weights"][k]) for k in a["weights"])
     assert a["outputs"] != c["outputs"] and all(a["outputs"])
+
+
+def test_sweep_and_mix_seed_flags_set_the_config_seed(tmp_path, tiny_llama_dir):
+    from flanlab.experiments.config import SweepConfig
+    from flanlab.experiments.sweep import plan_cells
+    from tests.mixture.helpers import toy_mixture
+
+    write_config(tmp_path / "run.yaml", run_config(tmp_path, tiny_llama_dir, tmp_path), "flanlab run run.yaml")
+    sweep = {"kind": "sweep", "name": "grid", "run": "run.yaml",
+             "axes": {"models": {"S": {"name": str(tiny_llama_dir)}}, "tasks": [1, 2]}}
+    path = write_config(tmp_path / "sweep.yaml", sweep, "flanlab sweep sweep.yaml")
+    # `flanlab sweep --seed 9 --data-dir D` becomes these overrides (experiments.commands._cli_overrides).
+    cells = plan_cells(load_config(path, ["seed=9", f"data_dir={tmp_path}"], schema=SweepConfig), path)
+    assert [(c.config.seed, c.config.data_dir) for c in cells] == [(9, str(tmp_path))] * 2
+
+    (tmp_path / "toy").mkdir()
+    mix = toy_mixture(tmp_path / "toy")
+    assert main(["mix", str(mix), "--out", str(tmp_path / "m"), "--seed", "5"]) == 0
+    assert json.loads((tmp_path / "m" / "manifest.json").read_text())["seed"] == 5
