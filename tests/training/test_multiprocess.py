@@ -90,7 +90,9 @@ def test_accelerate_cpu_flag_starts_one_process(tmp_path, tiny_llama_dir):
 def test_fsdp_sharded_checkpoint_resumes_and_exports_plain_weights(tmp_path, tiny_llama_dir):
     """FSDP with 2 processes: a sharded checkpoint is saved and resumed, and final/ (gathered with
     accelerate's get_state_dict) loads in plain transformers with the unsharded run's weights.
-    Where accelerate cannot run FSDP (no GPU), flanlab refuses clearly and the test says so."""
+    Where accelerate cannot run FSDP, flanlab refuses clearly and the test says so: torch 2.13 can shard
+    on the CPU (fully_shard over gloo works here), but accelerate 1.15 sets up FSDP only for GPU-like
+    devices (CUDA, XPU, NPU, ...), so its CPU processes stay plain data parallel."""
     import yaml
 
     fsdp = yaml.safe_load((REPO / "configs" / "train" / "accelerate" / "fsdp.yaml").read_text())
