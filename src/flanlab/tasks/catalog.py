@@ -192,6 +192,7 @@ def _shipped(root: Path | None) -> list[Task]:
 class _Key:
     data_dir: str | None
     bigbench: str | None
+    flan_repo: str | None = None
 
 
 _CACHE: dict[_Key, Registry[Task]] = {}
@@ -208,15 +209,23 @@ def _bigbench_tasks(location: str | Path | None, fetch: bool) -> list[Task]:
 
 
 def build_catalog(data_dir_: str | Path | None = None, *, bigbench: bool | str | Path = True,
-                  fetch: bool = True, extra: Iterable[str | Path] = ()) -> Registry[Task]:
+                  fetch: bool = True, extra: Iterable[str | Path] = (),
+                  flan_repo: str | Path | None = None) -> Registry[Task]:
     """A fresh registry: shipped tasks, BIG-bench (``bigbench``: True for the cached sdist, a path
-    to a folder or tarball, False for none) and tasks of ``extra`` catalog files."""
+    to a folder or tarball, False for none) and tasks of ``extra`` catalog files. ``flan_repo`` (a
+    google-research/FLAN checkout, default ``$FLANLAB_FLAN_REPO``) renders the Flan 2022 collection
+    with flan/v2's own templates and assembly."""
     root = data_dir(data_dir_)
     reg: Registry[Task] = Registry("task")
     tasks = _shipped(root)
-    from flanlab.tasks.collection.collection import collection_tasks  # Flan 2022 collection (lazy sources)
+    from flanlab.tasks.collection.collection import collection_tasks, flan_repo_default
 
-    tasks += collection_tasks(root)
+    flan_repo = flan_repo_default(flan_repo)
+    if flan_repo is not None:
+        from flanlab.tasks.collection.cot import flan_cot_tasks
+
+        tasks = flan_cot_tasks(tasks, flan_repo)
+    tasks += collection_tasks(root, flan_repo=flan_repo)
     for file in extra:
         tasks += load_catalog_file(file)
     if bigbench:
@@ -230,30 +239,35 @@ def build_catalog(data_dir_: str | Path | None = None, *, bigbench: bool | str |
 
 
 def catalog(data_dir_: str | Path | None = None, *, bigbench: bool | str | Path = True,
-            fetch: bool = True) -> Registry[Task]:
-    """The catalog for a data dir, built once per process (lazily) and cached."""
+            fetch: bool = True, flan_repo: str | Path | None = None) -> Registry[Task]:
+    """The catalog for a data dir (and FLAN checkout), built once per process (lazily) and cached."""
+    from flanlab.tasks.collection.collection import flan_repo_default
+
     root = data_dir(data_dir_)
-    key = _Key(str(root) if root else None, None if bigbench is True else str(bigbench) if bigbench else "")
+    flan = flan_repo_default(flan_repo)
+    key = _Key(str(root) if root else None, None if bigbench is True else str(bigbench) if bigbench else "",
+               None if flan is None else str(Path(flan).expanduser().resolve()))
     if key not in _CACHE:
-        _CACHE[key] = build_catalog(root, bigbench=bigbench, fetch=fetch)
+        _CACHE[key] = build_catalog(root, bigbench=bigbench, fetch=fetch, flan_repo=flan)
     return _CACHE[key]
 
 
-def get_task(name: str, data_dir_: str | Path | None = None, *, fetch: bool = True) -> Task:
+def get_task(name: str, data_dir_: str | Path | None = None, *, fetch: bool = True,
+             flan_repo: str | Path | None = None) -> Task:
     """A task by name; BIG-bench (``bigbench.*``) is only indexed when such a name is asked for."""
     if not name.startswith("bigbench."):
-        local = catalog(data_dir_, bigbench=False)
+        local = catalog(data_dir_, bigbench=False, flan_repo=flan_repo)
         if name in local:
             return local.get(name)
-    return catalog(data_dir_, fetch=fetch).get(name)
+    return catalog(data_dir_, fetch=fetch, flan_repo=flan_repo).get(name)
 
 
 def list_tasks(data_dir_: str | Path | None = None, *, source: str | None = None, tag: str | None = None,
-               fetch: bool = True) -> list[Task]:
+               fetch: bool = True, flan_repo: str | Path | None = None) -> list[Task]:
     """Tasks filtered by source kind (``flan_cot``, ``gsm8k``, ``bigbench`` ...) and by tag (a
     held-out tag, a task type, a BIG-bench keyword, or ``heldout`` for any held-out task)."""
     want_bigbench = source in (None, "bigbench")
-    reg = catalog(data_dir_, bigbench=want_bigbench, fetch=fetch)
+    reg = catalog(data_dir_, bigbench=want_bigbench, fetch=fetch, flan_repo=flan_repo)
     out = []
     for _, task in reg.items():
         if source and task.source_kind != source:

@@ -8,6 +8,9 @@ from flanlab.core.commands import add_common_args
 
 __all__ = ["register"]
 
+_FLAN_HELP = ("google-research/FLAN checkout: the Flan 2022 collection renders with flan/v2's own templates "
+              "and assembly (default: $FLANLAB_FLAN_REPO)")
+
 
 def _list(args: argparse.Namespace) -> int:
     from rich.console import Console
@@ -19,7 +22,7 @@ def _list(args: argparse.Namespace) -> int:
         from flanlab.tasks.collection.listing import list_collection
 
         return list_collection(args)
-    tasks = list_tasks(args.data_dir, source=args.source, tag=args.tag)
+    tasks = list_tasks(args.data_dir, source=args.source, tag=args.tag, flan_repo=args.flan_repo)
     rows = [task_row(t) for t in tasks]
     if args.json:
         import json
@@ -42,11 +45,8 @@ def _show(args: argparse.Namespace) -> int:
     from flanlab.tasks.catalog import get_task
     from flanlab.tasks.task import render
 
-    if args.flan_repo:  # Muffin tasks then render with Flan's own templates (read with ast, never run)
-        import os
-
-        os.environ["FLANLAB_FLAN_REPO"] = args.flan_repo
-    task = get_task(args.name, args.data_dir)
+    # With a FLAN checkout the collection renders with flan/v2's templates (read with ast, never run).
+    task = get_task(args.name, args.data_dir, flan_repo=args.flan_repo)
     tokenizer = None
     if args.tokenizer:
         from transformers import AutoTokenizer
@@ -76,6 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("--json", action="store_true", help="print the rows as JSON")
     ls.add_argument("--collection", default=None, help="list a collection's tasks and where their data is (flan2022)")
     ls.add_argument("--niv2-repo", default=None, help="natural-instructions checkout (for --collection)")
+    ls.add_argument("--flan-repo", default=None, help=_FLAN_HELP)
     add_common_args(ls, run=False)
     ls.set_defaults(func=_list)
 
@@ -90,6 +91,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--option-styles", choices=["random", "flan"], default="random",
                       help="randomized Flan option styles, or always 'OPTIONS:\\n- ...'")
     show.add_argument("--tokenizer", default=None, help="prune to the Flan token budgets with this tokenizer")
-    show.add_argument("--flan-repo", default=None, help="google-research/FLAN checkout: Muffin tasks use its templates")
+    show.add_argument("--flan-repo", default=None, help=_FLAN_HELP)
     add_common_args(show, run=False)
     show.set_defaults(func=_show)

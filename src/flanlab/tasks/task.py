@@ -256,11 +256,14 @@ def render(
     budget: Budget | None = None,
     option_styles: str = "random",
     limit: int | None = None,
+    drop_unfit: bool = True,
 ) -> Iterator[Rendered]:
     """Stream ``task``'s ``split`` rendered in ``fmt``.
 
     A task whose family comes from a FLAN checkout renders as flan/v2 does
-    (:mod:`flanlab.tasks.collection.flan_render`; ``shots`` is then flan/v2's own).
+    (:mod:`flanlab.tasks.collection.flan_render`; ``shots`` is then flan/v2's own): a few-shot
+    example with no exemplar that fits the budget is dropped, as flan/v2 drops it, unless
+    ``drop_unfit=False`` (mixtures, whose plan counted it), which keeps it with no exemplar.
 
     Per example a seeded RNG (seed, task, split, index) picks the template, the option style
     (``option_styles="random"``: the randomized Flan styles; ``"flan"``: always ``OPTIONS:\\n- ``)
@@ -275,7 +278,7 @@ def render(
     if flan is not None:
         # Templates read from a FLAN checkout: flan/v2 decides shots, separators and option styles.
         yield from flan.render(task, fmt, split=split, seed=seed, tokenizer=tokenizer, budget=budget,
-                               option_styles=option_styles, limit=limit)
+                               option_styles=option_styles, limit=limit, drop_unfit=drop_unfit)
         return
     templates = task.templates(fmt)
     counter = make_counter(tokenizer)

@@ -227,7 +227,8 @@ class FlanSpec:
 
     # -- rendering ----------------------------------------------------------------------------
     def render(self, task: Any, fmt: str, *, split: str = "train", seed: int = 0, tokenizer: Any = None,
-               budget: Any = None, option_styles: str = "random", limit: int | None = None) -> Iterator[Any]:
+               budget: Any = None, option_styles: str = "random", limit: int | None = None,
+               drop_unfit: bool = True) -> Iterator[Any]:
         """Stream ``task``'s ``split`` rendered in ``fmt`` as flan/v2 renders it (see the module)."""
         from flanlab.tasks.budget import make_counter
         from flanlab.tasks.formats import Budget
@@ -254,11 +255,13 @@ class FlanSpec:
                 tid, inputs, targets = self._zero_shot(fmt, ex, rng, option_styles, where)
                 chosen: list[str] = []
             else:
-                result = self._few_shot(task, fmt, ex, fp, pool, rng, mix_sep, counter, max_len, where)
+                result = self._few_shot(task, fmt, ex, fp, pool, rng, mix_sep, counter, max_len, where,
+                                        drop_unfit)
                 if result is None:
                     dropped += 1
                     continue
                 tid, inputs, targets, chosen = result
+                dropped += not chosen
             if counter is not None:
                 if counter.count(inputs) > budget.inputs:
                     inputs = counter.truncate(inputs, budget.inputs)
@@ -267,8 +270,9 @@ class FlanSpec:
             yielded += 1
             yield Rendered(inputs, targets, task.name, tid, fmt, split, i, fp, tuple(chosen))
         if dropped:
-            log.info("%s (%s): %d example(s) dropped: no exemplar fits the %d-token few-shot budget "
-                     "(flan/v2 filter_zero_shot_in_few_shot)", task.name, fmt, dropped, max_len)
+            log.info("%s (%s): %d example(s) %s: no exemplar fits the %d-token few-shot budget "
+                     "(flan/v2 filter_zero_shot_in_few_shot drops them)", task.name, fmt, dropped,
+                     "dropped" if drop_unfit else "kept without exemplars", max_len)
 
     def _options(self, ex: Mapping[str, Any], draw: OptionDraw | None) -> dict[str, Any]:
         ctx = dict(ex)
@@ -276,18 +280,24 @@ class FlanSpec:
             ctx["options_"], ctx["answer"] = format_options(self.repo, ex["options"], str(ex["answer"]), draw)
         return ctx
 
+    def zero_shot_one(self, fmt: str, index: int, example: Mapping[str, Any], draw: OptionDraw | None = None,
+                      where: str = "") -> tuple[str, str]:
+        """``example`` through zero-shot template ``index`` of ``fmt``'s list (``zs_opt``/``zs_cot``:
+        ``PATTERNS``, ``zs_noopt``: ``PATTERNS_NO_OPTIONS``) with option style ``draw`` (None:
+        ``OPTIONS:\n- ``)."""
+        patterns = self.repo.no_options(self.key) if fmt == "zs_noopt" else self.repo.zero_shot(self.key)
+        p = patterns[index]
+        ctx = self._options(example, None if fmt == "zs_noopt" else draw)
+        spot = f"{where}: {p.where}" if where else p.where
+        return fill(p.inputs, ctx, spot), fill(p.targets, ctx, spot)
+
     def _zero_shot(self, fmt: str, ex: Mapping[str, Any], rng: random.Random, option_styles: str,
                    where: str) -> tuple[str, str, str]:
-        if fmt == "zs_noopt":
-            patterns, prefix = self.no_options(), "noopt:"
-            draw = None
-        else:
-            patterns, prefix = self.zero_shot(), ""
-            draw = OptionDraw.random(self.repo, rng) if option_styles == "random" else None
-        i, p = rng.choice(patterns)
-        ctx = self._options(ex, draw)
-        spot = f"{where}: {p.where}"
-        return f"flan:{self.key}:{prefix}{i}", fill(p.inputs, ctx, spot), fill(p.targets, ctx, spot)
+        noopt = fmt == "zs_noopt"
+        i, _ = rng.choice(self.no_options() if noopt else self.zero_shot())
+        draw = OptionDraw.random(self.repo, rng) if option_styles == "random" and not noopt else None
+        inputs, targets = self.zero_shot_one(fmt, i, ex, draw, where)
+        return f"flan:{self.key}:{'noopt:' if noopt else ''}{i}", inputs, targets
 
     def _fewshot_mode(self, fmt: str, rng: random.Random) -> str:
         if fmt == "fs_noopt":
@@ -300,7 +310,8 @@ class FlanSpec:
         return "mix" if rng.random() * (w_mix + w_x) < w_mix else "x"
 
     def _few_shot(self, task: Any, fmt: str, ex: Mapping[str, Any], fp: str, pool: list[dict[str, Any]],
-                  rng: random.Random, mix_sep: str, counter: Any, max_len: int, where: str):
+                  rng: random.Random, mix_sep: str, counter: Any, max_len: int, where: str,
+                  drop_unfit: bool = True):
         from flanlab.tasks.task import fingerprint
 
         options = fmt != "fs_noopt"
@@ -354,7 +365,7 @@ class FlanSpec:
                     break
                 kept += 1
             shots, chosen = shots[:kept], chosen[:kept]
-        if not shots:
+        if not shots and drop_unfit:
             return None
         inputs, targets = assemble_fewshot(query, shots, fields=ctx, **kwargs)
         return f"flan:{self.key}:{prefix}{qi}", inputs, targets, chosen
