@@ -139,9 +139,8 @@ def test_random_option_styles_use_flan_v2_candidates_and_relabel_the_answer():
     repo = load_flan_repo(FLAN)
     consts = {}
     for node in _module("templates.py").body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "").startswith("OPT_"):
-            if node.targets[0].id in ("OPT_START_STRING_CANDIDATES",):
-                consts[node.targets[0].id] = ast.literal_eval(node.value)
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "OPT_START_STRING_CANDIDATES":
+            consts[node.targets[0].id] = ast.literal_eval(node.value)
     assert repo.candidate("OPT_START_STRING_CANDIDATES") == consts["OPT_START_STRING_CANDIDATES"]
     assert len(repo.candidate("OPT_ITEM_NAME_CANDIDATES")) == 87
     names = repo.candidate("OPT_ITEM_NAME_CANDIDATES")
