@@ -31,6 +31,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizer", default=None, help="tokenizer folder or hub id for token-length statistics")
     p.add_argument("--overwrite", action="store_true", help="rebuild even if --out holds another mixture")
     p.add_argument("--data-dir", default=None, help="task data (default: $FLANLAB_DATA_DIR)")
+    p.add_argument("--flan-repo", default=None,
+                   help="google-research/FLAN checkout: the Flan 2022 collection renders with flan/v2's templates "
+                        "and assembly (same as flan_repo=PATH; default: $FLANLAB_FLAN_REPO)")
     p.add_argument("--top", type=int, default=30, help="task rows shown by --dry-run (0: all)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -79,7 +82,7 @@ def _run_build(a: argparse.Namespace) -> int:
         raise UserError(f"--workers: expected an integer >= 1, got {a.workers}")
     if a.examples is not None and a.examples < 1:
         raise UserError(f"--examples: expected an integer >= 1, got {a.examples}")
-    config = load_config(a.config, a.overrides, schema=MixtureConfig)
+    config = _with_flan_repo(load_config(a.config, a.overrides, schema=MixtureConfig), a)
     result = build_mixture(config, a.out, config_path=a.config, workers=a.workers, examples=a.examples,
                            tokenizer=a.tokenizer, overwrite=a.overwrite, data_dir=a.data_dir)
     m = result.manifest
@@ -90,6 +93,11 @@ def _run_build(a: argparse.Namespace) -> int:
                   f"{len(m['shards'])} shard(s)")
     sys.stdout.write(markdown_table(composition_rows(m), limit=20))
     return 0
+
+
+def _with_flan_repo(config, a: argparse.Namespace):
+    """The config with ``--flan-repo`` applied (the flag wins over the config's ``flan_repo``)."""
+    return config.model_copy(update={"flan_repo": a.flan_repo}) if a.flan_repo else config
 
 
 def _run_dry(a: argparse.Namespace) -> int:
@@ -107,10 +115,10 @@ def _run_dry(a: argparse.Namespace) -> int:
     from flanlab.mixture.stats import markdown_table
     from flanlab.tasks.catalog import catalog
 
-    config = load_config(a.config, a.overrides, schema=MixtureConfig)
+    config = _with_flan_repo(load_config(a.config, a.overrides, schema=MixtureConfig), a)
     # Index BIG-bench only when a member can name its tasks (indexing may fetch the sdist).
     bigbench = any(m.task and fnmatch.fnmatchcase("bigbench.x", m.task.split(".")[0] + ".*") for m in config.members)
-    reg, consts = catalog(a.data_dir, bigbench=bigbench), flan2022()
+    reg, consts = catalog(a.data_dir, bigbench=bigbench, flan_repo=config.flan_repo), flan2022()
     streams: list[dict] = []
     for i, m in enumerate(config.members):
         where = f"{a.config}: members.{i}"
@@ -123,15 +131,17 @@ def _run_dry(a: argparse.Namespace) -> int:
                 task = reg.get(name)
                 if task.heldout and name not in config.allow_heldout and name != m.task:
                     continue  # a glob skips held-out tasks, as the build does
+                if "flan_variant" in task.tags and name != m.task:
+                    continue  # a view of templates its task already has, as the build skips it
                 fmts = [f for f in (m.formats or config.formats or task.formats()) if f in task.formats()]
                 data = next((t for t in ("local", "hub", "missing") if t in task.tags), task.source_kind)
-                streams.append({"task": name, "submixture": canonical_submixture(m.submixture or default_submixture(task)),
+                streams.append({"task": name, "variant": ":" in name, "submixture": canonical_submixture(m.submixture or default_submixture(task)),
                                 "category": m.category or task.category, "formats": len(fmts), "data": data})
             if not names:
                 raise UserError(f"{where}.task: {m.task!r} matches no catalog task")
         else:
             kind = "file" if m.file else "mixture"
-            streams.append({"task": m.name or getattr(m, kind), "submixture": canonical_submixture(m.submixture or "custom"),
+            streams.append({"task": m.name or getattr(m, kind), "variant": False, "submixture": canonical_submixture(m.submixture or "custom"),
                             "category": m.category or "", "formats": 1, "data": kind})
     by_sub: dict[str, list[dict]] = defaultdict(list)
     for s in streams:
@@ -144,11 +154,18 @@ def _run_dry(a: argparse.Namespace) -> int:
     for name, members in by_sub.items():
         share = raw.get(name, 0.0) / total
         cap = config.caps.get(name, consts.caps.get(name, config.default_cap))
-        subs.append({"submixture": name, "tasks": len(members), "rate": f"{raw.get(name, 0.0):g}", "cap": cap or "-",
+        n_var = sum(1 for s in members if s["variant"])
+        data = {k: sum(1 for s in members if s["data"] == k) for k in ("local", "hub", "missing")}
+        subs.append({"submixture": name, "tasks": len(members) - n_var, "variants": n_var,
+                     "data local/hub/missing": "/".join(str(data[k]) for k in ("local", "hub", "missing")),
+                     "rate": f"{raw.get(name, 0.0):g}", "cap": cap or "-",
                      "expected_share": share})
         for s in members:
-            rows.append({**s, "expected_share": share / len(members)})
-    print(f"# {config.name}: planned composition ({len(streams)} tasks; no data read)\n")
+            rows.append({**{k: v for k, v in s.items() if k != "variant"}, "expected_share": share / len(members)})
+    n_var = sum(1 for s in streams if s["variant"])
+    # A task's variants (muffin/NAME:inverted, cot_NAME:inverted) are counted apart from the tasks.
+    print(f"# {config.name}: planned composition ({len(streams) - n_var} tasks + {n_var} variants; "
+          f"templates: {'flan/v2 from ' + config.flan_repo if config.flan_repo else 'flanlab'}; no data read)\n")
     sys.stdout.write(markdown_table(subs) + "\n")
     sys.stdout.write(markdown_table(sorted(rows, key=lambda r: -r["expected_share"]), limit=a.top or None))
     print("\nexpected_share: the submixture's renormalized rate split evenly over its tasks, as when every "

@@ -122,9 +122,10 @@ class NIv2Source:
 
 
 def find_niv2_repo(niv2_repo: str | Path | None = None, data_dir: str | Path | None = None) -> Path | None:
-    """The ``tasks/`` folder of a natural-instructions checkout: ``niv2_repo`` or
-    ``DATA_DIR/natural-instructions`` (None when neither exists)."""
-    for base in (niv2_repo, Path(data_dir) / "natural-instructions" if data_dir else None):
+    """The ``tasks/`` folder of a natural-instructions checkout: ``niv2_repo``, else
+    ``DATA_DIR/natural-instructions``, else ``DATA_DIR/niv2`` (None when none exists)."""
+    for base in (niv2_repo, Path(data_dir) / "natural-instructions" if data_dir else None,
+                 Path(data_dir) / "niv2" if data_dir else None):
         if base is None:
             continue
         base = Path(base)

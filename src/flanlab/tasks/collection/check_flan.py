@@ -1,0 +1,163 @@
+"""``flanlab tasks check-flan --flan-repo R``: every Flan 2022 task against a FLAN checkout.
+
+For each of the manifest's tasks: the flan/v2 template list it maps to (``flan/v2/utils.py``'s
+``t_name_to_flan_pattern_name``; T0-SF through ``constants_t0.T0_TRAIN_TASK_METADATA``), how many
+templates load per format, whether its data is local, on the hub or missing, which renderer it uses
+with the checkout (``flan/v2``: flan/v2's templates and assembly; ``flanlab``: ours) and how it
+differs from flan/v2. A template list that cannot be read is a load failure (non-zero exit).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections import Counter
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from flanlab.core.errors import UserError
+from flanlab.tasks.collection.collection import availability
+from flanlab.tasks.collection.cot import COT_KEYS
+from flanlab.tasks.collection.flan_render import FlanSpec
+from flanlab.tasks.collection.flan_repo import FlanRepo, _Eval, load_flan_repo
+from flanlab.tasks.collection.manifest import load_manifest
+from flanlab.tasks.collection.muffin import flan_fields, has_flan_inversions, muffin_datasets
+
+__all__ = ["check_flan", "summarize", "t0_task_types"]
+
+_DIALOG = ("qrecc", "task_master", "wiki_dialog")
+# flan/v2 utils.t_name_to_flan_pattern_name, for the Muffin names it rewrites.
+_PATTERN_NAMES = {"arc_challenge": "arc", "arc_easy": "arc", "anli_r1": "anli", "anli_r2": "anli",
+                  "anli_r3": "anli", "mnli_matched": "mnli", "mnli_mismatched": "mnli",
+                  "trivia_qa_wiki_missing": "trivia_qa"}
+
+
+@cache
+def t0_task_types(root: str) -> dict[str, str]:
+    """``{P3 subset: flan/v2 T0 task type}`` from the checkout's ``constants_t0.py`` (read as data)."""
+    path = Path(root) / "flan" / "v2" / "constants_t0.py"
+    if not path.is_file():
+        raise UserError(f"{path}: not found (the checkout has no T0 metadata)")
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "T0_TRAIN_TASK_METADATA":
+            try:
+                meta = _Eval({}, None, str(path))(node.value)
+            except ValueError as e:
+                raise UserError(f"{path}:{node.lineno}: T0_TRAIN_TASK_METADATA cannot be read as data ({e})") from None
+            return {k.split(":", 1)[-1]: str(v["task_type"]) for k, v in meta.items()}
+    raise UserError(f"{path}: no T0_TRAIN_TASK_METADATA")
+
+
+def _pattern_key(short: str) -> str:
+    if "para_crawl" in short:
+        return "para_crawl"
+    if "wmt16_translate" in short:
+        return "wmt16_translate"
+    if short.startswith(("dmcc_", "dr_repair")):  # the manifest drops flan/v2's "program_synthesis_"
+        return "program_synthesis_" + short
+    return _PATTERN_NAMES.get(short, short)
+
+
+def _counts(spec: FlanSpec) -> dict[str, int]:
+    return dict(Counter(f for t in spec.templates() for f in t.formats))
+
+
+def _row(task: Any, key: str, renderer: str, data: str, detail: str) -> dict[str, Any]:
+    return {"name": task.name, "collection": task.collection, "submixture": task.submixture, "flan_key": key,
+            "renderer": renderer, "data": data, "data_detail": detail, "formats": {}, "inverted": None,
+            "status": "ok", "differences": []}
+
+
+def check_flan(flan_repo: str | Path, data_dir: str | Path | None = None,
+               niv2_repo: str | Path | None = None) -> list[dict[str, Any]]:
+    """One row per Flan 2022 task (see the module docstring); nothing is downloaded."""
+    repo = load_flan_repo(flan_repo)
+    t0_types = t0_task_types(str(repo.root))
+    fields = flan_fields()
+    rows = []
+    for av in availability(data_dir, niv2_repo=niv2_repo):
+        t = av.task
+        short = t.short_name
+        renderer = "flanlab"
+        if t.collection == "muffin" and short in _DIALOG:
+            key = short
+        elif t.collection == "muffin":
+            key = fields[short].pattern if short in fields else _pattern_key(short)
+            renderer = "flan/v2" if short in fields else "flanlab"
+        elif t.collection == "t0sf":
+            key = t0_types.get(short, "")
+        elif t.collection == "niv2":
+            key = "natinst_v2"
+        else:
+            ours = "cot_" + short.removeprefix("cot_").removeprefix("stream_")
+            key = COT_KEYS.get(ours, ("", ""))[0]
+            renderer = "flan/v2" if key else "flanlab"
+        row = _row(t, key, renderer, av.status, av.detail)
+        try:
+            _fill(row, repo, t, short, key, flan_repo)
+        except UserError as e:
+            row["status"] = "error"
+            row["differences"].append(str(e).splitlines()[0])
+        rows.append(row)
+    return rows
+
+
+def _fill(row: dict[str, Any], repo: FlanRepo, t: Any, short: str, key: str, flan_repo: str | Path) -> None:
+    diffs = row["differences"]
+    if not key:
+        raise UserError(f"{t.name}: no flan/v2 template list is known for this task")
+    if t.collection == "muffin" and short in _DIALOG:
+        spec = FlanSpec(repo, key, key, options=False)
+        row["formats"] = _counts(spec)
+        diffs.append("rendered with flanlab's dialog templates; flan/v2's dialog templates and its "
+                     "randomized dialog formatting are read here but not used yet")
+        return
+    if t.collection == "muffin":
+        fields = flan_fields().get(short)
+        spec = FlanSpec(repo, key, short, options=bool(fields and fields.mapping.has_options()),
+                        unavailable=tuple(fields.unavailable) if fields else ())
+        row["formats"] = _counts(spec)
+        if fields is None:
+            diffs.append("no hub mapping in tasks/collection/data/muffin/datasets.yaml: no data to render")
+            return
+        row["inverted"] = has_flan_inversions(short, flan_repo) or "none in flan/v2"
+        for name, why in fields.unavailable.items():
+            diffs.append(f"templates reading {{{name}}} left out: {why}")
+        diffs.extend(fields.differences)
+        if short in muffin_datasets() and fields.hub_config:
+            diffs.append(f"rows from hub config {fields.hub_config!r}")
+        return
+    if t.collection == "t0sf":
+        spec = FlanSpec(repo, key, key, options=key == "t0_multiple_choice_separated_options")
+        row["formats"] = _counts(spec)
+        diffs.append("rendered as P3's own prompt (flanlab); flan/v2 wraps it in its T0 templates, read here")
+        return
+    if t.collection == "niv2":
+        spec = FlanSpec(repo, key, key, options=False)
+        row["formats"] = {**_counts(spec), "inline_fs": len(repo.inline_few_shot(key))}
+        diffs.append("rendered with flanlab's NIv2 templates; flan/v2's NIv2 templates are read here; its "
+                     "exemplar files (flan/v2/niv2_few_shot_data) are not in the checkout")
+        return
+    spec = FlanSpec(repo, key, key, options=False, cot=True)
+    inv = COT_KEYS["cot_" + short.removeprefix("cot_").removeprefix("stream_")][1]
+    row["formats"] = _counts(spec)
+    row["inverted"] = len(FlanSpec(repo, inv, inv, options=False, cot=True).templates())
+    if re.match(r"stream_(creak|ecqa|esnli|qasc|sensemaking)$", short):
+        diffs.append(f"the manifest calls it {short}; flan/v2's task is {key}")
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Totals per collection: tasks, template lists loaded, load errors, renderer, data status."""
+    out = []
+    for coll in dict.fromkeys(r["collection"] for r in rows):
+        rs = [r for r in rows if r["collection"] == coll]
+        data = Counter(r["data"] for r in rs)
+        out.append({"collection": coll, "tasks": len(rs),
+                    "templates loaded": sum(r["status"] == "ok" for r in rs),
+                    "load errors": sum(r["status"] == "error" for r in rs),
+                    "rendered by flan/v2": sum(r["renderer"] == "flan/v2" for r in rs),
+                    "data local/hub/missing": f"{data['local']}/{data['hub']}/{data['missing']}",
+                    "with differences": sum(bool(r["differences"]) for r in rs)})
+    return out
