@@ -21,7 +21,6 @@ from flanlab.tasks.collection.collection import availability
 from flanlab.tasks.collection.cot import COT_KEYS
 from flanlab.tasks.collection.flan_render import FlanSpec
 from flanlab.tasks.collection.flan_repo import FlanRepo, _Eval, load_flan_repo
-from flanlab.tasks.collection.manifest import load_manifest
 from flanlab.tasks.collection.muffin import flan_fields, has_flan_inversions, muffin_datasets
 
 __all__ = ["check_flan", "summarize", "t0_task_types"]
