@@ -415,6 +415,16 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
     return BuildResult(out, manifest, resumed_streams, resumed_shards)
 
 
+def _niv2_exemplar_source(flan_repo: str | None) -> str:
+    """Where NIv2 x-shot exemplars come from in this build (flan/v2's files are not public)."""
+    if not flan_repo:
+        return "the task's positive examples (flanlab's NIv2 templates)"
+    from flanlab.tasks.collection.niv2 import niv2_exemplars
+
+    return ("flan/v2 niv2_few_shot_data" if niv2_exemplars(flan_repo)
+            else "the task's positive examples (flan/v2/niv2_few_shot_data is not in the checkout)")
+
+
 def _manifest(config: MixtureConfig, plan: Plan, metas: dict[int, dict[str, Any]],
               shards: list[dict[str, Any]], fingerprint: str) -> dict[str, Any]:
     """Counts, shares, length statistics and shard hashes. Deterministic: no times, no worker count."""
@@ -459,6 +469,7 @@ def _manifest(config: MixtureConfig, plan: Plan, metas: dict[int, dict[str, Any]
         # Token budgets (inputs 2048, targets 512, exemplars plus query 1920) apply with a tokenizer.
         "budgets": "flan (tokenizer)" if config.tokenizer else "none (no tokenizer)",
         "templates": f"flan/v2 from {config.flan_repo}" if config.flan_repo else "flanlab",
+        "niv2_exemplars": _niv2_exemplar_source(config.flan_repo),
         "allow_heldout": config.allow_heldout,
         "submixtures": dict(sorted(subs.items(), key=lambda kv: -kv[1]["examples"])),
         "tasks": dict(sorted(tasks.items())),

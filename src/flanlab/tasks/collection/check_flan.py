@@ -9,44 +9,26 @@ differs from flan/v2. A template list that cannot be read is a load failure (non
 
 from __future__ import annotations
 
-import ast
 import re
 from collections import Counter
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from flanlab.core.errors import UserError
 from flanlab.tasks.collection.collection import availability
 from flanlab.tasks.collection.cot import COT_KEYS
-from flanlab.tasks.collection.flan_render import FlanSpec
-from flanlab.tasks.collection.flan_repo import FlanRepo, _Eval, load_flan_repo
+from flanlab.tasks.collection.flan_render import FlanSpec, NIv2FlanSpec
+from flanlab.tasks.collection.flan_repo import FlanRepo, load_flan_repo, t0_task_types
 from flanlab.tasks.collection.muffin import flan_fields, has_flan_inversions, muffin_datasets
+from flanlab.tasks.collection.niv2 import niv2_exemplars
 
-__all__ = ["check_flan", "summarize", "t0_task_types"]
+__all__ = ["check_flan", "summarize"]
 
 _DIALOG = ("qrecc", "task_master", "wiki_dialog")
 # flan/v2 utils.t_name_to_flan_pattern_name, for the Muffin names it rewrites.
 _PATTERN_NAMES = {"arc_challenge": "arc", "arc_easy": "arc", "anli_r1": "anli", "anli_r2": "anli",
                   "anli_r3": "anli", "mnli_matched": "mnli", "mnli_mismatched": "mnli",
                   "trivia_qa_wiki_missing": "trivia_qa"}
-
-
-@cache
-def t0_task_types(root: str) -> dict[str, str]:
-    """``{P3 subset: flan/v2 T0 task type}`` from the checkout's ``constants_t0.py`` (read as data)."""
-    path = Path(root) / "flan" / "v2" / "constants_t0.py"
-    if not path.is_file():
-        raise UserError(f"{path}: not found (the checkout has no T0 metadata)")
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "T0_TRAIN_TASK_METADATA":
-            try:
-                meta = _Eval({}, None, str(path))(node.value)
-            except ValueError as e:
-                raise UserError(f"{path}:{node.lineno}: T0_TRAIN_TASK_METADATA cannot be read as data ({e})") from None
-            return {k.split(":", 1)[-1]: str(v["task_type"]) for k, v in meta.items()}
-    raise UserError(f"{path}: no T0_TRAIN_TASK_METADATA")
 
 
 def _pattern_key(short: str) -> str:
@@ -87,8 +69,10 @@ def check_flan(flan_repo: str | Path, data_dir: str | Path | None = None,
             renderer = "flan/v2" if short in fields else "flanlab"
         elif t.collection == "t0sf":
             key = t0_types.get(short, "")
+            renderer = "flan/v2"
         elif t.collection == "niv2":
             key = "natinst_v2"
+            renderer = "flan/v2"
         else:
             ours = "cot_" + short.removeprefix("cot_").removeprefix("stream_")
             key = COT_KEYS.get(ours, ("", ""))[0]
@@ -131,13 +115,12 @@ def _fill(row: dict[str, Any], repo: FlanRepo, t: Any, short: str, key: str, fla
     if t.collection == "t0sf":
         spec = FlanSpec(repo, key, key, options=key == "t0_multiple_choice_separated_options")
         row["formats"] = _counts(spec)
-        diffs.append("rendered as P3's own prompt (flanlab); flan/v2 wraps it in its T0 templates, read here")
         return
     if t.collection == "niv2":
-        spec = FlanSpec(repo, key, key, options=False)
-        row["formats"] = {**_counts(spec), "inline_fs": len(repo.inline_few_shot(key))}
-        diffs.append("rendered with flanlab's NIv2 templates; flan/v2's NIv2 templates are read here; its "
-                     "exemplar files (flan/v2/niv2_few_shot_data) are not in the checkout")
+        row["formats"] = _counts(NIv2FlanSpec(repo, key, "tfds_natural_instructions", options=False))
+        if not niv2_exemplars(repo.root):
+            diffs.append("x-shot exemplars from the task's positive examples: flan/v2/niv2_few_shot_data is "
+                         "not in the checkout")
         return
     spec = FlanSpec(repo, key, key, options=False, cot=True)
     inv = COT_KEYS["cot_" + short.removeprefix("cot_").removeprefix("stream_")][1]

@@ -143,12 +143,12 @@ def collection_tasks(data_dir: str | Path | None = None, *, niv2_repo: str | Pat
                 tasks.append(muffin_task(short, data_dir=data_dir, inverted=inverted, category=t.category,
                                          flan_repo=flan_repo))
     for t in manifest.select(collections=["t0sf"]):
-        tasks.append(t0_task(t.short_name, data_dir=data_dir, category=t.category))
+        tasks.append(t0_task(t.short_name, data_dir=data_dir, category=t.category, flan_repo=flan_repo))
     tasks_dir = _niv2_repo(niv2_repo, data_dir)
     for t in manifest.select(collections=["niv2"]):
         path = tasks_dir / f"{t.short_name}.json" if tasks_dir is not None else None
         if path is not None and path.is_file():
-            tasks.append(niv2_task(path, category=t.category))
+            tasks.append(niv2_task(path, category=t.category, flan_repo=flan_repo))
         else:
             # Known to the catalog (plans, globs) but without data: iterating it says what is missing.
             why = (f"{t.short_name}.json not in {tasks_dir}" if tasks_dir is not None else

@@ -387,3 +387,68 @@ def flan_family(spec: FlanSpec, fields: Sequence[str], description: str = "") ->
     suffix = ":inverted" if spec.inverted else ""
     return FlanFamily(f"flan:{spec.key}{suffix}", templates, tuple(fields), spec.repo.file("templates.py"),
                       description or f"flan/v2 templates {spec.key}", (), spec)
+
+
+@dataclass(frozen=True)
+class NIv2FlanSpec(FlanSpec):
+    """flan/v2's NIv2 rendering (``tasks.py``: ``register_niv2_few_shot_task``; ``preprocessors``:
+    ``reformat_single_example``). zs_opt: ``PATTERNS["natinst_v2"]``; fs_opt: template-mix
+    (``INLINE_FS_PATTERNS``: the definition and one positive example with its explanation) or
+    x-shot (``FEWSHOT_PATTERNS``: two exemplars before the query, the definition in front).
+    NIv2 has no no-options formats in flan/v2's mixtures. Exemplars come from ``exemplars`` (flan/v2's
+    ``niv2_few_shot_data`` files when the checkout has them) else the task's positive examples."""
+
+    exemplars: tuple[tuple[str, str], ...] | None = None
+
+    def templates(self) -> tuple[Template, ...]:
+        out = []
+        groups = [("", self.repo.zero_shot(self.key), lambda p: (p.inputs, p.targets)),
+                  ("inline:", self.repo.inline_few_shot(self.key), lambda p: (p.inputs, p.targets)),
+                  ("fs:", self.repo.few_shot(self.key, True),
+                   lambda p: (p.combined_inputs_w_target_prefix, p.combined_targets_wo_target_prefix))]
+        fmts = {"": ("zs_opt",), "inline:": ("fs_opt",), "fs:": ("fs_opt",)}
+        for prefix, patterns, texts in groups:
+            for i, p in enumerate(patterns):
+                a, b = texts(p)
+                try:
+                    jin, _ = format_to_jinja(a)
+                    jtg, _ = format_to_jinja(b)
+                except FlanRepoError as e:
+                    raise FlanRepoError(f"{p.where}: {self.key} template {i}: {e}") from None
+                out.append(Template(id=f"flan:{self.key}:{prefix}{i}", inputs=jin, targets=jtg, formats=fmts[prefix],
+                                    cot_trigger=False))
+        return tuple(out)
+
+    @staticmethod
+    def fields(ex: Mapping[str, Any]) -> dict[str, Any]:
+        """flan/v2's NIv2 fields of one of our NIv2 examples (``lookup_posex_fn``: the task's first
+        positive example, empty strings when it has none)."""
+        pos = (ex.get("positives") or [{}])[0]
+        return {**ex, "Definition": ex["definition"], "ex_input": pos.get("input", ""),
+                "ex_output": pos.get("output", ""), "ex_explanation": pos.get("explanation", "")}
+
+    def _zero_shot(self, fmt, ex, rng, option_styles, where):
+        i, p = rng.choice(list(enumerate(self.repo.zero_shot(self.key))))
+        ctx = self.fields(ex)
+        return f"flan:{self.key}:{i}", fill(p.inputs, ctx, where), fill(p.targets, ctx, where)
+
+    def _few_shot(self, task, fmt, ex, fp, pool, rng, mix_sep, counter, max_len, where, drop_unfit=True):
+        ctx = self.fields(ex)
+        cases = self.repo.num_cases.get(self.t_name, {})
+        w_mix, w_x = cases.get("five_shot", 1), cases.get("x_shot", 1)
+        if rng.random() * (w_mix + w_x) < w_mix:
+            i, p = rng.choice(list(enumerate(self.repo.inline_few_shot(self.key))))
+            return f"flan:{self.key}:inline:{i}", fill(p.inputs, ctx, where), fill(p.targets, ctx, where), ["inline"]
+        i, p = rng.choice(list(enumerate(self.repo.few_shot(self.key, True))))
+        source = list(self.exemplars) if self.exemplars else [(x["input"], x["output"]) for x in ex.get("positives", [])]
+        picks = rng.sample(range(len(source)), min(2, len(source)))
+        if not picks and drop_unfit:
+            return None
+        inputs_pattern, targets_pattern = p.combined_inputs_w_target_prefix, p.combined_targets_wo_target_prefix
+        shots = "".join(fill(inputs_pattern + targets_pattern, {"input": source[j][0], "output": source[j][1]}, where)
+                        for j in picks)
+        inputs_with_ex = (shots + fill(inputs_pattern, ctx, where)).rstrip(" ")
+        outer = p.input_pattern.replace("{{Definition}}", "{Definition}").replace("{{inputs}}", "{inputs_with_ex}")
+        inputs = fill(outer, {**ctx, "inputs_with_ex": inputs_with_ex, "final_suffix": ""}, where)
+        return (f"flan:{self.key}:fs:{i}", inputs, fill(targets_pattern, ctx, where),
+                [f"positive {j}" for j in picks])

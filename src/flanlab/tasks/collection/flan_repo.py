@@ -35,6 +35,7 @@ __all__ = [
     "format_to_jinja",
     "load_flan_repo",
     "placeholders",
+    "t0_task_types",
     "templates_path",
 ]
 
@@ -458,3 +459,20 @@ def format_to_jinja(text: str) -> tuple[str, set[str]]:
             used.add(name)
         out.append("{{ " + name + " }}")
     return "".join(out), used
+
+
+@cache
+def t0_task_types(root: str) -> dict[str, str]:
+    """``{P3 subset: flan/v2 T0 task type}`` from the checkout's ``constants_t0.py`` (read as data)."""
+    path = Path(root) / "flan" / "v2" / "constants_t0.py"
+    if not path.is_file():
+        raise FlanRepoError(f"{path}: not found (the checkout has no T0 metadata)")
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "T0_TRAIN_TASK_METADATA":
+            try:
+                meta = _Eval({}, None, str(path))(node.value)
+            except ValueError as e:
+                raise FlanRepoError(f"{path}:{node.lineno}: T0_TRAIN_TASK_METADATA cannot be read as data ({e})") from None
+            return {k.split(":", 1)[-1]: str(v["task_type"]) for k, v in meta.items()}
+    raise FlanRepoError(f"{path}: no T0_TRAIN_TASK_METADATA")
