@@ -64,6 +64,7 @@ def check_flan(flan_repo: str | Path, data_dir: str | Path | None = None,
         renderer = "flanlab"
         if t.collection == "muffin" and short in _DIALOG:
             key = short
+            renderer = "flan/v2"
         elif t.collection == "muffin":
             key = fields[short].pattern if short in fields else _pattern_key(short)
             renderer = "flan/v2" if short in fields else "flanlab"
@@ -92,10 +93,11 @@ def _fill(row: dict[str, Any], repo: FlanRepo, t: Any, short: str, key: str, fla
     if not key:
         raise UserError(f"{t.name}: no flan/v2 template list is known for this task")
     if t.collection == "muffin" and short in _DIALOG:
-        spec = FlanSpec(repo, key, key, options=False)
-        row["formats"] = _counts(spec)
-        diffs.append("rendered with flanlab's dialog templates; flan/v2's dialog templates and its "
-                     "randomized dialog formatting are read here but not used yet")
+        row["formats"] = _counts(FlanSpec(repo, key, key, options=False, dialog=True))
+        inv = f"{key}_input_inversion"
+        row["inverted"] = len(FlanSpec(repo, inv, inv, options=False, dialog=True).templates())
+        diffs.append("turns come from our dialog adapters (wiki_dialog, qrecc, taskmaster shapes), not "
+                     "flan/v2's TFDS preprocessors")
         return
     if t.collection == "muffin":
         fields = flan_fields().get(short)

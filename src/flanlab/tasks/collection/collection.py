@@ -133,7 +133,8 @@ def collection_tasks(data_dir: str | Path | None = None, *, niv2_repo: str | Pat
         if short in _DIALOG:
             if local_files(data_dir, short) or short in DIALOG_HUB:
                 for inverted in (False, True):
-                    tasks.append(dialog_task(short, data_dir=data_dir, inverted=inverted, category=t.category))
+                    tasks.append(dialog_task(short, data_dir=data_dir, inverted=inverted, category=t.category,
+                                             flan_repo=flan_repo))
         elif short in muffin_datasets():
             # With a FLAN checkout, muffin/NAME holds flan/v2's inversions among its templates (as
             # flan/v2 does); muffin/NAME:inverted is then a view of those alone, tagged flan_variant

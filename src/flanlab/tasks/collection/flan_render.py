@@ -60,8 +60,10 @@ __all__ = [
 
 log = get_logger("tasks.flan")
 
-# flan/v2 preprocessors.format_options (the deterministic style): a header, then "- " items.
+# flan/v2 preprocessors.format_options (the deterministic style): a header, then "- " items;
+# format_dialog likewise for dialog turns, ending with the marker of the turn to predict.
 FLAN_OPTIONS = ("OPTIONS:\n- ", "\n- ")
+FLAN_DIALOG = ("DIALOG:\n", "\n- ", "\n- ")
 # flan/v2 tasks.py: template-mix tasks take 5 exemplars and one separator per task from these;
 # x-shot tasks draw 25 exemplars (about 2.5 share the query's template among 10).
 MIX_SHOTS = 5
@@ -100,11 +102,12 @@ class OptionDraw:
     ends: int
 
     @staticmethod
-    def random(repo: FlanRepo, rng: random.Random) -> OptionDraw:
-        """A style drawn uniformly, each part independently (as ``_random_draw`` does)."""
-        return OptionDraw(rng.randrange(len(repo.candidate("OPT_START_STRING_CANDIDATES"))),
-                          rng.randrange(len(repo.candidate("OPT_ITEM_NAME_CANDIDATES"))),
-                          rng.randrange(len(repo.candidate("OPT_ITEM_END_STR_CANDIDATES"))))
+    def random(repo: FlanRepo, rng: random.Random, kind: str = "OPT") -> OptionDraw:
+        """A style drawn uniformly, each part independently (as ``_random_draw`` does); ``kind``
+        ``OPT`` (answer options) or ``DIALOG`` (dialog turns)."""
+        return OptionDraw(rng.randrange(len(repo.candidate(f"{kind}_START_STRING_CANDIDATES"))),
+                          rng.randrange(len(repo.candidate(f"{kind}_ITEM_NAME_CANDIDATES"))),
+                          rng.randrange(len(repo.candidate(f"{kind}_ITEM_END_STR_CANDIDATES"))))
 
 
 def format_options(repo: FlanRepo, options: Sequence[str], answer: str,
@@ -127,6 +130,21 @@ def format_options(repo: FlanRepo, options: Sequence[str], answer: str,
     if matches and len(set(stripped)) == len(stripped):
         answer = stripped[matches[0]]
     return text, answer
+
+
+def format_dialog(repo: FlanRepo, turns: Sequence[str], draw: OptionDraw | None) -> str:
+    """``dialog_`` as flan/v2 writes it: ``format_dialog`` without a draw, else
+    ``format_dialog_non_deterministic`` (the item name of the turn to predict ends it)."""
+    turns = [str(t) for t in turns]
+    if draw is None:
+        head, sep, tail = FLAN_DIALOG
+        return head + sep.join(turns) + tail
+    start = repo.candidate("DIALOG_START_STRING_CANDIDATES")[draw.start]
+    names = repo.candidate("DIALOG_ITEM_NAME_CANDIDATES")[draw.items]
+    ends = repo.candidate("DIALOG_ITEM_END_STR_CANDIDATES")[draw.ends]
+    if len(turns) >= min(len(names), len(ends)):
+        raise UserError(f"{len(turns)} dialog turns: flan/v2's dialog styles support fewer than {len(names)}")
+    return start + "".join(n + t + e for n, t, e in zip(names, turns, ends, strict=False)) + names[len(turns)]
 
 
 def assemble_fewshot(query: tuple[str, str], shots: Sequence[tuple[str, str]], *, inputs_prefix: str = "",
@@ -161,6 +179,7 @@ class FlanSpec:
     t_name: str
     options: bool
     cot: bool = False
+    dialog: bool = False
     inverted: bool | None = None
     unavailable: tuple[str, ...] = ()
 
@@ -207,11 +226,11 @@ class FlanSpec:
         kind = "inversion" if self.inverted else "cot" if self.cot else "standard"
         zs, fs = ("zs_cot",) if self.cot else ("zs_opt",), ("fs_cot",) if self.cot else ("fs_opt",)
         groups: list[tuple[str, tuple[str, ...], list[tuple[int, Any]]]] = [("", zs, self.zero_shot())]
-        if not self.cot:
+        if not (self.cot or self.dialog):  # flan/v2 mixes no no-options variant of CoT or dialog
             groups.append(("noopt:", ("zs_noopt",), self.no_options()))
         if self.has_fewshot():
             groups.append(("fs:", fs, self.few_shot(True)))
-            if not self.cot:
+            if not (self.cot or self.dialog):
                 groups.append(("fs_noopt:", ("fs_noopt",), self.few_shot(False)))
         out = []
         for prefix, fmts, patterns in groups:
@@ -276,6 +295,9 @@ class FlanSpec:
 
     def _options(self, ex: Mapping[str, Any], draw: OptionDraw | None) -> dict[str, Any]:
         ctx = dict(ex)
+        if self.dialog:
+            ctx["dialog_"] = format_dialog(self.repo, ex["turns"], draw)
+            return ctx
         if self.options and "options" in ex:
             ctx["options_"], ctx["answer"] = format_options(self.repo, ex["options"], str(ex["answer"]), draw)
         return ctx
@@ -295,7 +317,8 @@ class FlanSpec:
                    where: str) -> tuple[str, str, str]:
         noopt = fmt == "zs_noopt"
         i, _ = rng.choice(self.no_options() if noopt else self.zero_shot())
-        draw = OptionDraw.random(self.repo, rng) if option_styles == "random" and not noopt else None
+        kind = "DIALOG" if self.dialog else "OPT"
+        draw = OptionDraw.random(self.repo, rng, kind) if option_styles == "random" and not noopt else None
         inputs, targets = self.zero_shot_one(fmt, i, ex, draw, where)
         return f"flan:{self.key}:{'noopt:' if noopt else ''}{i}", inputs, targets
 
