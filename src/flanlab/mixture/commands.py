@@ -95,6 +95,23 @@ def _run_build(a: argparse.Namespace) -> int:
     return 0
 
 
+def _data_status(task) -> str:
+    """``local``, ``hub`` or ``missing``: the task's tag, else what its source is (files found or not,
+    a hub dataset, a source that only says what is missing), without reading any data."""
+    tagged = next((t for t in ("local", "hub", "missing") if t in task.tags), None)
+    if tagged:
+        return tagged
+    source = getattr(task.source, "inner", task.source)
+    files = getattr(source, "files", None)
+    if isinstance(files, dict):
+        from pathlib import Path
+
+        return "local" if files and all(Path(p).is_file() for p in files.values()) else "missing"
+    if type(source).__name__ == "HFSource":
+        return "hub"
+    return "missing" if type(source).__name__.startswith("_Missing") else "local"
+
+
 def _with_flan_repo(config, a: argparse.Namespace):
     """The config with ``--flan-repo`` applied (the flag wins over the config's ``flan_repo``)."""
     return config.model_copy(update={"flan_repo": a.flan_repo}) if a.flan_repo else config
@@ -134,7 +151,7 @@ def _run_dry(a: argparse.Namespace) -> int:
                 if "flan_variant" in task.tags and name != m.task:
                     continue  # a view of templates its task already has, as the build skips it
                 fmts = [f for f in (m.formats or config.formats or task.formats()) if f in task.formats()]
-                data = next((t for t in ("local", "hub", "missing") if t in task.tags), task.source_kind)
+                data = _data_status(task)
                 streams.append({"task": name, "variant": ":" in name, "submixture": canonical_submixture(m.submixture or default_submixture(task)),
                                 "category": m.category or task.category, "formats": len(fmts), "data": data})
             if not names:
