@@ -261,3 +261,152 @@ def test_an_unreadable_template_is_an_error_naming_the_entry_and_line(tmp_path):
         muffin_task("rte", flan_repo=tmp_path, source=MemorySource({"train": []}), category="x")
     # Other datasets still load from the same checkout.
     assert muffin_task("cb", flan_repo=tmp_path, source=MemorySource({"train": []}), category="x")
+
+
+def test_cot_targets_are_phrased_per_flan_v2_template_without_a_zero_shot_trigger():
+    from flanlab.tasks.catalog import build_catalog
+    from flanlab.tasks.collection.cot import COT_KEYS
+
+    tables = expected_tables()
+    reg = build_catalog(None, bigbench=False, flan_repo=FLAN)
+    ex = {"question": "What is 2 + 3?", "answer": "5", "chain_of_thought": "2 plus 3 makes 5."}
+    checked = 0
+    for ours, (key, inv_key) in COT_KEYS.items():
+        task = reg.get(ours)
+        assert task.formats() == ["zs_cot", "fs_cot"]
+        flan = task.family.flan
+        for i, (inputs, targets) in enumerate(tables["PATTERNS"][key]):
+            got = flan.zero_shot_one("zs_cot", i, ex)
+            assert got == (inputs.format(**ex), targets.format(**ex)), (ours, i)
+            assert "Let's think step by step." not in got[0]
+            checked += 1
+        inverted = reg.get(f"{ours}:inverted")
+        assert inverted.source_kind == "flan_cot_ii" and inverted.family.flan.key == inv_key
+    assert checked == 100  # every PATTERNS template of the 9 CoT datasets (esnli has 20)
+    phrasings = {t.format(**ex).removeprefix(ex["chain_of_thought"]) for _, t in tables["PATTERNS"]["cot_gsm8k"]}
+    assert len(phrasings) == 10  # ten ways of giving the answer, not one "The answer is ..."
+
+
+def test_t0_sf_is_wrapped_in_flan_v2_t0_templates():
+    from flanlab.tasks.collection.flan_repo import t0_task_types
+    from flanlab.tasks.collection.t0 import t0_task
+
+    tables = expected_tables()
+    types = t0_task_types(str(FLAN))
+    qa = next(k for k, v in types.items() if v == "t0_question_answer")
+    mc = next(k for k, v in types.items() if v == "t0_multiple_choice_separated_options")
+    row = {"inputs_pretokenized": "Line one\nLine two?", "targets_pretokenized": " yes\n", "answer_choices": ["yes", "no"]}
+    task = t0_task(qa, source=MemorySource({"train": [row] * 3}), flan_repo=FLAN)
+    ex = next(task.examples())
+    assert ex == {"question": "Line one Line two?", "answer": "yes"}  # flan/v2 preprocessors.t0
+    for i, (inputs, targets) in enumerate(tables["PATTERNS"]["t0_question_answer"]):
+        assert task.family.flan.zero_shot_one("zs_opt", i, ex) == (inputs.format(**ex), targets.format(**ex))
+    task = t0_task(mc, source=MemorySource({"train": [row] * 3}), flan_repo=FLAN)
+    ex = next(task.examples())
+    options_ = "OPTIONS:\n- yes\n- no"
+    for i, (inputs, targets) in enumerate(tables["PATTERNS"]["t0_multiple_choice_separated_options"]):
+        want = (inputs.format(**ex, options_=options_), targets.format(**ex))
+        assert task.family.flan.zero_shot_one("zs_opt", i, ex) == want
+
+
+def test_niv2_renders_flan_v2_zero_shot_inline_and_x_shot_layouts(tmp_path):
+    import json
+
+    from flanlab.tasks.collection.niv2 import niv2_task
+
+    tables = expected_tables()
+    path = tmp_path / "task999_toy.json"
+    path.write_text(json.dumps({
+        "Definition": ["Return the capital."],
+        "Positive Examples": [{"input": "France", "output": "Paris", "explanation": "Paris is its capital."},
+                              {"input": "Italy", "output": "Rome", "explanation": "Rome is."}],
+        "Negative Examples": [],
+        "Instances": [{"id": str(i), "input": f"Country {i}", "output": [f"City {i}"]} for i in range(20)]}))
+    task = niv2_task(path, flan_repo=FLAN)
+    assert task.formats() == ["zs_opt", "fs_opt"]  # flan/v2 mixes no NIv2 no-options variant
+    base = {"Definition": "Return the capital.", "input": "Country 0", "output": "City 0"}
+    zs = {r.template_id: r for r in render(task, "zs_opt", seed=0)}
+    for tid, r in zs.items():
+        i = int(tid.rsplit(":", 1)[1])
+        inputs, targets = tables["PATTERNS"]["natinst_v2"][i]
+        k = r.index
+        ctx = {**base, "input": f"Country {k}", "output": f"City {k}"}
+        assert (r.inputs, r.targets) == (inputs.format(**ctx), targets.format(**ctx))
+    inline = {p[0]: p for p in []}
+    for node in _module("templates.py").body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "INLINE_FS_PATTERNS":
+            inline = ast.literal_eval(node.value)["natinst_v2"]
+    defaults = dict(inputs_prefix="", targets_prefix="", x_y_delimiter="\n\n", example_separator="\n\n\n")
+    seen = set()
+    for r in render(task, "fs_opt", seed=1):
+        ctx = {**base, "input": f"Country {r.index}", "output": f"City {r.index}", "ex_input": "France",
+               "ex_output": "Paris", "ex_explanation": "Paris is its capital."}
+        kind, i = r.template_id.split(":")[2], int(r.template_id.rsplit(":", 1)[1])
+        if kind == "inline":
+            assert (r.inputs, r.targets) == (inline[i][0].format(**ctx), inline[i][1].format(**ctx))
+        else:  # preprocessors.reformat_single_example with two exemplars
+            p = {**defaults, **tables["FEWSHOT"]["natinst_v2"][i]}
+            ip = p["inputs_prefix"] + p["inputs"] + p["x_y_delimiter"] + p["targets_prefix"]
+            tp = p["targets"] + p["example_separator"]
+            pairs = sorted((r.inputs.index(x), x, y) for x, y in [("France", "Paris"), ("Italy", "Rome")])
+            shots = "".join((ip + tp).format(input=x, output=y) for _, x, y in pairs)
+            body = (shots + ip.format(**ctx)).rstrip(" ")
+            outer = p["input_pattern"].replace("{{Definition}}", "{Definition}").replace("{{inputs}}", "{x}")
+            assert r.inputs == outer.format(Definition=ctx["Definition"], x=body, final_suffix="")
+            assert r.targets == tp.format(**ctx)
+        seen.add(kind)
+    assert seen == {"inline", "fs"}
+
+
+def test_dialog_turns_are_formatted_as_flan_v2_formats_them():
+    from flanlab.tasks.collection.dialog import dialog_task
+    from flanlab.tasks.collection.flan_render import format_dialog
+
+    repo = load_flan_repo(FLAN)
+    turns = ["Hi", "Hello", "What time is it?"]
+    assert format_dialog(repo, turns, None) == "DIALOG:\nHi\n- Hello\n- What time is it?\n- "
+    starts = repo.candidate("DIALOG_START_STRING_CANDIDATES")
+    assert "CONVERSATION:Conversation:" in starts  # flan/v2's missing comma, kept as flan/v2 has it
+    names = repo.candidate("DIALOG_ITEM_NAME_CANDIDATES")
+    p1 = next(i for i, n in enumerate(names) if n[0] == "\nP1: ")
+    text = format_dialog(repo, turns, OptionDraw(starts.index("Phone call:"), p1, 1))
+    assert text == "Phone call:\nP1: Hi;\nP2: Hello;\nP1: What time is it?;\nP2: "
+    rows = [{"Context": ["Hi", "Hello"], "Question": "Time?", "Answer": "Noon."}] * 4
+    task = dialog_task("qrecc", source=MemorySource({"train": rows}), flan_repo=FLAN)
+    assert task.formats() == ["zs_opt", "fs_opt"]
+    tables = expected_tables()
+    ex = next(task.examples())
+    for i, (inputs, targets) in enumerate(tables["PATTERNS"]["predict_next_turn_dialog"]):
+        ctx = {**ex, "dialog_": "DIALOG:\nHi\n- Hello\n- Time?\n- "}
+        assert task.family.flan.zero_shot_one("zs_opt", i, ex) == (inputs.format(**ctx), targets.format(**ctx))
+
+
+def test_check_flan_loads_every_family_of_the_collection(capsys):
+    import json
+
+    from flanlab.cli import main
+
+    assert main(["tasks", "check-flan", "--flan-repo", str(FLAN), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    totals = {t["collection"]: t for t in report["totals"]}
+    assert set(totals) == {"muffin", "t0sf", "niv2", "cot"}
+    assert sum(t["tasks"] for t in totals.values()) == 1836
+    assert all(t["load errors"] == 0 and t["templates loaded"] == t["tasks"] for t in totals.values())
+    rows = {r["name"]: r for r in report["tasks"]}
+    assert rows["muffin/rte"]["formats"] == {"zs_opt": 10, "zs_noopt": 10, "fs_opt": 10, "fs_noopt": 10}
+    assert rows["muffin/wiki_dialog"]["renderer"] == "flan/v2"
+    assert rows["cot/cot_gsm8k"]["flan_key"] == "cot_gsm8k"
+
+
+def test_check_flan_exits_non_zero_on_a_load_failure(tmp_path, capsys):
+    from flanlab.cli import main
+
+    v2 = tmp_path / "flan" / "v2"
+    v2.mkdir(parents=True)
+    for f in (FLAN / "flan" / "v2").glob("*.py"):
+        (v2 / f.name).write_text(f.read_text())
+    text = (v2 / "templates.py").read_text()
+    (v2 / "templates.py").write_text(text.replace('"rte": [\n', '"rte": [\n        make_pattern(),\n', 1))
+    assert main(["tasks", "check-flan", "--flan-repo", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "LOAD ERROR" in out and "PATTERNS['rte'] template 0 cannot be read" in out
