@@ -111,3 +111,26 @@ def test_built_mixture_respects_the_budget_and_flan_v2_inversion_share(tmp_path,
     want = want_num / len(rows)
     assert abs(got - want) < 0.02, (got, want)
     assert "muffin/rte:inverted" not in manifest["tasks"]  # the view is never mixed twice
+
+
+def test_dry_run_counts_tasks_and_variants_apart_and_says_where_data_is(tmp_path, capsys):
+    from flanlab.cli import main
+
+    data = _data(tmp_path / "data")
+    cfg = tmp_path / "dry.yaml"
+    cfg.write_text("# flanlab mix dry.yaml --dry-run\nkind: mixture\nname: dry\nmembers:\n"
+                   "  - {task: 'muffin/*'}\n  - {task: 'cot_*'}\n")
+    assert main(["mix", str(cfg), "--dry-run", "--top", "0", "--data-dir", str(data)]) == 0
+    ours = capsys.readouterr().out
+    # 52 hub-mapped Muffin datasets, qrecc (the one dialog on the hub) and the 9 CoT tasks; their
+    # :inverted variants are counted apart.
+    assert "(62 tasks + 53 variants; templates: flanlab" in ours
+    assert main(["mix", str(cfg), "--dry-run", "--top", "0", "--data-dir", str(data), "--flan-repo", str(FLAN)]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("# dry"))
+    assert "templates: flan/v2 from" in header
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| muffin/")
+            or line.startswith("| cot_")}
+    assert "muffin/rte:inverted" not in rows  # a view of muffin/rte's own inversions: not mixed twice
+    assert "| local |" in rows["muffin/rte"] and "| hub |" in rows["muffin/cb"]
+    assert "cot_ii" in rows["cot_gsm8k:inverted"]

@@ -28,8 +28,13 @@ def shares_by(mixture, key):
 
 def test_flan2022_constants_from_package_data():
     c = flan2022()
-    assert c.rates == {"flan2021": 0.4, "t0": 0.32, "niv2": 0.2, "cot": 0.05, "dialog": 0.03}
-    assert c.caps == {"flan2021": 30000, "t0": 20000, "niv2": 5000, "cot": 100000, "dialog": 200000}
+    assert c.rates == {"flan2021": 0.4, "t0": 0.32, "niv2": 0.2, "cot": 0.05, "dialog": 0.03,
+                       "cot_ii": 0.015, "dialog_ii": 0.009, "bigbench": 0.2}
+    assert c.caps == {"flan2021": 30000, "t0": 20000, "niv2": 5000, "cot": 100000, "dialog": 200000,
+                      "cot_ii": 100000, "dialog_ii": 200000, "bigbench": 5000}
+    # The inversion submixtures at 0.3 of their parent's rate (flan/v2 mixtures.py); BIG-bench apart.
+    assert c.rates["cot_ii"] == pytest.approx(0.3 * c.rates["cot"])
+    assert c.source_kinds["bigbench"] == "bigbench" and c.source_kinds["flan_cot_ii"] == "cot_ii"
     assert canonical_submixture("Muffin") == "flan2021" and canonical_submixture("T0-SF") == "t0"
 
 
