@@ -23,7 +23,7 @@ def _data(root: Path) -> Path:
     """Local Muffin rows (the hub's schema) for rte and WMT16 de-en; a few rte premises are far over
     the 2,048-token input budget."""
     rng = random.Random(0)
-    words = "alpha beta gamma delta river hill stone cloud".split()
+    words = ["alpha", "beta", "gamma", "delta", "river", "hill", "stone", "cloud"]
 
     def text(n: int) -> str:
         return " ".join(rng.choice(words) for _ in range(n))
