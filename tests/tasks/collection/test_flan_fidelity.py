@@ -178,11 +178,16 @@ def test_few_shot_strings_equal_flan_v2_assembly_for_a_fixed_template_and_exempl
         for k, ex in enumerate(exs):
             for f in spec.mapping.fields:
                 ex[f] = f"{ex[f]} #{k}"
-        for i, raw in enumerate(tables["FEWSHOT"][spec.pattern][:3]):
+        for i, (raw, options) in enumerate((r, o) for o in (True, False) for r in tables["FEWSHOT"][spec.pattern]):
             p = {**defaults, **raw}
+            if not options:  # flan/v2's FEWSHOT_PATTERNS_NO_OPTIONS: the options placeholder removed
+                for old in ("\n\n{options_}", "\n{options_}", " | {options_}", " {options_}", " ({options_})",
+                            "{options_}", "\n\n{options_str}", "\n{options_str}"):
+                    p["inputs"] = p["inputs"].replace(old, "")
             if _placeholders(p["inputs"], p["targets"]) & set(spec.unavailable):
                 continue
-            ours = repo_patterns[i]
+            n = len(tables["FEWSHOT"][spec.pattern])
+            ours = (repo_patterns if options else load_flan_repo(FLAN).few_shot(spec.pattern, False))[i % n]
             ctxs = [{**e, "options_": "OPTIONS:\n- " + "\n- ".join(e["options"]) if "options" in e else ""}
                     for e in exs]
             pairs = [(p["inputs"].format(**c), p["targets"].format(**c)) for c in ctxs]
@@ -194,7 +199,34 @@ def test_few_shot_strings_equal_flan_v2_assembly_for_a_fixed_template_and_exempl
                                    input_pattern=ours.input_pattern)
             assert got == _seqio(pairs[0], pairs[1:], p), (name, i)
             checked += 1
-    assert checked > 150
+    assert checked == 1028  # every FEWSHOT_PATTERNS template, with and without options (52 datasets)
+
+
+def test_zero_shot_with_a_random_option_style_equals_str_format_with_that_style():
+    repo = load_flan_repo(FLAN)
+    tables = expected_tables()
+    rng = random.Random(5)
+    checked = 0
+    for name in muffin_datasets():
+        spec = flan_fields()[name]
+        if not spec.mapping.has_options():
+            continue
+        flan = _task(name).family.flan
+        ex = _example(name)
+        for i, (inputs, targets) in enumerate(tables["PATTERNS"][spec.pattern]):
+            if _placeholders(inputs, targets) & set(spec.unavailable):
+                continue
+            draw = OptionDraw.random(repo, rng)
+            names = repo.candidate("OPT_ITEM_NAME_CANDIDATES")[draw.items]
+            ends = repo.candidate("OPT_ITEM_END_STR_CANDIDATES")[draw.ends]
+            options_ = repo.candidate("OPT_START_STRING_CANDIDATES")[draw.start] + "".join(
+                names[k] + o + ends[k] for k, o in enumerate(ex["options"]))
+            labels = [n.strip() for n in names[: len(ex["options"])]]
+            answer = labels[ex["options"].index(ex["answer"])] if len(set(labels)) == len(labels) else ex["answer"]
+            ctx = {**ex, "options_": options_, "answer": answer}
+            assert flan.zero_shot_one("zs_opt", i, ex, draw) == (inputs.format(**ctx), targets.format(**ctx))
+            checked += 1
+    assert checked > 300
 
 
 def test_x_shot_and_template_mix_render_through_the_task():
