@@ -226,7 +226,7 @@ def test_zero_shot_with_a_random_option_style_equals_str_format_with_that_style(
             ctx = {**ex, "options_": options_, "answer": answer}
             assert flan.zero_shot_one("zs_opt", i, ex, draw) == (inputs.format(**ctx), targets.format(**ctx))
             checked += 1
-    assert checked == 285  # every PATTERNS template of the 29 datasets with answer options
+    assert checked == 285  # every PATTERNS template of the datasets with answer options
 
 
 def test_x_shot_and_template_mix_render_through_the_task():
