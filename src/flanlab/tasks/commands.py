@@ -121,7 +121,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="default: the task's first format")
     show.add_argument("--n", type=int, default=3, help="how many examples (default 3)")
     show.add_argument("--split", default="train")
-    show.add_argument("--shots", type=int, default=3, help="exemplars in few-shot formats (default 3)")
+    show.add_argument("--shots", type=int, default=3,
+                      help="exemplars in few-shot formats (default 3; with --flan-repo flan/v2 decides)")
     show.add_argument("--option-styles", choices=["random", "flan"], default="random",
                       help="randomized Flan option styles, or always 'OPTIONS:\\n- ...'")
     show.add_argument("--tokenizer", default=None, help="prune to the Flan token budgets with this tokenizer")
