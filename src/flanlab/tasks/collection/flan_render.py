@@ -341,7 +341,11 @@ class FlanSpec:
         prefix = "fs:" if options else "fs_noopt:"
         patterns = self.few_shot(options)
         mode = self._fewshot_mode(fmt, rng)
-        candidates = [j for j in range(len(pool))]
+        candidates = range(len(pool))  # sampled lazily: pools reach tens of thousands
+        # Fingerprints of the pool, computed once per task object (exemplars are never the query).
+        fps = task._pool.get("fingerprints")
+        if fps is None or len(fps) != len(pool):
+            fps = task._pool["fingerprints"] = [fingerprint(x) for x in pool]
         ctx = self._options(ex, None)
         spot = f"{where}: {self.key}"
         if mode == "mix":
@@ -349,7 +353,7 @@ class FlanSpec:
             qi, qp = rng.choice(mix)
             query = (fill(qp.combined_inputs_w_target_prefix, ctx, spot), fill(qp.targets, ctx, spot))
             picks = [j for j in rng.sample(candidates, min(len(candidates), MIX_SHOTS + 1))
-                     if fingerprint(pool[j]) != fp][:MIX_SHOTS]
+                     if fps[j] != fp][:MIX_SHOTS]
             shots = []
             for j in picks:
                 _, sp = rng.choice(mix)
@@ -365,7 +369,7 @@ class FlanSpec:
             picks = []
             for _ in range(_MAX_REDRAWS):
                 draws = [j for j in rng.sample(candidates, min(len(candidates), X_SHOT_DRAWS + 1))
-                         if fingerprint(pool[j]) != fp][:X_SHOT_DRAWS]
+                         if fps[j] != fp][:X_SHOT_DRAWS]
                 # Each draw has its own template; only those with the query's template stay.
                 picks = [j for j in draws if rng.choice(patterns)[0] == qi]
                 if picks or not draws:
@@ -377,7 +381,7 @@ class FlanSpec:
                               fill(qp.combined_targets_wo_target_prefix, ectx, spot)))
             kwargs = dict(inputs_prefix="", targets_prefix="", x_y_delimiter="", example_separator="",
                           strip_targets=True)
-        chosen = [fingerprint(pool[j]) for j in picks]
+        chosen = [fps[j] for j in picks]
         if counter is not None:
             # Exemplars are counted with their delimiter (added before few-shot assembly).
             room = max_len - counter.count(query[0] + kwargs["x_y_delimiter"])
