@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flanlab.core.errors import UserError
-from flanlab.core.log import get_logger
 from flanlab.tasks.collection.dialog import HUB as DIALOG_HUB
 from flanlab.tasks.collection.dialog import dialog_task
 from flanlab.tasks.collection.manifest import CollectionTask, Manifest, load_manifest
@@ -30,7 +29,6 @@ NIV2_REPO_ENV = "FLANLAB_NIV2_REPO"
 FLAN_REPO_ENV = "FLANLAB_FLAN_REPO"
 COLLECTION_NAMES = ("flan2022",)
 _DIALOG = ("qrecc", "task_master", "wiki_dialog")
-log = get_logger("tasks.collection")
 
 
 @dataclass(frozen=True)
