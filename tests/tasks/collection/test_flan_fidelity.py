@@ -442,3 +442,31 @@ def test_check_flan_exits_non_zero_on_a_load_failure(tmp_path, capsys):
     assert main(["tasks", "check-flan", "--flan-repo", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "LOAD ERROR" in out and "PATTERNS['rte'] template 0 cannot be read" in out
+
+
+def test_flan_field_mappings_cover_every_dataset_and_name_their_file(monkeypatch):
+    from flanlab.tasks.collection import muffin
+    from flanlab.tasks.collection.mapping import MappingError
+
+    assert set(flan_fields()) == set(muffin_datasets())
+    # Every placeholder flan/v2's lists read for a dataset is mapped, or declared unavailable with why.
+    repo = load_flan_repo(FLAN)
+    for name, spec in flan_fields().items():
+        lists = [*repo.zero_shot(spec.pattern), *repo.no_options(spec.pattern), *repo.few_shot(spec.pattern)]
+        read = {f for p in lists for f in _placeholders(p.inputs, p.targets)} - {"options_"}
+        have = set(spec.mapping.fields) | {"answer"} | set(spec.unavailable)
+        assert read <= have, (name, read - have)
+
+    class Fake:
+        def joinpath(self, name):
+            return self
+
+        def read_text(self, _):
+            return "datasets:\n  rte: {fields: {premise: sentence1}}\n"
+
+    muffin.flan_fields.cache_clear()
+    monkeypatch.setattr(muffin, "_root", lambda: Fake())
+    with pytest.raises(MappingError, match=r"flan_fields.yaml: datasets.rte: expected 'pattern'"):
+        muffin.flan_fields()
+    monkeypatch.undo()
+    muffin.flan_fields.cache_clear()
