@@ -457,6 +457,15 @@ def test_flan_field_mappings_cover_every_dataset_and_name_their_file(monkeypatch
         have = set(spec.mapping.fields) | {"answer"} | set(spec.unavailable)
         assert read <= have, (name, read - have)
 
+    # Rows shaped as flan/v2's preprocessors shape them (task_configs_v1: _process_winogrande, _process_dart).
+    wino = flan_fields()["winogrande"].mapping.apply(
+        {"sentence": "Ann beat Bo so _ won the cup.", "option1": "Ann", "option2": "Bo", "answer": "1"})
+    assert wino == {"context": "Ann beat Bo so ", "options": ["Ann won the cup.", "Bo won the cup."],
+                    "answer": "Ann won the cup."}
+    dart = flan_fields()["dart"].mapping.apply(
+        {"tripleset": [["[TITLE]", "a", "b"], ["c", "d", "e"]], "annotations": {"text": ["t"]}})
+    assert dart == {"tripleset": "; a; b; c; d; e", "target": "t", "tripleset_newline": "[TITLE]\na\nb\nc\nd\ne"}
+
     class Fake:
         def joinpath(self, name):
             return self

@@ -191,11 +191,13 @@ def flan_fields() -> dict[str, FlanFields]:
         spot = f"{where}: datasets.{name}"
         if name not in raw:
             raise MappingError(f"{spot}: not a dataset of datasets.yaml")
-        unknown = set(item) - {"pattern", "fields", "hub_config", "unavailable", "differences"}
+        unknown = set(item) - {"pattern", "fields", "options", "hub_config", "unavailable", "differences"}
         if unknown or not isinstance(item.get("pattern"), str):
             raise MappingError(f"{spot}: expected 'pattern' and 'fields' (optional hub_config, unavailable, "
                                f"differences), got {sorted(item)}")
         base = {k: v for k, v in raw[name].items() if k in ("options", "answer", "skip")}
+        if "options" in item:  # flan/v2 shapes the options itself (winogrande)
+            base["options"] = item["options"]
         mapping = parse_mapping({**base, "fields": item.get("fields") or {}}, spot)
         out[name] = FlanFields(item["pattern"], mapping, item.get("hub_config"),
                                dict(item.get("unavailable") or {}), tuple(item.get("differences") or ()))
