@@ -293,6 +293,12 @@ def test_an_unreadable_template_is_an_error_naming_the_entry_and_line(tmp_path):
         muffin_task("rte", flan_repo=tmp_path, source=MemorySource({"train": []}), category="x")
     # Other datasets still load from the same checkout.
     assert muffin_task("cb", flan_repo=tmp_path, source=MemorySource({"train": []}), category="x")
+    # An unreadable branched (no-options) entry is an error too, never replaced by PATTERNS.
+    (v2 / "templates.py").write_text(text)
+    branched = (FLAN / "flan" / "v2" / "flan_templates_branched.py").read_text()
+    (v2 / "flan_templates_branched.py").write_text(branched.replace('"cb": [\n', '"cb": [\n        make(),\n', 1))
+    with pytest.raises(FlanRepoError, match=r"flan_templates_branched\.py:\d+: PATTERNS\['cb'\] template 0"):
+        muffin_task("cb", flan_repo=tmp_path, source=MemorySource({"train": []}), category="x")
 
 
 def test_cot_targets_are_phrased_per_flan_v2_template_without_a_zero_shot_trigger():

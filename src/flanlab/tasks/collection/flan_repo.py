@@ -245,6 +245,9 @@ class FlanRepo:
     def no_options(self, key: str) -> list[FlanPattern]:
         """flan/v2's ``PATTERNS_NO_OPTIONS[key]``: the branched patterns where the branched file has
         the key (else ``PATTERNS``), with the options placeholders removed by flan/v2's replaces."""
+        branched_error = self.errors.get(f"branched PATTERNS[{key!r}]")
+        if branched_error:  # never fall back to PATTERNS when the branched entry is unreadable
+            raise FlanRepoError(branched_error)
         base = self.branched[key] if key in self.branched else self.zero_shot(key)
         return [FlanPattern(_apply_replaces(p.inputs, self.noopt_replaces), p.targets, p.file, p.line)
                 for p in base]
