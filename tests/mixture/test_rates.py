@@ -118,3 +118,12 @@ def test_length_stats_merge_exactly():
         b.add(x)
     merged = LengthStats.from_json(a.to_json()).merge(b)
     assert merged.summary() == {"count": 6, "mean": 19.167, "p50": 3, "p90": 100, "p99": 100, "max": 100}
+
+
+def test_inversion_submixtures_share_their_parent_rate_as_in_flan_v2():
+    # flan/v2 run_example.py: cot_submix 0.05 holds CoT (weight 1) and CoT-II (0.3) together.
+    m = Mixture("m", [st("a", "flan2021", 10), st("b", "cot", 10), st("c", "cot_ii", 10)])
+    got = shares_by(m, lambda s: s.submixture)
+    assert got == pytest.approx({"flan2021": 0.4 / 0.45, "cot": 0.05 / 1.3 / 0.45, "cot_ii": 0.015 / 1.3 / 0.45})
+    alone = shares_by(Mixture("m", [st("a", "flan2021", 10), st("b", "cot", 10)]), lambda s: s.submixture)
+    assert alone == pytest.approx({"flan2021": 0.4 / 0.45, "cot": 0.05 / 0.45})  # a parent alone keeps its rate

@@ -164,7 +164,8 @@ def _run_dry(a: argparse.Namespace) -> int:
     for s in streams:
         by_sub[s["submixture"]].append(s)
     rates = config.submixture_rates
-    raw = (consts.rates if rates == "flan2022" else {canonical_submixture(k): v for k, v in rates.items()}
+    raw = (consts.split_parts({k: consts.rates[k] for k in by_sub if k in consts.rates}, set(by_sub))
+           if rates == "flan2022" else {canonical_submixture(k): v for k, v in rates.items()}
            if isinstance(rates, dict) else {k: float(len(v)) for k, v in by_sub.items()})
     total = sum(raw.get(k, 0.0) for k in by_sub) or 1.0
     subs, rows = [], []
@@ -175,7 +176,7 @@ def _run_dry(a: argparse.Namespace) -> int:
         data = {k: sum(1 for s in members if s["data"] == k) for k in ("local", "hub", "missing")}
         subs.append({"submixture": name, "tasks": len(members) - n_var, "variants": n_var,
                      "data local/hub/missing": "/".join(str(data[k]) for k in ("local", "hub", "missing")),
-                     "rate": f"{raw.get(name, 0.0):g}", "cap": cap or "-",
+                     "rate": f"{raw.get(name, 0.0):.4g}", "cap": cap or "-",
                      "expected_share": share})
         for s in members:
             rows.append({**{k: v for k, v in s.items() if k != "variant"}, "expected_share": share / len(members)})
