@@ -54,11 +54,8 @@ def test_imports_flow_downhill(path: Path):
 
 
 # Settings reach a stage as typed config fields, passed explicitly; nothing in src/ writes the
-# environment. (path, line text) pairs allowed for now, each with the issue that removes it.
-ENV_WRITES_ALLOWED = {
-    # issue #15 moves the FLAN checkout into the tasks config; the lead removes this entry at merge.
-    ("tasks/commands.py", 'os.environ["FLANLAB_FLAN_REPO"] = args.flan_repo'),
-}
+# environment. (path, line text) pairs allowed, each with the issue that removes it (none left).
+ENV_WRITES_ALLOWED: set[tuple[str, str]] = set()
 _ENV_METHODS = {"setdefault", "update", "pop", "popitem", "clear", "__setitem__", "__delitem__"}
 
 

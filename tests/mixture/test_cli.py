@@ -72,13 +72,15 @@ members:
     # The glob skipped the BBH sources (logical_deduction/*) instead of refusing them.
     assert set(a["tasks"]) == {"cot_aqua", "cot_qasc", "bigbench.hindu_knowledge", "bigbench.logical_args",
                                "bigbench.logical_fallacy_detection", "bigbench.logical_sequence"}
-    niv2 = {k: t for k, t in a["tasks"].items() if t["submixture"] == "niv2"}
-    weight = sum(min(t["available"], 5000) for t in niv2.values())  # NIv2 cap: 5,000
-    for t in niv2.values():
+    # BIG-bench JSON tasks are their own submixture (never NIv2), with NIv2's rate and cap.
+    bb = {k: t for k, t in a["tasks"].items() if t["submixture"] == "bigbench"}
+    assert set(bb) == {k for k in a["tasks"] if k.startswith("bigbench.")}
+    weight = sum(min(t["available"], 5000) for t in bb.values())  # cap: 5,000
+    for t in bb.values():
         assert abs(t["examples"] - 320 * t["available"] / weight) < 1
-    # Flan 2022 rates over cot (0.05) and niv2 (0.2) → 20% / 80%; CoT splits evenly over zs_cot
+    # Rates over cot (0.05) and bigbench (0.2) → 20% / 80%; CoT splits evenly over zs_cot
     # and fs_cot, and zs_cot between aqua and qasc by their sizes (2,728 and 1,084).
-    assert a["submixtures"]["cot"]["examples"] == 80 and a["submixtures"]["niv2"]["examples"] == 320
+    assert a["submixtures"]["cot"]["examples"] == 80 and a["submixtures"]["bigbench"]["examples"] == 320
     assert a["tasks"]["cot_aqua"]["formats"] == {"zs_cot": 29, "fs_cot": 40}
     rows = list(iter_mixture(tmp_path / "a", verify=True))
     fs = [r for r in rows if r["format"] == "fs_cot"]

@@ -28,8 +28,13 @@ def shares_by(mixture, key):
 
 def test_flan2022_constants_from_package_data():
     c = flan2022()
-    assert c.rates == {"flan2021": 0.4, "t0": 0.32, "niv2": 0.2, "cot": 0.05, "dialog": 0.03}
-    assert c.caps == {"flan2021": 30000, "t0": 20000, "niv2": 5000, "cot": 100000, "dialog": 200000}
+    assert c.rates == {"flan2021": 0.4, "t0": 0.32, "niv2": 0.2, "cot": 0.05, "dialog": 0.03,
+                       "cot_ii": 0.015, "dialog_ii": 0.009, "bigbench": 0.2}
+    assert c.caps == {"flan2021": 30000, "t0": 20000, "niv2": 5000, "cot": 100000, "dialog": 200000,
+                      "cot_ii": 100000, "dialog_ii": 200000, "bigbench": 5000}
+    # The inversion submixtures at 0.3 of their parent's rate (flan/v2 mixtures.py); BIG-bench apart.
+    assert c.rates["cot_ii"] == pytest.approx(0.3 * c.rates["cot"])
+    assert c.source_kinds["bigbench"] == "bigbench" and c.source_kinds["flan_cot_ii"] == "cot_ii"
     assert canonical_submixture("Muffin") == "flan2021" and canonical_submixture("T0-SF") == "t0"
 
 
@@ -113,3 +118,12 @@ def test_length_stats_merge_exactly():
         b.add(x)
     merged = LengthStats.from_json(a.to_json()).merge(b)
     assert merged.summary() == {"count": 6, "mean": 19.167, "p50": 3, "p90": 100, "p99": 100, "max": 100}
+
+
+def test_inversion_submixtures_share_their_parent_rate_as_in_flan_v2():
+    # flan/v2 run_example.py: cot_submix 0.05 holds CoT (weight 1) and CoT-II (0.3) together.
+    m = Mixture("m", [st("a", "flan2021", 10), st("b", "cot", 10), st("c", "cot_ii", 10)])
+    got = shares_by(m, lambda s: s.submixture)
+    assert got == pytest.approx({"flan2021": 0.4 / 0.45, "cot": 0.05 / 1.3 / 0.45, "cot_ii": 0.015 / 1.3 / 0.45})
+    alone = shares_by(Mixture("m", [st("a", "flan2021", 10), st("b", "cot", 10)]), lambda s: s.submixture)
+    assert alone == pytest.approx({"flan2021": 0.4 / 0.45, "cot": 0.05 / 0.45})  # a parent alone keeps its rate

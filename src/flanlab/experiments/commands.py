@@ -44,6 +44,8 @@ def _run(args: argparse.Namespace) -> int:
     from flanlab.experiments.pipeline import run_pipeline
 
     cfg = load_config(args.config, _cli_overrides(args), schema=RunConfig)
+    if args.flan_repo:
+        cfg = cfg.model_copy(update={"flan_repo": args.flan_repo})
     if args.run_name is None:
         args.run_name = cfg.name  # a fixed folder per config, so rerunning resumes
     run = _setup(args, cfg.name)
@@ -135,6 +137,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="mixture → finetune → evaluate before/after → report, resumable")
     p.add_argument("config", help="a kind: run config")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.set.train.steps=5")
+    p.add_argument("--flan-repo", default=None,
+                   help="google-research/FLAN checkout: the mixture renders the Flan 2022 collection with flan/v2's "
+                        "templates and assembly (same as flan_repo=PATH)")
     add_common_args(p)
     p.set_defaults(func=_run)
 

@@ -53,6 +53,9 @@ class RunConfig(Schema):
     tasks: int | None = Field(None, ge=0)
     # Members appended to the mixture (e.g. the CoT data); the sweep toggles them.
     extra_members: list[dict[str, Any]] = Field(default_factory=list)
+    # A google-research/FLAN checkout: the mixture renders the Flan 2022 collection with flan/v2's
+    # templates and assembly (the mixture stage's own flan_repo wins; default $FLANLAB_FLAN_REPO).
+    flan_repo: str | None = None
     mixture: StageSection = StageSection()
     train: StageSection = StageSection()
     eval: EvalSection = EvalSection()

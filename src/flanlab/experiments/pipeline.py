@@ -112,6 +112,8 @@ def plan_run(cfg: RunConfig, run_dir: Path, config_path: Path) -> list[StagePlan
         data["members"] = members + cfg.extra_members
         data.setdefault("name", cfg.name)
         data["seed"] = cfg.seed  # the run's seed is every stage's seed
+        if cfg.flan_repo:
+            data.setdefault("flan_repo", cfg.flan_repo)
         # A relative member file resolves against the stage config's folder, as `flanlab mix` would.
         plans.append(StagePlan("mixture", _validated("mixture", data, f"{cfg.name}: mixture"), mixture_dir,
                                mixture_dir / "manifest.json", source or config_path, cfg.data_dir))

@@ -141,7 +141,7 @@ def _stream_examples(job: dict[str, Any]):
             # A partial pass marks its examples up front (1 byte each) so the rest are never rendered.
             keep = None if take == size else bytearray(select_indices(size, take, select_rng))
             n = 0
-            for row in iter_source(job["source"], render_seed, keep):
+            for row in iter_source(job["source"], render_seed, keep, _tokenizer(job["tokenizer"])):
                 n += 1
                 yield row
             if n != take:
@@ -337,6 +337,12 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
     from flanlab.core.paths import data_dir as resolve_data_dir
 
     root = resolve_data_dir(data_dir)
+    from flanlab.tasks.collection.collection import flan_repo_default
+
+    # The FLAN checkout (config, else $FLANLAB_FLAN_REPO) as an absolute path: workers and the
+    # manifest see the same one.
+    flan = flan_repo_default(config.flan_repo)
+    config = config.model_copy(update={"flan_repo": str(Path(flan).expanduser().resolve()) if flan else None})
     mixture = resolve_mixture(config, config_path, str(root.resolve()) if root else None, workers=workers)
     plan = plan_mixture(mixture, examples, config.shard_size, config.seed)
     config = config.model_copy(update={"examples": plan.examples, "tokenizer": tokenizer})
@@ -409,6 +415,16 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
     return BuildResult(out, manifest, resumed_streams, resumed_shards)
 
 
+def _niv2_exemplar_source(flan_repo: str | None) -> str:
+    """Where NIv2 x-shot exemplars come from in this build (flan/v2's files are not public)."""
+    if not flan_repo:
+        return "the task's positive examples (flanlab's NIv2 templates)"
+    from flanlab.tasks.collection.niv2 import niv2_exemplars
+
+    return ("flan/v2 niv2_few_shot_data" if niv2_exemplars(flan_repo)
+            else "the task's positive examples (flan/v2/niv2_few_shot_data is not in the checkout)")
+
+
 def _manifest(config: MixtureConfig, plan: Plan, metas: dict[int, dict[str, Any]],
               shards: list[dict[str, Any]], fingerprint: str) -> dict[str, Any]:
     """Counts, shares, length statistics and shard hashes. Deterministic: no times, no worker count."""
@@ -450,6 +466,10 @@ def _manifest(config: MixtureConfig, plan: Plan, metas: dict[int, dict[str, Any]
         "output_format": config.output_format,
         "fields": ["inputs", "targets", "task", "template_id", "format", "submixture"],
         "tokenizer": config.tokenizer,
+        # Token budgets (inputs 2048, targets 512, exemplars plus query 1920) apply with a tokenizer.
+        "budgets": "flan (tokenizer)" if config.tokenizer else "none (no tokenizer)",
+        "templates": f"flan/v2 from {config.flan_repo}" if config.flan_repo else "flanlab",
+        "niv2_exemplars": _niv2_exemplar_source(config.flan_repo),
         "allow_heldout": config.allow_heldout,
         "submixtures": dict(sorted(subs.items(), key=lambda kv: -kv[1]["examples"])),
         "tasks": dict(sorted(tasks.items())),

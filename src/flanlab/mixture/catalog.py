@@ -113,11 +113,11 @@ def _bigbench_store(fetch: bool):
 class _Catalog:
     """Task names → factories making a fresh task object each time."""
 
-    def __init__(self, data_dir: str | None, fetch: bool = True) -> None:
+    def __init__(self, data_dir: str | None, fetch: bool = True, flan_repo: str | None = None) -> None:
         from flanlab.tasks.bigbench import task_name
         from flanlab.tasks.catalog import build_catalog
 
-        self.shipped = build_catalog(data_dir, bigbench=False)
+        self.shipped = build_catalog(data_dir, bigbench=False, flan_repo=flan_repo)
         self.store = _bigbench_store(fetch)
         self.folder: Path | None = getattr(self.store, "folder", None)
         self.bigbench = {task_name(p): info for p, info in self.store.index().items()} if self.store else {}
@@ -134,13 +134,15 @@ class _Catalog:
         return dataclasses.replace(task, _pool={})  # fresh caches: dropped with the stream
 
 
-_CATALOGS: dict[str | None, _Catalog] = {}
+_CATALOGS: dict[tuple[str | None, str | None], _Catalog] = {}
 
 
-def _catalog(data_dir: str | None) -> _Catalog:
-    if data_dir not in _CATALOGS:
-        _CATALOGS[data_dir] = _Catalog(data_dir)
-    return _CATALOGS[data_dir]
+def _catalog(data_dir: str | None, flan_repo: str | None = None) -> _Catalog:
+    """The catalog of a data dir and FLAN checkout (None: flanlab's own templates), built once."""
+    key = (data_dir, flan_repo)
+    if key not in _CATALOGS:
+        _CATALOGS[key] = _Catalog(data_dir, flan_repo=flan_repo)
+    return _CATALOGS[key]
 
 
 # ---------------------------------------------------------------- metadata and expansion
@@ -221,15 +223,16 @@ def _save_counts(new: dict[str, int]) -> None:
         log.warning("could not cache task counts: %s", e)
 
 
-def _count_job(args: tuple[str, str, str | None]) -> int | str:
-    name, split, data_dir = args
-    return _count(_catalog(data_dir).get(name), split)
+def _count_job(args: tuple[str, str, str | None, str | None]) -> int | str:
+    name, split, data_dir, flan_repo = args
+    return _count(_catalog(data_dir, flan_repo).get(name), split)
 
 
-def count_many(names: list[str], split: str, data_dir: str | None, workers: int = 1) -> dict[str, int | str]:
+def count_many(names: list[str], split: str, data_dir: str | None, workers: int = 1,
+               flan_repo: str | None = None) -> dict[str, int | str]:
     """Split sizes (or why unusable) of many tasks: cached BIG-bench counts first, the rest counted
     in ``workers`` processes."""
-    cat = _catalog(data_dir)
+    cat = _catalog(data_dir, flan_repo)
     cached = _load_counts()
     out: dict[str, int | str] = {}
     todo = []
@@ -240,7 +243,7 @@ def count_many(names: list[str], split: str, data_dir: str | None, workers: int 
         else:
             todo.append(name)
     if todo:
-        jobs = [(n, split, data_dir) for n in todo]
+        jobs = [(n, split, data_dir, flan_repo) for n in todo]
         if workers > 1 and len(todo) > 1:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
@@ -260,11 +263,13 @@ def count_many(names: list[str], split: str, data_dir: str | None, workers: int 
 
 
 def expand(pattern: str, exclude: list[str], where: str, split: str = "train",
-           data_dir: str | None = None, allow: frozenset[str] = frozenset(), workers: int = 1) -> list[TaskInfo]:
+           data_dir: str | None = None, allow: frozenset[str] = frozenset(), workers: int = 1,
+           flan_repo: str | None = None) -> list[TaskInfo]:
     """The tasks a member names. A plain name must exist (and is refused later if held out);
     a glob skips, with a log line, tasks that are held out (unless allowed by name), excluded, or
-    have no data for ``split`` here."""
-    reg = _catalog(data_dir)
+    have no data for ``split`` here, and views that would count data twice (``flan_variant``:
+    with a FLAN checkout, ``muffin/NAME:inverted`` repeats inversions ``muffin/NAME`` has)."""
+    reg = _catalog(data_dir, flan_repo)
     if not any(c in pattern for c in "*?["):
         try:
             task = reg.get(pattern)
@@ -276,11 +281,13 @@ def expand(pattern: str, exclude: list[str], where: str, split: str = "train",
         if not fnmatch.fnmatchcase(name, pattern) or any(fnmatch.fnmatchcase(name, x) for x in exclude):
             continue
         info = _info(reg.get(name), split)
+        if "flan_variant" in info.tags:
+            continue
         if any(t.startswith("heldout:") for t in info.tags) and name not in allow:
             skipped.append(f"{name} (held out: {', '.join(t for t in info.tags if t.startswith('heldout:'))})")
             continue
         candidates.append(info)
-    sizes = count_many([i.name for i in candidates], split, data_dir, workers)
+    sizes = count_many([i.name for i in candidates], split, data_dir, workers, flan_repo)
     infos = []
     for info in candidates:
         size = sizes[info.name]
@@ -299,9 +306,9 @@ def expand(pattern: str, exclude: list[str], where: str, split: str = "train",
 # ---------------------------------------------------------------- counting and rendering
 
 
-def count_task(name: str, split: str, data_dir: str | None = None) -> int:
+def count_task(name: str, split: str, data_dir: str | None = None, flan_repo: str | None = None) -> int:
     """Examples in a task's split (cached for BIG-bench), counted by streaming its raw records."""
-    n = count_many([name], split, data_dir)[name]
+    n = count_many([name], split, data_dir, flan_repo=flan_repo)[name]
     if isinstance(n, str):
         raise UserError(f"task {name!r}: {n}")
     return n
@@ -331,27 +338,30 @@ class _Selected:
 _RECENT: dict[tuple[str, str | None], Any] = {}
 
 
-def _recent_task(name: str, data_dir: str | None):
+def _recent_task(name: str, data_dir: str | None, flan_repo: str | None = None):
     """The task object, reused while consecutive streams render the same task (its formats share
     one load of its examples); only one is kept, so memory stays at one task's worth."""
-    key = (name, data_dir)
+    key = (name, data_dir, flan_repo)
     if key not in _RECENT:
         _RECENT.clear()
-        _RECENT[key] = _catalog(data_dir).get(name)
+        _RECENT[key] = _catalog(data_dir, flan_repo).get(name)
     return _RECENT[key]
 
 
 def iter_task(name: str, fmt: str, split: str, seed: int, data_dir: str | None = None,
-              keep: bytearray | None = None) -> Iterator[Rendered]:
+              keep: bytearray | None = None, flan_repo: str | None = None, tokenizer: Any = None) -> Iterator[Rendered]:
     """A task's split rendered in ``fmt`` (templates and exemplars picked by ``seed``); with
-    ``keep``, only the examples whose index is marked."""
+    ``keep``, only the examples whose index is marked. With ``tokenizer`` the Flan token budgets
+    apply (inputs, targets, exemplars plus query)."""
     from flanlab.tasks.formats import is_fewshot
     from flanlab.tasks.task import render
 
-    task = _recent_task(name, data_dir)
+    task = _recent_task(name, data_dir, flan_repo)
     if keep is not None:
         # Few-shot exemplars still come from the whole training split: build the pool first.
         pool = {"pool": task.exemplar_pool()} if is_fewshot(fmt) else {}
         task = dataclasses.replace(task, source=_Selected(task.source, split, keep), _pool=pool)
-    for r in render(task, fmt, split=split, seed=seed):
+    # The plan counted every selected example: one flan/v2 would drop (no exemplar fits the
+    # budget) is kept with no exemplar, and said in the log.
+    for r in render(task, fmt, split=split, seed=seed, tokenizer=tokenizer, drop_unfit=False):
         yield Rendered(r.inputs, r.targets, r.template_id)

@@ -32,6 +32,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="rebuild even if --out holds another mixture")
     p.add_argument("--data-dir", default=None, help="task data (default: $FLANLAB_DATA_DIR)")
     p.add_argument("--seed", type=int, default=None, help="the mixture's seed (same as the override seed=N)")
+    p.add_argument("--flan-repo", default=None,
+                   help="google-research/FLAN checkout: the Flan 2022 collection renders with flan/v2's templates "
+                        "and assembly (same as flan_repo=PATH; default: $FLANLAB_FLAN_REPO)")
     p.add_argument("--top", type=int, default=30, help="task rows shown by --dry-run (0: all)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -80,7 +83,7 @@ def _run_build(a: argparse.Namespace) -> int:
         raise UserError(f"--workers: expected an integer >= 1, got {a.workers}")
     if a.examples is not None and a.examples < 1:
         raise UserError(f"--examples: expected an integer >= 1, got {a.examples}")
-    config = load_config(a.config, [*a.overrides, *_seed(a)], schema=MixtureConfig)
+    config = _with_flan_repo(load_config(a.config, [*a.overrides, *_seed(a)], schema=MixtureConfig), a)
     result = build_mixture(config, a.out, config_path=a.config, workers=a.workers, examples=a.examples,
                            tokenizer=a.tokenizer, overwrite=a.overwrite, data_dir=a.data_dir)
     m = result.manifest
@@ -95,6 +98,28 @@ def _run_build(a: argparse.Namespace) -> int:
 
 def _seed(a: argparse.Namespace) -> list[str]:
     return [] if a.seed is None else [f"seed={a.seed}"]
+
+
+def _data_status(task) -> str:
+    """``local``, ``hub`` or ``missing``: the task's tag, else what its source is (files found or not,
+    a hub dataset, a source that only says what is missing), without reading any data."""
+    tagged = next((t for t in ("local", "hub", "missing") if t in task.tags), None)
+    if tagged:
+        return tagged
+    source = getattr(task.source, "inner", task.source)
+    files = getattr(source, "files", None)
+    if isinstance(files, dict):
+        from pathlib import Path
+
+        return "local" if files and all(Path(p).is_file() for p in files.values()) else "missing"
+    if type(source).__name__ == "HFSource":
+        return "hub"
+    return "missing" if type(source).__name__.startswith("_Missing") else "local"
+
+
+def _with_flan_repo(config, a: argparse.Namespace):
+    """The config with ``--flan-repo`` applied (the flag wins over the config's ``flan_repo``)."""
+    return config.model_copy(update={"flan_repo": a.flan_repo}) if a.flan_repo else config
 
 
 def _run_dry(a: argparse.Namespace) -> int:
@@ -112,10 +137,10 @@ def _run_dry(a: argparse.Namespace) -> int:
     from flanlab.mixture.stats import markdown_table
     from flanlab.tasks.catalog import catalog
 
-    config = load_config(a.config, a.overrides, schema=MixtureConfig)
+    config = _with_flan_repo(load_config(a.config, a.overrides, schema=MixtureConfig), a)
     # Index BIG-bench only when a member can name its tasks (indexing may fetch the sdist).
     bigbench = any(m.task and fnmatch.fnmatchcase("bigbench.x", m.task.split(".")[0] + ".*") for m in config.members)
-    reg, consts = catalog(a.data_dir, bigbench=bigbench), flan2022()
+    reg, consts = catalog(a.data_dir, bigbench=bigbench, flan_repo=config.flan_repo), flan2022()
     streams: list[dict] = []
     for i, m in enumerate(config.members):
         where = f"{a.config}: members.{i}"
@@ -128,32 +153,42 @@ def _run_dry(a: argparse.Namespace) -> int:
                 task = reg.get(name)
                 if task.heldout and name not in config.allow_heldout and name != m.task:
                     continue  # a glob skips held-out tasks, as the build does
+                if "flan_variant" in task.tags and name != m.task:
+                    continue  # a view of templates its task already has, as the build skips it
                 fmts = [f for f in (m.formats or config.formats or task.formats()) if f in task.formats()]
-                data = next((t for t in ("local", "hub", "missing") if t in task.tags), task.source_kind)
-                streams.append({"task": name, "submixture": canonical_submixture(m.submixture or default_submixture(task)),
+                data = _data_status(task)
+                streams.append({"task": name, "variant": ":" in name, "submixture": canonical_submixture(m.submixture or default_submixture(task)),
                                 "category": m.category or task.category, "formats": len(fmts), "data": data})
             if not names:
                 raise UserError(f"{where}.task: {m.task!r} matches no catalog task")
         else:
             kind = "file" if m.file else "mixture"
-            streams.append({"task": m.name or getattr(m, kind), "submixture": canonical_submixture(m.submixture or "custom"),
+            streams.append({"task": m.name or getattr(m, kind), "variant": False, "submixture": canonical_submixture(m.submixture or "custom"),
                             "category": m.category or "", "formats": 1, "data": kind})
     by_sub: dict[str, list[dict]] = defaultdict(list)
     for s in streams:
         by_sub[s["submixture"]].append(s)
     rates = config.submixture_rates
-    raw = (consts.rates if rates == "flan2022" else {canonical_submixture(k): v for k, v in rates.items()}
+    raw = (consts.split_parts({k: consts.rates[k] for k in by_sub if k in consts.rates}, set(by_sub))
+           if rates == "flan2022" else {canonical_submixture(k): v for k, v in rates.items()}
            if isinstance(rates, dict) else {k: float(len(v)) for k, v in by_sub.items()})
     total = sum(raw.get(k, 0.0) for k in by_sub) or 1.0
     subs, rows = [], []
     for name, members in by_sub.items():
         share = raw.get(name, 0.0) / total
         cap = config.caps.get(name, consts.caps.get(name, config.default_cap))
-        subs.append({"submixture": name, "tasks": len(members), "rate": f"{raw.get(name, 0.0):g}", "cap": cap or "-",
+        n_var = sum(1 for s in members if s["variant"])
+        data = {k: sum(1 for s in members if s["data"] == k) for k in ("local", "hub", "missing")}
+        subs.append({"submixture": name, "tasks": len(members) - n_var, "variants": n_var,
+                     "data local/hub/missing": "/".join(str(data[k]) for k in ("local", "hub", "missing")),
+                     "rate": f"{raw.get(name, 0.0):.4g}", "cap": cap or "-",
                      "expected_share": share})
         for s in members:
-            rows.append({**s, "expected_share": share / len(members)})
-    print(f"# {config.name}: planned composition ({len(streams)} tasks; no data read)\n")
+            rows.append({**{k: v for k, v in s.items() if k != "variant"}, "expected_share": share / len(members)})
+    n_var = sum(1 for s in streams if s["variant"])
+    # A task's variants (muffin/NAME:inverted, cot_NAME:inverted) are counted apart from the tasks.
+    print(f"# {config.name}: planned composition ({len(streams) - n_var} tasks + {n_var} variants; "
+          f"templates: {'flan/v2 from ' + config.flan_repo if config.flan_repo else 'flanlab'}; no data read)\n")
     sys.stdout.write(markdown_table(subs) + "\n")
     sys.stdout.write(markdown_table(sorted(rows, key=lambda r: -r["expected_share"]), limit=a.top or None))
     print("\nexpected_share: the submixture's renormalized rate split evenly over its tasks, as when every "

@@ -58,6 +58,9 @@ class MixtureConfig(Schema):
     output_format: Literal["jsonl", "jsonl.zst", "parquet"] = "jsonl"
     tokenizer: str | None = Field(default=None, description="tokenizer folder/hub id for length statistics")
     allow_heldout: list[str] = Field(default_factory=list, description="held-out tasks allowed, by name")
+    flan_repo: str | None = Field(
+        default=None, description="google-research/FLAN checkout: the Flan 2022 collection renders with flan/v2's "
+                                  "templates and assembly (default: $FLANLAB_FLAN_REPO; none: flanlab's own)")
     members: list[MemberConfig] = Field(min_length=1)
 
     @field_validator("submixture_rates")

@@ -94,6 +94,7 @@ class Mixture:
 
     def _group_rates(self, groups: dict[str, list[Stream | SubMixture]]) -> dict[str, float]:
         rates: dict[str, float] = {}
+        defaulted: set[str] = set()
         for name, members in groups.items():
             explicit = [m.rate for m in members if isinstance(m, SubMixture) and m.rate is not None]
             if name in self.group_rates:
@@ -107,13 +108,14 @@ class Mixture:
                 rates[name] = float(self.submixture_rates[name])
             elif name in flan2022().rates:
                 rates[name] = flan2022().rates[name]
+                defaulted.add(name)
             else:
                 known = ", ".join(flan2022().rates)
                 raise UserError(
                     f"mixture {self.name!r}: no rate for submixture {name!r}; give it one under "
                     f"submixture_rates (Flan 2022 defaults exist for: {known}) or use "
                     f"submixture_rates: proportional")
-        return rates
+        return flan2022().split_parts(rates, defaulted)
 
     def shares(self) -> list[tuple[Stream, float]]:
         """(stream, share) for every stream with a positive share; shares sum to 1."""

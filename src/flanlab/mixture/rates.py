@@ -28,9 +28,19 @@ class FlanConstants:
         self.rates: dict[str, float] = {}
         self.caps: dict[str, int | None] = {}
         self.aliases: dict[str, str] = {}
+        # An inversion submixture shares its parent's rate (flan/v2: CoT 1 : CoT-II 0.3 inside the
+        # CoT submix): child -> (parent, fraction of the parent's weight).
+        self.parts: dict[str, tuple[str, float]] = {}
         for name, spec in subs.items():
             if not isinstance(spec, dict):
                 raise UserError(f"{source}: submixtures.{name}: expected a mapping with rate and cap")
+            if "part_of" in spec:
+                parent, fraction = spec.get("part_of"), spec.get("fraction")
+                if parent not in subs or not isinstance(fraction, int | float) or fraction <= 0:
+                    raise UserError(f"{source}: submixtures.{name}: part_of must name another submixture and "
+                                    f"fraction be a number > 0, got {parent!r}, {fraction!r}")
+                self.parts[name] = (str(parent), float(fraction))
+                spec = {**spec, "rate": float(subs[parent]["rate"]) * float(fraction)}
             rate, cap = spec.get("rate"), spec.get("cap")
             if not isinstance(rate, int | float) or rate <= 0:
                 raise UserError(f"{source}: submixtures.{name}.rate: expected a number > 0, got {rate!r}")
@@ -44,6 +54,17 @@ class FlanConstants:
         if not isinstance(kinds, dict):
             raise UserError(f"{source}: source_kinds: expected a mapping of source kind to submixture")
         self.source_kinds: dict[str, str] = {str(k): self.canonical(str(v)) for k, v in kinds.items()}
+
+    def split_parts(self, rates: dict[str, float], defaulted: set[str]) -> dict[str, float]:
+        """``rates`` with each inversion submixture carved out of its parent's rate when both are
+        present and took their Flan 2022 defaults: parent ``r / (1 + f)``, child ``r f / (1 + f)``
+        (flan/v2 run_example.py gives CoT 0.05 for CoT and CoT-II together)."""
+        out = dict(rates)
+        for child, (parent, fraction) in self.parts.items():
+            if child in out and parent in out and child in defaulted and parent in defaulted:
+                total = self.rates[parent]
+                out[parent], out[child] = total / (1 + fraction), total * fraction / (1 + fraction)
+        return out
 
     def canonical(self, name: str) -> str:
         """The canonical submixture name of an alias (``muffin`` → ``flan2021``); unknown names pass."""

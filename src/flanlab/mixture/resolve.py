@@ -44,7 +44,8 @@ def _task_streams(member: MemberConfig, config: MixtureConfig, where: str, data_
                   allowed: frozenset[str], workers: int) -> list[Stream]:
     from flanlab.mixture import catalog
 
-    infos = catalog.expand(member.task, member.exclude, where, config.split, data_dir, allowed, workers)
+    infos = catalog.expand(member.task, member.exclude, where, config.split, data_dir, allowed, workers,
+                           config.flan_repo)
     streams = []
     for info in infos:
         formats = member.formats or config.formats or list(info.formats)
@@ -57,11 +58,12 @@ def _task_streams(member: MemberConfig, config: MixtureConfig, where: str, data_
                             f"it has {list(info.formats)}")
         if not usable:
             continue
-        size = info.size if info.size is not None else catalog.count_task(info.name, config.split, data_dir)
+        size = info.size if info.size is not None else catalog.count_task(info.name, config.split, data_dir,
+                                                                           config.flan_repo)
         sub = canonical_submixture(member.submixture or info.submixture)
         for fmt in usable:
             spec = {"type": "task", "task": info.name, "format": fmt, "split": config.split,
-                    "data_dir": data_dir}
+                    "data_dir": data_dir, "flan_repo": config.flan_repo}
             streams.append(Stream(task=info.name, format=fmt, submixture=sub, size=size,
                                   category=member.category or info.category, weight=member.weight,
                                   cap=member.cap, tags=tuple(info.tags) + tuple(member.tags), source=spec))
@@ -88,6 +90,8 @@ def resolve_mixture(config: MixtureConfig, path: str | Path | None = None, data_
             if key in _seen:
                 raise UserError(f"{where}.mixture: {sub_path} includes itself")
             sub_config = load_config(sub_path, schema=MixtureConfig)
+            if sub_config.flan_repo is None and config.flan_repo is not None:
+                sub_config = sub_config.model_copy(update={"flan_repo": config.flan_repo})
             sub = resolve_mixture(sub_config, sub_path, data_dir, frozenset(allowed), (*_seen, key), workers)
             members.append(SubMixture(sub, member.rate))
             continue

@@ -61,16 +61,18 @@ def _file_rows(spec: dict[str, Any]) -> Iterator[Rendered]:
         yield Rendered(inputs, targets, str(row.get("template_id", "file")))
 
 
-def iter_source(spec: dict[str, Any], seed: int, keep: bytearray | None = None) -> Iterator[Rendered]:
+def iter_source(spec: dict[str, Any], seed: int, keep: bytearray | None = None,
+                tokenizer: Any = None) -> Iterator[Rendered]:
     """The examples of a source, in its order (only those marked in ``keep`` when given); ``seed``
-    picks templates/exemplars of task sources."""
+    picks templates/exemplars of task sources, ``tokenizer`` applies the Flan token budgets."""
     if spec["type"] == "file":
         rows = _file_rows(spec)
         yield from rows if keep is None else (r for i, r in enumerate(rows) if i < len(keep) and keep[i])
     elif spec["type"] == "task":
         from flanlab.mixture.catalog import iter_task
 
-        yield from iter_task(spec["task"], spec["format"], spec["split"], seed, spec.get("data_dir"), keep)
+        yield from iter_task(spec["task"], spec["format"], spec["split"], seed, spec.get("data_dir"), keep,
+                             spec.get("flan_repo"), tokenizer)
     else:  # pragma: no cover - specs are built by this package
         raise ValueError(f"unknown source type {spec['type']!r}")
 
@@ -81,7 +83,7 @@ def count_source(spec: dict[str, Any]) -> int:
         return sum(1 for _ in iter_jsonl_file(spec["path"]))
     from flanlab.mixture.catalog import count_task
 
-    return count_task(spec["task"], spec["split"], spec.get("data_dir"))
+    return count_task(spec["task"], spec["split"], spec.get("data_dir"), spec.get("flan_repo"))
 
 
 def source_identity(spec: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from flanlab.core.config import SCHEMAS, ConfigError, Schema, load_yaml, validate
 from flanlab.core.errors import UserError
@@ -64,7 +64,7 @@ class CatalogEntry(Schema):
     rename: dict[str, str] = Field(default_factory=dict, description="rename fields first: {old: new}")
     expand: dict[str, str] | None = Field(
         default=None, description="one task per data-dir file matching a pattern: {var: 'dir/{var}.csv'}")
-    family: str
+    family: str | None = Field(default=None, description="a template family (shipped name or YAML file)")
     task_type: Literal["multiple_choice", "generation", "cot"] = "generation"
     category: str = ""
     language: str = "en"
@@ -74,13 +74,24 @@ class CatalogEntry(Schema):
     heldout_splits: dict[str, str] = Field(default_factory=dict)
     train_split: str = "train"
     flan_name: str | None = None
+    flan_pattern: str | None = Field(
+        default=None, description="render with this flan/v2 template list (a PATTERNS key, e.g. rte) of the "
+                                  "catalog's flan_repo, instead of `family`; fields must be the ones it reads")
     description: str = ""
+
+    @model_validator(mode="after")
+    def _one_family(self) -> CatalogEntry:
+        if bool(self.family) == bool(self.flan_pattern):
+            raise ValueError("give exactly one of family (flanlab templates) and flan_pattern (flan/v2's)")
+        return self
 
 
 class TaskCatalog(Schema):
-    """A catalog file: ``kind: task_catalog`` and a list of tasks."""
+    """A catalog file: ``kind: task_catalog``, a list of tasks and, for entries naming a
+    ``flan_pattern``, the google-research/FLAN checkout to read it from (default ``$FLANLAB_FLAN_REPO``)."""
 
     kind: Literal["task_catalog"] = "task_catalog"
+    flan_repo: str | None = None
     tasks: list[CatalogEntry]
 
 
@@ -101,7 +112,22 @@ class _MissingData:
         raise SourceError(f"{self.name}: no data dir: pass --data-dir DIR or set {DATA_DIR_ENV}")
 
 
-def _entry_task(entry: CatalogEntry, root: Path | None, where: str, family_root: Path | None) -> Task:
+def _flan_entry_family(entry: CatalogEntry, flan_repo: str | None, where: str):
+    from flanlab.tasks.collection.collection import flan_repo_default
+    from flanlab.tasks.collection.flan_render import FlanSpec, flan_family
+    from flanlab.tasks.collection.flan_repo import load_flan_repo
+
+    repo_path = flan_repo_default(flan_repo)
+    if repo_path is None:
+        raise ConfigError(f"{where}: task {entry.name!r}: flan_pattern {entry.flan_pattern!r} needs the catalog's "
+                          "flan_repo (a google-research/FLAN checkout) or $FLANLAB_FLAN_REPO")
+    spec = FlanSpec(load_flan_repo(repo_path), entry.flan_pattern, entry.flan_pattern,
+                    options=entry.options_field is not None, cot=entry.task_type == "cot")
+    return flan_family(spec, (), f"flan/v2 templates {entry.flan_pattern}")
+
+
+def _entry_task(entry: CatalogEntry, root: Path | None, where: str, family_root: Path | None,
+                flan_repo: str | None = None) -> Task:
     source: Source
     if entry.hf is not None:
         source = HFSource(entry.hf.path, entry.hf.config, entry.hf.splits, entry.hf.data_files, entry.hf.revision)
@@ -119,9 +145,12 @@ def _entry_task(entry: CatalogEntry, root: Path | None, where: str, family_root:
         raise ConfigError(f"{where}: task {entry.name!r}: {e}") from None
     if entry.rename:
         pre = (rename_fields(dict(entry.rename)), *pre)
-    family_file = family_root / entry.family if family_root else None
-    family = load_family(family_file) if family_file and family_file.suffix in (".yaml", ".yml") \
-        else builtin_family(entry.family)
+    if entry.flan_pattern:
+        family = _flan_entry_family(entry, flan_repo, where)
+    else:
+        family_file = family_root / entry.family if family_root else None
+        family = load_family(family_file) if family_file and family_file.suffix in (".yaml", ".yml") \
+            else builtin_family(entry.family)
     tags = tuple(t for t in (entry.source, entry.task_type, entry.flan_name) if t)
     return Task(
         name=entry.name, source=source, family=family, preprocessors=pre, task_type=entry.task_type,
@@ -146,9 +175,12 @@ def _tasks(spec: TaskCatalog, where: str, root: Path | None, family_root: Path |
     if dupes:
         raise ConfigError(f"{where}: task {dupes[0]!r} is declared twice")
     tasks = []
+    flan_repo = spec.flan_repo
+    if flan_repo and family_root is not None and not Path(flan_repo).expanduser().is_absolute():
+        flan_repo = str(family_root / flan_repo)  # relative to the catalog file, like its families
     for entry in spec.tasks:
         for concrete in _expand(entry, root, where):
-            tasks.append(_entry_task(concrete, root, where, family_root))
+            tasks.append(_entry_task(concrete, root, where, family_root, flan_repo))
     return tasks
 
 
@@ -192,6 +224,7 @@ def _shipped(root: Path | None) -> list[Task]:
 class _Key:
     data_dir: str | None
     bigbench: str | None
+    flan_repo: str | None = None
 
 
 _CACHE: dict[_Key, Registry[Task]] = {}
@@ -208,15 +241,23 @@ def _bigbench_tasks(location: str | Path | None, fetch: bool) -> list[Task]:
 
 
 def build_catalog(data_dir_: str | Path | None = None, *, bigbench: bool | str | Path = True,
-                  fetch: bool = True, extra: Iterable[str | Path] = ()) -> Registry[Task]:
+                  fetch: bool = True, extra: Iterable[str | Path] = (),
+                  flan_repo: str | Path | None = None) -> Registry[Task]:
     """A fresh registry: shipped tasks, BIG-bench (``bigbench``: True for the cached sdist, a path
-    to a folder or tarball, False for none) and tasks of ``extra`` catalog files."""
+    to a folder or tarball, False for none) and tasks of ``extra`` catalog files. ``flan_repo`` (a
+    google-research/FLAN checkout, default ``$FLANLAB_FLAN_REPO``) renders the Flan 2022 collection
+    with flan/v2's own templates and assembly."""
     root = data_dir(data_dir_)
     reg: Registry[Task] = Registry("task")
     tasks = _shipped(root)
-    from flanlab.tasks.collection.collection import collection_tasks  # Flan 2022 collection (lazy sources)
+    from flanlab.tasks.collection.collection import collection_tasks, flan_repo_default
 
-    tasks += collection_tasks(root)
+    flan_repo = flan_repo_default(flan_repo)
+    if flan_repo is not None:
+        from flanlab.tasks.collection.cot import flan_cot_tasks
+
+        tasks = flan_cot_tasks(tasks, flan_repo)
+    tasks += collection_tasks(root, flan_repo=flan_repo)
     for file in extra:
         tasks += load_catalog_file(file)
     if bigbench:
@@ -230,30 +271,35 @@ def build_catalog(data_dir_: str | Path | None = None, *, bigbench: bool | str |
 
 
 def catalog(data_dir_: str | Path | None = None, *, bigbench: bool | str | Path = True,
-            fetch: bool = True) -> Registry[Task]:
-    """The catalog for a data dir, built once per process (lazily) and cached."""
+            fetch: bool = True, flan_repo: str | Path | None = None) -> Registry[Task]:
+    """The catalog for a data dir (and FLAN checkout), built once per process (lazily) and cached."""
+    from flanlab.tasks.collection.collection import flan_repo_default
+
     root = data_dir(data_dir_)
-    key = _Key(str(root) if root else None, None if bigbench is True else str(bigbench) if bigbench else "")
+    flan = flan_repo_default(flan_repo)
+    key = _Key(str(root) if root else None, None if bigbench is True else str(bigbench) if bigbench else "",
+               None if flan is None else str(Path(flan).expanduser().resolve()))
     if key not in _CACHE:
-        _CACHE[key] = build_catalog(root, bigbench=bigbench, fetch=fetch)
+        _CACHE[key] = build_catalog(root, bigbench=bigbench, fetch=fetch, flan_repo=flan)
     return _CACHE[key]
 
 
-def get_task(name: str, data_dir_: str | Path | None = None, *, fetch: bool = True) -> Task:
+def get_task(name: str, data_dir_: str | Path | None = None, *, fetch: bool = True,
+             flan_repo: str | Path | None = None) -> Task:
     """A task by name; BIG-bench (``bigbench.*``) is only indexed when such a name is asked for."""
     if not name.startswith("bigbench."):
-        local = catalog(data_dir_, bigbench=False)
+        local = catalog(data_dir_, bigbench=False, flan_repo=flan_repo)
         if name in local:
             return local.get(name)
-    return catalog(data_dir_, fetch=fetch).get(name)
+    return catalog(data_dir_, fetch=fetch, flan_repo=flan_repo).get(name)
 
 
 def list_tasks(data_dir_: str | Path | None = None, *, source: str | None = None, tag: str | None = None,
-               fetch: bool = True) -> list[Task]:
+               fetch: bool = True, flan_repo: str | Path | None = None) -> list[Task]:
     """Tasks filtered by source kind (``flan_cot``, ``gsm8k``, ``bigbench`` ...) and by tag (a
     held-out tag, a task type, a BIG-bench keyword, or ``heldout`` for any held-out task)."""
     want_bigbench = source in (None, "bigbench")
-    reg = catalog(data_dir_, bigbench=want_bigbench, fetch=fetch)
+    reg = catalog(data_dir_, bigbench=want_bigbench, fetch=fetch, flan_repo=flan_repo)
     out = []
     for _, task in reg.items():
         if source and task.source_kind != source:

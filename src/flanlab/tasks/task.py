@@ -147,7 +147,8 @@ class Task:
     def formats(self) -> list[str]:
         """Formats this task renders in (``*_opt`` only when it has answer options)."""
         fmts = self.family.formats()
-        if not self.options_field:
+        # A family rendered by flan/v2's own assembly has flan/v2's formats (zs_opt included).
+        if not self.options_field and getattr(self.family, "flan", None) is None:
             fmts = [f for f in fmts if not f.endswith("_opt")]
         return fmts
 
@@ -255,8 +256,14 @@ def render(
     budget: Budget | None = None,
     option_styles: str = "random",
     limit: int | None = None,
+    drop_unfit: bool = True,
 ) -> Iterator[Rendered]:
     """Stream ``task``'s ``split`` rendered in ``fmt``.
+
+    A task whose family comes from a FLAN checkout renders as flan/v2 does
+    (:mod:`flanlab.tasks.collection.flan_render`; ``shots`` is then flan/v2's own): a few-shot
+    example with no exemplar that fits the budget is dropped, as flan/v2 drops it, unless
+    ``drop_unfit=False`` (mixtures, whose plan counted it), which keeps it with no exemplar.
 
     Per example a seeded RNG (seed, task, split, index) picks the template, the option style
     (``option_styles="random"``: the randomized Flan styles; ``"flan"``: always ``OPTIONS:\\n- ``)
@@ -267,6 +274,12 @@ def render(
     check_format(fmt)
     if option_styles not in ("random", "flan"):
         raise UserError(f"option_styles must be 'random' or 'flan', got {option_styles!r}")
+    flan = getattr(task.family, "flan", None)
+    if flan is not None:
+        # Templates read from a FLAN checkout: flan/v2 decides shots, separators and option styles.
+        yield from flan.render(task, fmt, split=split, seed=seed, tokenizer=tokenizer, budget=budget,
+                               option_styles=option_styles, limit=limit, drop_unfit=drop_unfit)
+        return
     templates = task.templates(fmt)
     counter = make_counter(tokenizer)
     budget = budget or Budget()

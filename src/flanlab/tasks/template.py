@@ -41,7 +41,9 @@ __all__ = [
     "parse_family",
 ]
 
-SPECIAL_FIELDS = frozenset({"options_"})
+# Filled by the renderer, not read from the example: the options block (and, for flan/v2 dialog
+# templates, the formatted dialog turns).
+SPECIAL_FIELDS = frozenset({"options_", "dialog_"})
 TEMPLATE_KINDS = ("standard", "cot", "inversion")
 _BUILTIN = "data/templates"
 

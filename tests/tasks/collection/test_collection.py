@@ -86,6 +86,12 @@ def test_cli_tasks_show_with_flan_repo(data_dir, capsys, monkeypatch):
     assert main(args) == 0
     assert "template nli:" in capsys.readouterr().out  # flanlab's own templates by default
     monkeypatch.setattr(catalog, "_CACHE", {})
-    assert main([*args, "--flan-repo", str(FIX / "flan_repo")]) == 0
+    flan = Path(__file__).resolve().parents[4] / "shared" / "reference" / "FLAN"
+    if not flan.is_dir():
+        pytest.skip(f"no google-research/FLAN checkout at {flan}")
+    assert main([*args, "--flan-repo", str(flan)]) == 0
     out = capsys.readouterr().out
-    assert "template flan:anli:0" in out and "Hypothesis: The cat was awake all afternoon." in out
+    assert "template flan:anli:" in out and "The cat was awake all afternoon." in out
+    import os
+
+    assert "FLANLAB_FLAN_REPO" not in os.environ  # the switch is passed along, never written

@@ -18,10 +18,12 @@ FIX = Path(__file__).parent / "fixtures"
 
 
 def _plan(capsys, name: str, *extra: str) -> dict[str, int]:
+    """Planned tasks per submixture, their variants (``:inverted``) included."""
     assert main(["mix", str(CONFIGS / name), "--dry-run", "--top", "5", *extra]) == 0
     out = capsys.readouterr().out
-    rows = re.findall(r"^\| (\w+) \| (\d+) \| ([\d.]+) \| (\d+|-) \| ([\d.]+)% \|$", out, re.MULTILINE)
-    return {sub: int(n) for sub, n, *_ in rows}
+    rows = re.findall(r"^\| (\w+) \| (\d+) \| (\d+) \| [\d/]+ \| ([\d.]+) \| (\d+|-) \| ([\d.]+)% \|$", out,
+                      re.MULTILINE)
+    return {sub: int(n) + int(v) for sub, n, v, *_ in rows}
 
 
 def test_configs_start_with_their_command():
@@ -47,7 +49,10 @@ def test_dry_run_plans_the_ladder_without_data(capsys, tmp_path):
     assert main(["mix", str(CONFIGS / "flan2022.yaml"), "--dry-run", "--data-dir", none]) == 0
     out = capsys.readouterr().out
     # Expected shares: the Flan 2022 rates renormalized over the submixtures present.
-    assert "| flan2021 | 104 | 0.4 | 30000 | 40.00% |" in out and "| niv2 | 1554 | 0.2 | 5000 | 20.00% |" in out
+    # Tasks and their :inverted variants are counted apart (1,809 + 53, not 1,862 "tasks").
+    assert "(1809 tasks + 53 variants;" in out
+    assert "| flan2021 | 52 | 52 | 0/104/0 | 0.4 | 30000 | 40.00% |" in out
+    assert "| niv2 | 1554 | 0 | 0/0/1554 | 0.2 | 5000 | 20.00% |" in out
     assert not (tmp_path / "empty").exists()  # nothing written
     assert main(["mix", str(CONFIGS / "flan2022.yaml")]) == 2  # a build needs --out
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flanlab.tasks.collection.flan_repo import FlanRepoError, flan_family, format_to_jinja, load_flan_patterns
+from flanlab.tasks.collection.flan_repo import FlanRepoError, format_to_jinja, load_flan_repo
 from flanlab.tasks.collection.manifest import load_manifest
 from flanlab.tasks.collection.mapping import MappingError, parse_mapping
 from flanlab.tasks.collection.muffin import local_files, muffin_datasets, muffin_family, muffin_task
@@ -122,35 +122,24 @@ def test_bad_rows_and_mappings_name_the_place(tmp_path):
 
 
 def test_flan_repo_templates_are_parsed_not_imported():
-    patterns = load_flan_patterns(FLAN_REPO)
+    repo = load_flan_repo(FLAN_REPO)
     assert "flan" not in sys.modules  # the checkout's imports were never executed
-    assert set(patterns) == {"rte", "trivia_qa", "anli"}  # 'computed' is not a literal: skipped
-    assert patterns["rte"][0][0].endswith("true?\n\n{options_}")  # names bound to literals resolve
+    assert set(repo.patterns) == {"rte", "trivia_qa", "anli"}
+    assert repo.zero_shot("rte")[0].inputs.endswith("true?\n\n{options_}")  # names bound to literals resolve
+    assert repo.zero_shot("rte")[0].line == 13
+    # An entry that is not data is recorded with its line, and is an error when asked for.
+    with pytest.raises(FlanRepoError, match=r"templates\.py:\d+: PATTERNS\['computed'\] is not a list"):
+        repo.zero_shot("computed")
+    with pytest.raises(FlanRepoError, match="no PATTERNS\\['cb'\\]"):
+        repo.zero_shot("cb")
     # Literal braces and Jinja-looking text in a Flan string stay text, never template code.
     jinja, used = format_to_jinja("{premise} {{literal}} {{% x %}}\n{options_}")
     assert used == {"premise"}
     from flanlab.tasks.sandbox import render as sandbox_render
 
     assert sandbox_render(jinja, {"premise": "P", "options_": "O"}) == "P {literal} {% x %}\nO"
-
-
-def test_flan_repo_family_renders_through_our_task():
-    rows = FIXTURES / "muffin" / "anli_r1.jsonl"
-    fam = flan_family(FLAN_REPO, "rte", "nli", ("premise", "hypothesis", "options", "answer"))
-    assert [t.id for t in fam.templates] == ["flan:rte:0", "flan:rte:1", "flan:rte:2"]
-    inv = flan_family(FLAN_REPO, "rte", "nli", ("premise", "hypothesis", "options", "answer"), inverted=True)
-    assert [t.id for t in inv.templates] == ["flan:rte:3"]
-    task = muffin_task("anli_r1", source=FileSource({"train": rows}), flan_repo=FLAN_REPO)
-    assert task.family.name == "flan:anli"  # PATTERNS["anli"] = ... assignments are read too
-    for fmt in FORMATS:
-        r = next(render(task, fmt, seed=0, shots=1, option_styles="flan"))
-        assert "Hypothesis: The cat was awake all afternoon." in r.inputs
-    cbqa = flan_family(FLAN_REPO, "trivia_qa", "closed_book_qa", ("question", "answer"))
-    assert len(cbqa.templates) == 2  # the template reading {title} is skipped: no such field
-    with pytest.raises(FlanRepoError, match="no PATTERNS\\['cb'\\]"):
-        flan_family(FLAN_REPO, "cb", "nli", ("premise", "hypothesis", "options", "answer"))
     with pytest.raises(FlanRepoError, match="must point at a checkout"):
-        load_flan_patterns(FIXTURES / "nowhere")
+        load_flan_repo(FIXTURES / "nowhere")
 
 
 def test_every_template_of_every_family_renders():

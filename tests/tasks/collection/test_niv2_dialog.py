@@ -103,7 +103,8 @@ def test_qrecc_shape_and_local_layout(tmp_path):
     taskmaster = dialog_turns("taskmaster", {"utterances": [
         {"speaker": "USER", "text": "Book a table for two."}, {"speaker": "ASSISTANT", "text": "For what time?"}]})
     assert taskmaster == [{"title": "", "background": "", "dialog": "USER: Book a table for two.",
-                           "next_turn": "For what time?", "speaker": "ASSISTANT"}]
+                           "next_turn": "For what time?", "speaker": "ASSISTANT",
+                           "turns": ["Book a table for two."], "answer": "For what time?"}]
     with pytest.raises(SourceError, match="bad.jsonl:1: no field 'Context'"):
         bad = tmp_path / "bad.jsonl"
         bad.write_text('{"Question": "q", "Answer": "a"}\n')

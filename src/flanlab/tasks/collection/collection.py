@@ -13,25 +13,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flanlab.core.errors import UserError
-from flanlab.core.log import get_logger
 from flanlab.tasks.collection.dialog import HUB as DIALOG_HUB
 from flanlab.tasks.collection.dialog import dialog_task
-from flanlab.tasks.collection.flan_repo import FlanRepoError
 from flanlab.tasks.collection.manifest import CollectionTask, Manifest, load_manifest
-from flanlab.tasks.collection.muffin import local_files, muffin_datasets, muffin_task
+from flanlab.tasks.collection.muffin import has_flan_inversions, local_files, muffin_datasets, muffin_task
 from flanlab.tasks.collection.niv2 import find_niv2_repo, niv2_family, niv2_task
 from flanlab.tasks.collection.t0 import P3_HUB, p3_files, t0_task
 from flanlab.tasks.sources import SourceError
 from flanlab.tasks.task import Task
 
-__all__ = ["COLLECTION_NAMES", "FLAN_REPO_ENV", "NIV2_REPO_ENV", "Availability", "availability", "collection_tasks", "cot_file"]
+__all__ = ["COLLECTION_NAMES", "FLAN_REPO_ENV", "flan_repo_default", "NIV2_REPO_ENV", "Availability", "availability", "collection_tasks", "cot_file"]
 
 NIV2_REPO_ENV = "FLANLAB_NIV2_REPO"
 # A google-research/FLAN checkout whose flan/v2/templates.py replaces our Muffin templates.
 FLAN_REPO_ENV = "FLANLAB_FLAN_REPO"
 COLLECTION_NAMES = ("flan2022",)
 _DIALOG = ("qrecc", "task_master", "wiki_dialog")
-log = get_logger("tasks.collection")
 
 
 @dataclass(frozen=True)
@@ -58,6 +55,13 @@ def cot_file(name: str, data_dir: str | Path | None) -> Path | None:
         return None
     short = name.removeprefix("cot/").removeprefix("stream_").removeprefix("cot_")
     return Path(data_dir) / "flan_cot" / f"{short}_train.tsv"
+
+
+def flan_repo_default(flan_repo: str | Path | None = None) -> str | None:
+    """The FLAN checkout to use: ``flan_repo`` if given, else ``$FLANLAB_FLAN_REPO`` (read, never
+    written), else None (flanlab's own templates)."""
+    found = flan_repo or os.environ.get(FLAN_REPO_ENV) or None
+    return None if found is None else str(found)
 
 
 def _check(name: str) -> None:
@@ -118,8 +122,8 @@ def availability(data_dir: str | Path | None = None, *, niv2_repo: str | Path | 
 def collection_tasks(data_dir: str | Path | None = None, *, niv2_repo: str | Path | None = None,
                      flan_repo: str | Path | None = None) -> list[Task]:
     """The collection's buildable tasks (sources are lazy: nothing is read or downloaded here).
-    ``flan_repo`` (default ``$FLANLAB_FLAN_REPO``) switches Muffin to Flan's own templates."""
-    flan_repo = flan_repo or os.environ.get(FLAN_REPO_ENV) or None
+    ``flan_repo`` (a google-research/FLAN checkout; see :func:`flan_repo_default`) renders Muffin
+    with flan/v2's own templates and assembly."""
     manifest = load_manifest()
     tasks: list[Task] = []
     for t in manifest.select(collections=["muffin"]):
@@ -127,24 +131,23 @@ def collection_tasks(data_dir: str | Path | None = None, *, niv2_repo: str | Pat
         if short in _DIALOG:
             if local_files(data_dir, short) or short in DIALOG_HUB:
                 for inverted in (False, True):
-                    tasks.append(dialog_task(short, data_dir=data_dir, inverted=inverted, category=t.category))
+                    tasks.append(dialog_task(short, data_dir=data_dir, inverted=inverted, category=t.category,
+                                             flan_repo=flan_repo))
         elif short in muffin_datasets():
-            for inverted in (False, True):
-                try:
-                    task = muffin_task(short, data_dir=data_dir, inverted=inverted, category=t.category,
-                                       flan_repo=flan_repo)
-                except FlanRepoError as e:
-                    # The checkout has no usable Flan templates for this one: keep ours.
-                    log.info("%s: %s; using flanlab's templates", t.name, str(e).splitlines()[0])
-                    task = muffin_task(short, data_dir=data_dir, inverted=inverted, category=t.category)
-                tasks.append(task)
+            # With a FLAN checkout, muffin/NAME holds flan/v2's inversions among its templates (as
+            # flan/v2 does); muffin/NAME:inverted is then a view of those alone, tagged flan_variant
+            # so that mixture globs leave it out. A template that cannot be read is an error.
+            variants = [False, True] if flan_repo is None or has_flan_inversions(short, flan_repo) else [False]
+            for inverted in variants:
+                tasks.append(muffin_task(short, data_dir=data_dir, inverted=inverted, category=t.category,
+                                         flan_repo=flan_repo))
     for t in manifest.select(collections=["t0sf"]):
-        tasks.append(t0_task(t.short_name, data_dir=data_dir, category=t.category))
+        tasks.append(t0_task(t.short_name, data_dir=data_dir, category=t.category, flan_repo=flan_repo))
     tasks_dir = _niv2_repo(niv2_repo, data_dir)
     for t in manifest.select(collections=["niv2"]):
         path = tasks_dir / f"{t.short_name}.json" if tasks_dir is not None else None
         if path is not None and path.is_file():
-            tasks.append(niv2_task(path, category=t.category))
+            tasks.append(niv2_task(path, category=t.category, flan_repo=flan_repo))
         else:
             # Known to the catalog (plans, globs) but without data: iterating it says what is missing.
             why = (f"{t.short_name}.json not in {tasks_dir}" if tasks_dir is not None else

@@ -43,8 +43,9 @@ def _render(turns: Sequence[Turn]) -> str:
 
 
 def _example(title: str, background: str, history: Sequence[Turn], nxt: Turn) -> dict[str, Any]:
+    # `turns` and `answer` are the fields of flan/v2's dialog preprocessors (for --flan-repo).
     return {"title": title, "background": background, "dialog": _render(history), "next_turn": nxt[1],
-            "speaker": nxt[0]}
+            "speaker": nxt[0], "turns": [t for _, t in history], "answer": nxt[1]}
 
 
 def _wiki_dialog(where: str, row: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -101,9 +102,10 @@ def dialog_family(kind: str = "standard") -> TemplateFamily:
 
 def dialog_task(name: str, *, shape: str | None = None, files: dict[str, str | Path] | None = None,
                 source: Source | None = None, data_dir: str | Path | None = None, inverted: bool = False,
-                category: str = "") -> Task:
+                category: str = "", flan_repo: str | Path | None = None) -> Task:
     """A dialog task: ``files`` / ``source`` (rows in ``shape``), else ``DATA_DIR/muffin/NAME/`` files,
-    else the hub where the dataset is published there."""
+    else the hub where the dataset is published there. With ``flan_repo`` the templates are flan/v2's
+    (``predict_next_turn_dialog`` and its input inversions, the Dialog-II submixture)."""
     short = name.removeprefix("muffin/").removesuffix(":inverted")
     shape = shape or _DEFAULT_SHAPE.get(short)
     if shape not in DIALOG_SHAPES:
@@ -119,6 +121,19 @@ def dialog_task(name: str, *, shape: str | None = None, files: dict[str, str | P
         else:
             raise UserError(f"dialog task {name!r}: no local files under DATA_DIR/muffin/{short}/ and no hub copy; "
                             f"pass files= in the {shape} shape")
+    if flan_repo is not None:
+        from flanlab.tasks.collection.flan_render import FlanSpec, flan_family
+        from flanlab.tasks.collection.flan_repo import load_flan_repo
+
+        key = short + ("_input_inversion" if inverted else "")
+        spec = FlanSpec(load_flan_repo(flan_repo), key, key, options=False, dialog=True)
+        return Task(name=f"muffin/{short}" + (":inverted" if inverted else ""),
+                    source=ExpandSource(source, DIALOG_SHAPES[shape]),
+                    family=flan_family(spec, ("turns", "answer"), f"flan/v2 templates {key}"),
+                    category=("Dialog Context Generation" if inverted else category),
+                    source_kind="dialog_ii" if inverted else "dialog",
+                    description=f"dialog {short} ({shape} shape), flan/v2 templates",
+                    tags=("flan2022", "dialog", where, "flan_repo") + (("inverted",) if inverted else ()))
     return Task(name=f"muffin/{short}" + (":inverted" if inverted else ""),
                 source=ExpandSource(source, DIALOG_SHAPES[shape]),
                 family=dialog_family("inversion" if inverted else "standard"),

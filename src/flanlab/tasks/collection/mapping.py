@@ -49,17 +49,34 @@ def _check_spec(spec: Any, where: str) -> None:
     if isinstance(spec, str):
         return
     if isinstance(spec, dict) and len(spec) >= 1:
-        kinds = {"const", "join", "path"} & set(spec)
-        if len(kinds) == 1:
+        kinds = {"const", "join", "path", "concat"} & set(spec)
+        if "concat" in spec:
+            if not isinstance(spec["concat"], list) or not spec["concat"]:
+                raise MappingError(f"{where}: concat: expected a list of specs")
+            for i, part in enumerate(spec["concat"]):
+                _check_spec(part, f"{where}.concat.{i}")
+        regex = spec.get("regex", [])
+        if len(kinds) == 1 and isinstance(regex, list) and all(
+                isinstance(r, list) and len(r) == 2 and all(isinstance(x, str) for x in r) for r in regex):
             return
-    raise MappingError(f"{where}: expected a dotted path, {{const: v}}, {{path: p}} or {{join: p, sep: s}}, got {spec!r}")
+    raise MappingError(f"{where}: expected a dotted path, {{const: v}}, {{path: p}}, {{join: p, sep: s}} or "
+                       f"{{concat: [specs]}} (optional regex: [[pattern, replacement], ...]), got {spec!r}")
 
 
 def _value(row: Any, spec: Any) -> Any:
     if isinstance(spec, str):
         return get_path(row, spec)
+    if "regex" in spec:
+        import re
+
+        value = str(_value(row, {k: v for k, v in spec.items() if k != "regex"}))
+        for pattern, repl in spec["regex"]:
+            value = re.sub(pattern, repl, value)
+        return value
     if "const" in spec:
         return spec["const"]
+    if "concat" in spec:
+        return "".join(str(_value(row, part)) for part in spec["concat"])
     if "path" in spec:
         return get_path(row, spec["path"])
     items = get_path(row, spec["join"])

@@ -134,6 +134,9 @@ def muffin_task(name: str, *, inverted: bool = False, data_dir: str | Path | Non
     (rows in the hub's schema) overrides both. With ``flan_repo`` (a google-research/FLAN checkout)
     the templates are Flan's own, read from its ``flan/v2/templates.py`` at run time."""
     ds = muffin_dataset(name)
+    if flan_repo is not None:
+        return _flan_muffin_task(ds, flan_repo, inverted=inverted, data_dir=data_dir, source=source,
+                                 category=category)
     where = "local"
     if source is None:
         files = local_files(data_dir, ds.name)
@@ -141,14 +144,7 @@ def muffin_task(name: str, *, inverted: bool = False, data_dir: str | Path | Non
             source = FileSource(files)
         else:
             source, where = ds.hub_source(), "hub"
-    if flan_repo is not None:
-        from flanlab.tasks.collection.flan_repo import flan_family
-
-        fields = tuple(ds.mapping.fields) + (("options",) if ds.mapping.has_options() else ()) + (
-            ("answer",) if ds.mapping.answer is not None else ())
-        family = flan_family(flan_repo, ds.name, ds.family, fields, inverted)
-    else:
-        family = muffin_family(ds.family, "inversion" if inverted else "standard")
+    family = muffin_family(ds.family, "inversion" if inverted else "standard")
     # Inversions generate an input from the answer: no options to show, so no *_opt formats.
     options = ds.mapping.has_options() and not inverted
     if not category:
@@ -167,4 +163,116 @@ def muffin_task(name: str, *, inverted: bool = False, data_dir: str | Path | Non
         source_kind="muffin",
         description=f"Muffin {ds.name} ({ds.hub_path}" + (f"/{ds.hub_config}" if ds.hub_config else "") + ")",
         tags=("flan2022", "muffin", where) + (("inverted",) if inverted else ()),
+    )
+
+
+@dataclass(frozen=True)
+class FlanFields:
+    """How a Muffin dataset's hub rows become the fields flan/v2's templates read
+    (``data/muffin/flan_fields.yaml``)."""
+
+    pattern: str
+    mapping: FieldMapping
+    hub_config: str | None
+    unavailable: Mapping[str, str]
+    differences: tuple[str, ...]
+
+
+@cache
+def flan_fields() -> dict[str, FlanFields]:
+    """Every Muffin dataset's flan/v2 field mapping, validated against ``datasets.yaml``."""
+    where = f"flanlab/tasks/collection/{_DATA}/flan_fields.yaml"
+    data = yaml.safe_load(_root().joinpath("flan_fields.yaml").read_text("utf-8"))
+    raw = yaml.safe_load(_root().joinpath("datasets.yaml").read_text("utf-8"))["datasets"]
+    if not isinstance(data, dict) or not isinstance(data.get("datasets"), dict):
+        raise MappingError(f"{where}: expected a 'datasets' mapping")
+    out = {}
+    for name, item in data["datasets"].items():
+        spot = f"{where}: datasets.{name}"
+        if name not in raw:
+            raise MappingError(f"{spot}: not a dataset of datasets.yaml")
+        unknown = set(item) - {"pattern", "fields", "options", "hub_config", "unavailable", "differences"}
+        if unknown or not isinstance(item.get("pattern"), str):
+            raise MappingError(f"{spot}: expected 'pattern' and 'fields' (optional hub_config, unavailable, "
+                               f"differences), got {sorted(item)}")
+        base = {k: v for k, v in raw[name].items() if k in ("options", "answer", "skip")}
+        if "options" in item:  # flan/v2 shapes the options itself (winogrande)
+            base["options"] = item["options"]
+        mapping = parse_mapping({**base, "fields": item.get("fields") or {}}, spot)
+        out[name] = FlanFields(item["pattern"], mapping, item.get("hub_config"),
+                               dict(item.get("unavailable") or {}), tuple(item.get("differences") or ()))
+    missing = sorted(set(raw) - set(out))
+    if missing:
+        raise MappingError(f"{where}: no entry for dataset(s) {', '.join(missing)}")
+    return out
+
+
+def has_flan_inversions(name: str, flan_repo: str | Path) -> bool:
+    """Whether flan/v2 has input-inversion templates for Muffin dataset ``name``."""
+    from flanlab.tasks.collection.flan_render import FlanSpec
+    from flanlab.tasks.collection.flan_repo import load_flan_repo
+
+    spec = flan_fields()[name]
+    return FlanSpec(load_flan_repo(flan_repo), spec.pattern, name, spec.mapping.has_options(),
+                    unavailable=tuple(spec.unavailable)).has_inversions()
+
+
+@cache
+def _warn_unavailable(name: str, unavailable: tuple[tuple[str, str], ...] | None = None) -> None:
+    # Once per dataset and process: the catalog builds every task.
+    if unavailable:
+        from flanlab.core.log import get_logger
+
+        get_logger("tasks.flan").warning(
+            "muffin/%s: flan/v2 templates reading %s are left out: %s", name,
+            ", ".join("{" + k + "}" for k, _ in unavailable), "; ".join(v for _, v in unavailable))
+
+
+def _flan_muffin_task(ds: MuffinDataset, flan_repo: str | Path, *, inverted: bool, data_dir: str | Path | None,
+                      source: Source | None, category: str) -> Task:
+    """A Muffin task rendered with flan/v2's templates and assembly (see :mod:`.flan_render`).
+
+    ``muffin/NAME`` uses every template of ``PATTERNS`` (about one in ten is an input inversion, as
+    in flan/v2); ``muffin/NAME:inverted`` only the inversions, for looking at them alone."""
+    from flanlab.tasks.collection.flan_render import FlanSpec, flan_family
+    from flanlab.tasks.collection.flan_repo import load_flan_repo
+
+    spec = flan_fields()[ds.name]
+    where = "local"
+    if source is None:
+        files = local_files(data_dir, ds.name)
+        if files:
+            source = FileSource(files)
+        else:
+            config = spec.hub_config or ds.hub_config
+            source, where = HFSource(ds.hub_path, config, dict(ds.hub_splits)), "hub"
+    repo = load_flan_repo(flan_repo)
+    options = spec.mapping.has_options()
+    flan = FlanSpec(repo, spec.pattern, ds.name, options, inverted=True if inverted else None,
+                    unavailable=tuple(spec.unavailable))
+    if inverted and not flan.has_inversions():
+        raise UserError(f"muffin/{ds.name}:inverted: flan/v2 has no input-inversion template in "
+                        f"PATTERNS[{spec.pattern!r}] ({repo.file('templates.py')}) that the data can fill"
+                        + (f" (unavailable: {', '.join(spec.unavailable)})" if spec.unavailable else "")
+                        + "; without a FLAN checkout "
+                        "flanlab's own inversions are used")
+    _warn_unavailable(ds.name, tuple(spec.unavailable.items()) or None)
+    fields = tuple(spec.mapping.fields) + (("options",) if options else ()) + (
+        ("answer",) if spec.mapping.answer is not None else ())
+    family = flan_family(flan, fields, f"flan/v2 templates for {ds.name}")
+    if not category:
+        from flanlab.tasks.collection.manifest import load_manifest
+
+        category = load_manifest().get(f"muffin/{ds.name}").category
+    return Task(
+        name=f"muffin/{ds.name}" + (":inverted" if inverted else ""),
+        source=mapped_source(source, spec.mapping),
+        family=family,
+        task_type="multiple_choice" if options else "generation",
+        category=("Inverted " + category) if inverted else category,
+        options_field="options" if options else None,
+        answer_field="answer",
+        source_kind="muffin",
+        description=f"Muffin {ds.name} ({ds.hub_path}), flan/v2 templates from {repo.root}",
+        tags=("flan2022", "muffin", where, "flan_repo") + (("inverted", "flan_variant") if inverted else ()),
     )

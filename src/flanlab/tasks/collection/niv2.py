@@ -121,10 +121,38 @@ class NIv2Source:
             }
 
 
+@cache
+def niv2_exemplars(flan_root: str | Path) -> dict[str, list[tuple[str, str]]]:
+    """flan/v2's NIv2 x-shot exemplars (``flan/v2/niv2_few_shot_data/niv2_exemplars.jsonl-*``, rows
+    ``{"task": ..., "sample": [{"input", "output"}, ...]}``) by task; empty when the checkout lacks them
+    (the public google-research/FLAN repository does not ship them)."""
+    folder = Path(flan_root) / "flan" / "v2" / "niv2_few_shot_data"
+    out: dict[str, list[tuple[str, str]]] = {}
+    for file in sorted(folder.glob("niv2_exemplars.jsonl-*")) if folder.is_dir() else []:
+        for n, line in enumerate(read_text_utf8(file).splitlines(), 1):
+            try:
+                row = json.loads(line)
+                out[str(row["task"]).split(".")[0]] = [(str(x["input"]), str(x["output"])) for x in row["sample"]]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise SourceError(f"{file}:{n}: expected {{task, sample: [{{input, output}}]}}") from None
+    return out
+
+
+@cache
+def _say_exemplar_source(flan_root: str, found: bool) -> None:
+    from flanlab.core.log import get_logger
+
+    if not found:  # once per process: the catalog builds every NIv2 task
+        get_logger("tasks.niv2").warning(
+            "NIv2 x-shot exemplars: %s/flan/v2/niv2_few_shot_data is not there (the public FLAN repository "
+            "does not ship it); using each task's own positive examples instead", flan_root)
+
+
 def find_niv2_repo(niv2_repo: str | Path | None = None, data_dir: str | Path | None = None) -> Path | None:
-    """The ``tasks/`` folder of a natural-instructions checkout: ``niv2_repo`` or
-    ``DATA_DIR/natural-instructions`` (None when neither exists)."""
-    for base in (niv2_repo, Path(data_dir) / "natural-instructions" if data_dir else None):
+    """The ``tasks/`` folder of a natural-instructions checkout: ``niv2_repo``, else
+    ``DATA_DIR/natural-instructions``, else ``DATA_DIR/niv2`` (None when none exists)."""
+    for base in (niv2_repo, Path(data_dir) / "natural-instructions" if data_dir else None,
+                 Path(data_dir) / "niv2" if data_dir else None):
         if base is None:
             continue
         base = Path(base)
@@ -137,11 +165,28 @@ def find_niv2_repo(niv2_repo: str | Path | None = None, data_dir: str | Path | N
     return None
 
 
-def niv2_task(path: str | Path, *, modes: Sequence[str] | None = None, category: str = "") -> Task:
-    """The NIv2 task of one task file, in the Flan NIv2 layouts (``modes``; default: all three)."""
+def niv2_task(path: str | Path, *, modes: Sequence[str] | None = None, category: str = "",
+              flan_repo: str | Path | None = None) -> Task:
+    """The NIv2 task of one task file, in the Flan NIv2 layouts (``modes``; default: all three), or
+    with ``flan_repo`` in flan/v2's NIv2 templates (:class:`~.flan_render.NIv2FlanSpec`)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: NIv2 task file not found")
+    if flan_repo is not None:
+        from flanlab.tasks.collection.flan_render import NIv2FlanSpec, flan_family
+        from flanlab.tasks.collection.flan_repo import load_flan_repo
+
+        repo = load_flan_repo(flan_repo)
+        exemplars = niv2_exemplars(repo.root).get(path.stem)
+        _say_exemplar_source(str(repo.root), exemplars is not None)
+        spec = NIv2FlanSpec(repo, "natinst_v2", "tfds_natural_instructions", options=False,
+                            exemplars=tuple(exemplars) if exemplars else None)
+        source = "flan/v2 niv2_few_shot_data" if exemplars else "the task's positive examples"
+        return Task(name=f"niv2/{path.stem}", source=NIv2Source(path), preprocessors=(NIv2FlanSpec.fields,),
+                    family=flan_family(spec, ("definition", "input", "output"), "flan/v2 NIv2 templates"),
+                    category=category, source_kind="niv2",
+                    description=f"natural-instructions {path.stem}; flan/v2 templates; x-shot exemplars: {source}",
+                    tags=("flan2022", "niv2", "local", "flan_repo"))
     return Task(name=f"niv2/{path.stem}", source=NIv2Source(path), family=niv2_family(modes),
                 category=category, source_kind="niv2", description=f"natural-instructions {path.stem}",
                 tags=("flan2022", "niv2", "local"))

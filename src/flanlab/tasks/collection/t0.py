@@ -90,8 +90,10 @@ def _p3_rows(where: str, row: dict[str, Any]) -> Iterator[tuple[str, dict[str, A
 
 
 def t0_task(name: str, *, data_dir: str | Path | None = None, source: Source | None = None,
-            category: str = "") -> Task:
-    """The T0-SF task ``name`` from P3 rows: ``source`` if given, else local files, else the hub."""
+            category: str = "", flan_repo: str | Path | None = None) -> Task:
+    """The T0-SF task ``name`` from P3 rows: ``source`` if given, else local files, else the hub.
+    With ``flan_repo`` (a google-research/FLAN checkout) the prompt is wrapped as flan/v2 wraps it
+    (see :func:`_flan_t0_task`)."""
     short = name.removeprefix("t0sf/")
     where = "local"
     if source is None:
@@ -100,9 +102,55 @@ def t0_task(name: str, *, data_dir: str | Path | None = None, source: Source | N
             source = FileSource(files)
         else:
             source, where = HFSource(P3_HUB, short, {"train": "train", "validation": "validation"}), "hub"
+    if flan_repo is not None:
+        return _flan_t0_task(short, source, where, category, flan_repo)
     return Task(name=f"t0sf/{short}", source=ExpandSource(source, _p3_rows), family=t0_family(),
                 category=category, source_kind="t0", description=f"T0-SF prompt {short} (P3)",
                 tags=("flan2022", "t0sf", where))
+
+
+def _flan_t0_rows(multiple_choice: bool):
+    """flan/v2's ``preprocessors.t0``: the P3 input with newlines as spaces (``question``), the
+    target without newlines (``answer``), and for multiple choice the answer choices the same way."""
+
+    def rows(where: str, row: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+        inputs, targets = row["inputs_pretokenized"], row["targets_pretokenized"]
+        if not isinstance(inputs, str) or not isinstance(targets, str):
+            raise SourceError(f"{where}: inputs_pretokenized / targets_pretokenized must be strings")
+        ex: dict[str, Any] = {"question": inputs.replace("\n", " ").strip(),
+                              "answer": targets.replace("\n", "").strip()}
+        if multiple_choice:
+            choices = row.get("answer_choices")
+            if not isinstance(choices, list) or len(choices) < 2:
+                raise SourceError(f"{where}: a multiple-choice T0 task needs 'answer_choices' (a list)")
+            ex["options"] = [str(c).replace("\n", "").strip() for c in choices]
+            if ex["answer"] not in ex["options"]:
+                raise SourceError(f"{where}: the target {ex['answer']!r} is not among the answer choices")
+        yield where, ex
+
+    return rows
+
+
+def _flan_t0_task(short: str, source: Source, where: str, category: str, flan_repo: str | Path) -> Task:
+    """A T0-SF task in flan/v2's T0 templates: its task type (``constants_t0``) picks the list
+    (``t0_question_answer``, ``t0_multiple_choice``, ``t0_multiple_choice_separated_options``);
+    only the last shows the answer choices (``{options_}``, randomized zero-shot)."""
+    from flanlab.tasks.collection.flan_render import FlanSpec, flan_family
+    from flanlab.tasks.collection.flan_repo import load_flan_repo, t0_task_types
+
+    repo = load_flan_repo(flan_repo)
+    kind = t0_task_types(str(repo.root)).get(short)
+    if kind is None:
+        raise UserError(f"t0sf/{short}: not in T0_TRAIN_TASK_METADATA of {repo.file('constants_t0.py')}")
+    mc = kind != "t0_question_answer"
+    shows = kind == "t0_multiple_choice_separated_options"
+    fields = ("question", "answer") + (("options",) if mc else ())
+    family = flan_family(FlanSpec(repo, kind, kind, options=shows), fields, f"flan/v2 {kind} templates")
+    return Task(name=f"t0sf/{short}", source=ExpandSource(source, _flan_t0_rows(mc)), family=family,
+                task_type="multiple_choice" if shows else "generation", category=category, source_kind="t0",
+                options_field="options" if shows else None, answer_field="answer",
+                description=f"T0-SF prompt {short} (P3) in flan/v2's {kind} templates",
+                tags=("flan2022", "t0sf", where, "flan_repo"))
 
 
 # -- promptsource ------------------------------------------------------------------------------
