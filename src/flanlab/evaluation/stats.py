@@ -14,7 +14,9 @@ Methods (numpy only, deterministic):
   resamples items (the same items for both) within each subtask.
 
 A difference "excludes zero" only when its whole interval lies on one side of zero; anything else
-is no evidence of a change (:attr:`PairedDiff.excludes_zero`).
+is no evidence of a change (:attr:`PairedDiff.excludes_zero`). A change is claimed
+(:attr:`PairedDiff.significant`) only when, in addition, the exact McNemar test agrees for
+right/wrong items (the two can disagree at the margin: the exact test is the more conservative).
 
 Typical use::
 
@@ -22,7 +24,7 @@ Typical use::
     iv = score_interval({"navigate": [1, 0, 1], "snarks": [0, 1]})          # fractions
     iv.fmt(100)                                                              # '50.0 [...] n=5'
     d = paired_difference({"navigate": [0, 0, 1]}, {"navigate": [1, 1, 1]})
-    d.excludes_zero, d.low, d.high, d.mcnemar_p
+    d.excludes_zero, d.significant, d.low, d.high, d.mcnemar_p, d.verdict()
 """
 
 from __future__ import annotations
@@ -86,24 +88,44 @@ class PairedDiff:
 
     @property
     def excludes_zero(self) -> bool:
-        """Whether the whole interval lies on one side of zero (a change, not noise)."""
+        """Whether the whole interval lies on one side of zero."""
         return self.low > 0 or self.high < 0
+
+    @property
+    def significant(self) -> bool:
+        """A change worth claiming: the interval excludes zero and, for right/wrong items, the exact
+        McNemar test agrees (p < 0.05). The two can disagree at the margin (the exact test is the
+        more conservative); then nothing is claimed."""
+        return self.excludes_zero and (self.mcnemar_p is None or self.mcnemar_p < 1 - LEVEL)
 
     def scaled(self, factor: float) -> PairedDiff:
         return PairedDiff(self.before * factor, self.after * factor, self.diff * factor, self.low * factor,
                           self.high * factor, self.n, self.method, self.improved, self.worsened, self.mcnemar_p)
 
     def verdict(self) -> str:
-        """A short phrase: which way the interval says the score moved, if it says so at all."""
+        """A short phrase: which way the score moved, if the evidence says so at all."""
         if not self.excludes_zero:
             return "no clear change (interval includes 0)"
-        return "gain (interval excludes 0)" if self.low > 0 else "loss (interval excludes 0)"
+        if not self.significant:
+            return f"borderline (interval excludes 0, exact McNemar p = {self.mcnemar_p:.3g}): not claimed"
+        if self.low > 0:
+            return "gain (interval excludes 0)" + ("" if self.mcnemar_p is None else ", McNemar p < 0.05")
+        return "loss (interval excludes 0)" + ("" if self.mcnemar_p is None else ", McNemar p < 0.05")
+
+    def short(self) -> str:
+        """One word for tables: gain, loss, borderline or no clear change."""
+        if not self.excludes_zero:
+            return "no clear change"
+        if not self.significant:
+            return "borderline"
+        return "gain" if self.low > 0 else "loss"
 
     def to_dict(self, digits: int = 2) -> dict[str, object]:
         out = {k: (round(v, digits) if isinstance(v, float) and k != "mcnemar_p" else v)
                for k, v in asdict(self).items()}
         out["ci95"] = [out.pop("low"), out.pop("high")]
         out["excludes_zero"] = self.excludes_zero
+        out["significant"] = self.significant
         return out
 
     def fmt(self, factor: float = 1.0, digits: int = 1) -> str:
