@@ -294,3 +294,20 @@ def test_compare_two_eval_runs_with_normalized_average(tmp_path):
     assert "| bbh | – | 50.0 (n unknown, no interval) | – |" in md and "| bbh (direct) | – | – | 40.0 n=2 |" in md
     # a partial normalized average is never shown as a figure
     assert "12.5" not in md and "partial (1 of 6)" in md
+
+
+def test_pipeline_summary_carries_intervals_and_the_paired_difference(tmp_path):
+    from flanlab.reports.story import before_after, before_after_markdown
+
+    run = _story_run(tmp_path)
+    summary = before_after(run)
+    assert summary["stages"]["eval_before"] == {"bbh/direct": 35.0}
+    assert summary["stats"]["eval_after"]["bbh/direct"] == {"n": 20, "ci95": [48.1, 85.45], "ci_method": "wilson",
+                                                            "chance": 50.0}
+    d = summary["paired"]["bbh/direct"]
+    assert (d["improved"], d["worsened"], d["ci95"], d["excludes_zero"], d["significant"]) == (
+        9, 2, [4.16, 57.89], True, False)
+    md = before_after_markdown(summary)
+    assert "| benchmark | chance | before | after | after − before |" in md
+    assert ("| bbh/direct | 50.0 | 35.0 [18.1, 56.7] n=20 | 70.0 [48.1, 85.5] n=20 | "
+            "+35.0 [+4.2, +57.9], McNemar p=0.0654: borderline, not claimed |") in md

@@ -209,3 +209,89 @@ def examples_section(before: RunSummary, after: RunSummary, keys: list[tuple[str
                 ["output", cb[0], ca[0]], ["answer", cb[1], ca[1]],
                 ["scored", cb[2], ca[2]], ["target", _show(target), _show(target)]]))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# a pipeline run's own results.json / results.md
+
+
+def before_after(run_dir: str | Path) -> dict[str, Any]:
+    """A pipeline run's headline numbers as its ``results.json`` keeps them: ``stages`` ({stage:
+    {key: score}}, as before), ``stats`` ({stage: {key: {n, ci95, ci_method, chance}}}) and
+    ``paired`` ({key: after − before on the same items, with its 95 % interval, McNemar p,
+    ``excludes_zero`` and ``significant``}); keys are ``bench`` or ``bench/strategy``."""
+    from flanlab.reports.collect import EVAL_STAGES, load_run
+
+    run_dir = Path(run_dir)
+    out: dict[str, Any] = {"stages": {}, "stats": {}}
+    loaded = {}
+    for stage in EVAL_STAGES:
+        if (run_dir / stage / "results.json").is_file():
+            sub = loaded[stage] = load_run(run_dir / stage)
+            heads = sub.headline()
+            out["stages"][stage] = {_key(*k): v for k, v in heads.items()}
+            out["stats"][stage] = {}
+            for k in heads:
+                st = sub.stats(*k)
+                out["stats"][stage][_key(*k)] = {"n": st.n, "ci95": None if st.ci95 is None else
+                                                 [round(st.ci95[0], 2), round(st.ci95[1], 2)],
+                                                 "ci_method": st.method, "chance": st.chance}
+    if len(loaded) == 2:
+        b, a = loaded["eval_before"], loaded["eval_after"]
+        out["paired"] = {}
+        for k in sorted(set(b.headline()) & set(a.headline())):
+            d = paired(b, a, *k)
+            if d is not None:
+                out["paired"][_key(*k)] = d.to_dict()
+    return out
+
+
+def _key(bench: str, setting: str) -> str:
+    return f"{bench}/{setting}" if setting else bench
+
+
+def before_after_markdown(summary: dict[str, Any]) -> str:
+    """The table a pipeline run prints: each score with [95 % interval] and n, the chance level, and
+    after − before on the same items with its interval and verdict."""
+    stages = summary["stages"]
+    stats = summary.get("stats", {})
+    paired_rows = summary.get("paired") or {}
+    keys = sorted({k for v in stages.values() for k in v})
+    cols = list(stages)
+    head = ["benchmark", "chance", *[c.removeprefix("eval_") for c in cols]] + (["after − before"] if paired_rows else [])
+    lines = ["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
+    for k in keys:
+        chance = next((stats[c][k]["chance"] for c in cols if stats.get(c, {}).get(k, {}).get("chance") is not None),
+                      None)
+        cells = []
+        for c in cols:
+            if k not in stages[c]:
+                cells.append("–")
+                continue
+            st = stats.get(c, {}).get(k, {})
+            ci = st.get("ci95")
+            cells.append(f"{stages[c][k]:.1f}" + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "")
+                         + (f" n={st['n']}" if st.get("n") is not None else " (n unknown)"))
+        row = [k, "–" if chance is None else f"{chance:.1f}", *cells]
+        if paired_rows:
+            d = paired_rows.get(k)
+            row.append("–" if d is None else _paired_text(d))
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Percent; [95 % interval] (Wilson, or bootstrap for non-binary scores); after − before on the same "
+              "items: Newcombe's paired interval with the exact McNemar test (or a paired bootstrap). A change is "
+              "claimed only when the interval excludes 0 and McNemar agrees (p < 0.05)."]
+    return "\n".join(lines) + "\n"
+
+
+def _paired_text(d: dict[str, Any]) -> str:
+    lo, hi = d["ci95"]
+    text = f"{d['diff']:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+    if d.get("mcnemar_p") is not None:
+        text += f", McNemar p={d['mcnemar_p']:.3g}"
+    if d["significant"]:
+        verdict = "gain" if d["diff"] > 0 else "loss"
+    elif d["excludes_zero"]:
+        verdict = "borderline, not claimed"
+    else:
+        verdict = "no clear change"
+    return f"{text}: {verdict}"
