@@ -143,3 +143,7 @@ def test_chance_levels_on_the_real_task_files(shared_data):
     assert example_chance(mmlu, first) == 0.25
     gsm = get_benchmark("gsm8k", shared_data)
     assert example_chance(gsm, gsm.examples("main")[0]) == 0.0
+    with pytest.raises(ValueError):
+        paired_difference({"a": [1, 0]}, {"b": [1, 0]})
+    with pytest.raises(ValueError):
+        paired_bootstrap({"a": [1, 0.5]}, {"a": [1]})

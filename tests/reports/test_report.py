@@ -158,7 +158,7 @@ def test_report_tells_the_story_with_n_intervals_and_chance(tmp_path):
     # The paper's rows apart, with their scale; ours in their own table.
     assert "## The paper's numbers, for scale (not a like-for-like comparison)" in md
     assert "| Flan-PaLM 540B (540B) | 57.9 |" in md
-    assert "| before: tiny-base | 35.0 [18.1, 56.7] n=20 |" in md
+    assert "| before: tiny-base | 35.0 [18.1, 56.7] n=20 |" in md and "| chance (these items) | 50.0 |" in md
     assert "this run: " not in md
     pngs = sorted(p.name for p in (run / "plots").iterdir())
     assert pngs == ["breakdown-bbh-direct.png", "loss.png", "summary.png"]
@@ -262,8 +262,8 @@ def test_html_renders_in_headless_chromium(tmp_path):
     sizes = [tuple(map(int, s.split("x"))) for s in found.group(1).split(",")]
     assert len(sizes) == 3 and all(w > 100 and h > 100 for w, h in sizes)  # summary, breakdown, loss
     # summary 1 + before/after 1 + subtasks 2 + finetuning 1 + mixture 2 + 5 + two examples of 4 rows
-    # + Table 5 (11 paper rows) + this run (before, after)
-    assert int(found.group(2)) == 1 + 1 + 2 + 1 + 2 + 5 + 2 * 4 + 11 + 2
+    # + Table 5 (11 paper rows) + this run (before, after, chance)
+    assert int(found.group(2)) == 1 + 1 + 2 + 1 + 2 + 5 + 2 * 4 + 11 + 3
     assert ("<td>navigate</td><td>50.0</td><td>20.0 [5.7, 51.0] n=10</td><td>90.0 [59.6, 98.2] n=10</td>"
             "<td>+70.0 [+26.6, +86.5] n=10 (gain)</td>") in dom
     assert "<pre>Q: Walk 2 steps. Back home?\nA:</pre>" in dom

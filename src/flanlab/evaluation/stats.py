@@ -268,6 +268,17 @@ def newcombe_paired(both: int, improved: int, worsened: int, neither: int, z: fl
                       mcnemar_exact(improved, worsened))
 
 
+def _check_same_items(before: Mapping[str, Sequence[float]] | Sequence[float],
+                      after: Mapping[str, Sequence[float]] | Sequence[float]) -> None:
+    def shape(v: Mapping[str, Sequence[float]] | Sequence[float]) -> list[tuple[str, int]]:
+        if isinstance(v, Mapping):
+            return sorted((k, len(x)) for k, x in v.items() if len(x))
+        return [("", len(v))] if len(v) else []
+
+    if shape(before) != shape(after):
+        raise ValueError("before and after must hold the same items: the same subtasks with as many values each")
+
+
 def paired_bootstrap(
     before: Mapping[str, Sequence[float]] | Sequence[float],
     after: Mapping[str, Sequence[float]] | Sequence[float],
@@ -278,12 +289,8 @@ def paired_bootstrap(
 ) -> PairedDiff:
     """Paired percentile bootstrap of mean(after) − mean(before): the same resampled items for
     both, within each subtask; ``macro`` as in :func:`bootstrap_interval`."""
+    _check_same_items(before, after)
     b_groups, a_groups = _groups(before), _groups(after)
-    if [len(g) for g in b_groups] != [len(g) for g in a_groups] or (
-            isinstance(before, Mapping) != isinstance(after, Mapping)
-            or (isinstance(before, Mapping) and sorted(k for k, v in before.items() if len(v))
-                != sorted(k for k, v in after.items() if len(v)))):  # type: ignore[union-attr]
-        raise ValueError("paired_bootstrap: before and after must hold the same subtasks and item counts")
     n = sum(len(g) for g in b_groups)
     if not n:
         return PairedDiff(float("nan"), float("nan"), float("nan"), float("nan"), float("nan"), 0, "none")
@@ -319,9 +326,8 @@ def paired_difference(
     """after − before on the same items (``{subtask: values}`` in the same item order, or two
     lists): Newcombe's interval and the exact McNemar test for right/wrong items weighed alike,
     else the paired bootstrap (see the module docstring)."""
+    _check_same_items(before, after)
     b_groups, a_groups = _groups(before), _groups(after)
-    if [len(g) for g in b_groups] != [len(g) for g in a_groups]:
-        raise ValueError("paired_difference: before and after must hold the same items")
     flat_b = np.concatenate(b_groups) if b_groups else np.array([])
     flat_a = np.concatenate(a_groups) if a_groups else np.array([])
     if is_binary(flat_b.tolist()) and is_binary(flat_a.tolist()) and (not macro or _pooled_is_macro(b_groups)):

@@ -254,7 +254,8 @@ def build_report(
                       caption=f"{shown[0].source}: models of 80M to 540B parameters, on the full benchmarks"))
         doc.add(Table(["this run", *names],
                       [[f"{c.label}: {_model(c.run)}", *[_cell(h.get(ours[n]), _stats(c, ours[n])) for n in names]]
-                       for c, h in zip(cols, headlines, strict=True)],
+                       for c, h in zip(cols, headlines, strict=True)]
+                      + [["chance (these items)", *[_fmt(_chance(cols, ours[n])) for n in names]]],
                       caption="This run on the same columns: its own model, on the evaluation subset it ran"))
     for block in extra:
         doc.add(block)

@@ -75,8 +75,11 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def training_section(run: RunSummary) -> list[Block]:
-    """Training and held-out loss curves from ``train/metrics.jsonl`` (empty without it)."""
-    rows = _read_jsonl(run.path / "train" / "metrics.jsonl")
+    """Training and held-out loss curves from ``train/metrics.jsonl`` of a pipeline run, or the
+    ``metrics.jsonl`` of a `flanlab train` run (empty without either)."""
+    path = run.path / "train" / "metrics.jsonl"
+    path = path if path.is_file() else run.path / "metrics.jsonl"
+    rows = _read_jsonl(path)
     # A resumed run may log a step twice: the last line of a step wins.
     train = {r["step"]: r["loss"] for r in rows if isinstance(r.get("loss"), (int, float)) and "step" in r}
     held = {r["step"]: r["heldout_loss"] for r in rows
@@ -101,7 +104,7 @@ def training_section(run: RunSummary) -> list[Block]:
                      f"{steps[-1]} ({'fell' if change < 0 else 'did not fall'}: {change:+.3f})")
     else:
         facts.append("no held-out loss was logged (train.data.heldout_fraction is 0)")
-    out.append(Text("From train/metrics.jsonl: " + "; ".join(facts) + ". Losses are mean cross-entropy per target "
+    out.append(Text(f"From {path.relative_to(run.path)}: " + "; ".join(facts) + ". Losses are mean cross-entropy per target "
                     "token; the training loss is averaged over the steps since the previous point."))
     out.append(Image("loss.png", curve_chart(series, title="Training and held-out loss"), "Loss per step"))
     return out
