@@ -311,3 +311,18 @@ def test_pipeline_summary_carries_intervals_and_the_paired_difference(tmp_path):
     assert "| benchmark | chance | before | after | after − before |" in md
     assert ("| bbh/direct | 50.0 | 35.0 [18.1, 56.7] n=20 | 70.0 [48.1, 85.5] n=20 | "
             "+35.0 [+4.2, +57.9], McNemar p=0.0654: borderline, not claimed |") in md
+
+
+def test_two_eval_runs_are_compared_on_the_same_items(tmp_path):
+    data = _bbh_data(tmp_path / "data")
+    a = _flanlab_eval_run(tmp_path / "base", data, {"navigate": {0, 1}, "snarks": set(range(5))}, "base")
+    b = _flanlab_eval_run(tmp_path / "tuned", data, {"navigate": set(range(9)), "snarks": set(range(5))}, "tuned")
+    out = tmp_path / "cmp"
+    assert main(["report", str(a), str(b), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    assert "| benchmark | chance | base | tuned | Δ tuned − base [95 % CI] |" in md
+    # 7 improved, none worsened (McNemar p = 2/2^7 = 0.0156): a gain on which both tests agree.
+    assert "| bbh (direct) | 50.0 | 35.0 [18.1, 56.7] n=20 | 70.0 [48.1, 85.5] n=20 | +35.0 [" in md
+    row = next(line for line in md.splitlines() if line.startswith("| bbh (direct) | 20 |"))
+    assert "| 7 / 0 | 0.0156 | gain (interval excludes 0), McNemar p < 0.05;" in row
+    assert "|  | base | tuned |" in md  # the prompts side by side, under the runs' names

@@ -144,9 +144,10 @@ class Results:
         if norm["value"] is not None:
             lines += ["", f"Normalized average (the paper's six columns, each against its random baseline): "
                       f"{norm['value']:.1f}."]
-        elif norm["partial"] is not None:
-            lines += ["", f"No normalized average: it needs all 6 columns (partial ({norm['columns_present']} of 6): "
-                      f"{norm['partial']:.1f}, not comparable with the paper's)."]
+        else:
+            # A partial average is not shown at all: over other columns and items it means something else.
+            lines += ["", f"No normalized average: it needs all 6 of the paper's columns, this run has "
+                      f"{norm['columns_present']} (partial ({norm['columns_present']} of 6))."]
         lines += ["", "## The paper's rows (for scale, not a like-for-like comparison)", "",
                   f"Source: {table['source']}. Models of 80M to 540B parameters, on the full benchmarks; "
                   "this run's numbers are above.", "",

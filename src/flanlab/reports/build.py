@@ -149,7 +149,11 @@ def build_report(
     doc.add(Text(INTERVALS))
     headlines = [{k: v * c.scale for k, v in c.run.headline().items()} for c in cols]
     keys = sorted({k for h in headlines for k in h})
-    delta = len(cols) == 2 and all(r.stages for r in runs) and len(runs) == 1
+    # Two columns of numbers: a pipeline run's before/after, or two eval runs (e.g. a base and a
+    # finetuned model evaluated separately); the difference is paired on the items both scored.
+    delta = len(cols) == 2 and ((len(runs) == 1 and bool(runs[0].stages)) or not any(r.stages for r in runs))
+    pipeline = delta and len(runs) == 1
+    diff_label = "after − before" if pipeline else f"{cols[1].label} − {cols[0].label}" if delta else ""
     pairs: dict[tuple[str, str], PairedDiff | None] = {}
     if delta:
         pairs = {k: paired(cols[0].run, cols[1].run, *k) for k in keys
@@ -158,7 +162,7 @@ def build_report(
     if not keys:
         doc.add(Text("No scores found in these runs' results.json."))
     else:
-        header = ["benchmark", "chance", *[c.label for c in cols]] + (["Δ after − before [95 % CI]"] if delta else [])
+        header = ["benchmark", "chance", *[c.label for c in cols]] + ([f"Δ {diff_label} [95 % CI]"] if delta else [])
         rows = []
         for k in keys:
             vals = [h.get(k) for h in headlines]
@@ -189,7 +193,7 @@ def build_report(
             "Held-out score per benchmark, with 95 % intervals and the chance level",
         ))
     if delta and any(d is not None for d in pairs.values()):
-        doc.add(Heading("Before vs after on the same items"))
+        doc.add(Heading("Before vs after on the same items" if pipeline else f"{diff_label} on the same items"))
         rows = []
         for k, d in pairs.items():
             if d is None:
@@ -202,7 +206,7 @@ def build_report(
         doc.add(Text("A gain is claimed only when the interval excludes 0 and, for right/wrong items, the exact "
                      "McNemar test on the items that changed agrees (p < 0.05)."))
         doc.add(Table(["benchmark", "items", "before", "after", "Δ [95 % CI]", "improved / worsened", "McNemar p",
-                       "verdict"], rows, caption="after − before on the items both evaluations scored"))
+                       "verdict"], rows, caption=f"{diff_label} on the items both evaluations scored"))
     for bench, setting in keys:
         subs = sorted({s.subtask for c in cols for s in c.run.subtask_scores()
                        if (s.benchmark, s.setting) == (bench, setting)})
@@ -243,7 +247,8 @@ def build_report(
         for block in [*training_section(r), *mixture_section(r)]:
             doc.add(block)
     if delta:
-        for block in examples_section(cols[0].run, cols[1].run, keys):
+        names = ("before (base model)", "after (finetuned)") if pipeline else (cols[0].label, cols[1].label)
+        for block in examples_section(cols[0].run, cols[1].run, keys, names=names):
             doc.add(block)
     ours = {paper_column(*k): k for k in keys}
     shown = [p for p in paper if any(c in ours for c in p.scores)]

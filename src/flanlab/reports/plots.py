@@ -107,7 +107,9 @@ def line_chart(
         marker, dash = styles[i % len(styles)]
         if pts:
             err = _yerr([p[1] for p in pts], [p[2] for p in pts]) if errors else None
-            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=err, capsize=3, marker=marker,
+            # With error bars, series at the same x are nudged apart so their bars stay readable.
+            shift = (i - (len(series) - 1) / 2) * 0.06 if errors else 0.0
+            ax.errorbar([p[0] + shift for p in pts], [p[1] for p in pts], yerr=err, capsize=3, marker=marker,
                         linestyle=dash, markersize=max(4, 10 - 2 * i), linewidth=max(1.2, 2.5 - 0.5 * i),
                         label=name)
     if chance is not None:

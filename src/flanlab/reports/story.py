@@ -169,8 +169,9 @@ def _show(text: Any, limit: int = 200) -> str:
     return s if len(s) <= limit else s[:limit] + "…"
 
 
-def examples_section(before: RunSummary, after: RunSummary, keys: list[tuple[str, str]], per: int = 4) -> list[Block]:
-    """A few held-out prompts with the base and the finetuned model's outputs side by side.
+def examples_section(before: RunSummary, after: RunSummary, keys: list[tuple[str, str]], per: int = 4,
+                     names: tuple[str, str] = ("before (base model)", "after (finetuned)")) -> list[Block]:
+    """A few held-out prompts with the two models' outputs side by side (``names``: their column titles).
 
     Chosen by a fixed rule, not by outcome alone: for each subtask in order, its first item (lowest
     index) whose answer changed between the two models, else its first item; at most ``per`` per
@@ -192,7 +193,7 @@ def examples_section(before: RunSummary, after: RunSummary, keys: list[tuple[str
         if not out:
             out += [Heading("Held-out prompts, before and after"),
                     Text("Rule: for each subtask, the first item (lowest index) whose answer changed between the "
-                         "base and the finetuned model, else its first item. Outputs are cut at the stop "
+                         "two models, else its first item. Outputs are cut at the stop "
                          "sequences; ⏎ marks a line break.")]
         for k in chosen:
             rb, ra = b[k], a[k]
@@ -208,7 +209,7 @@ def examples_section(before: RunSummary, after: RunSummary, keys: list[tuple[str
 
             cb, ca = cells(rb), cells(ra)
             target = rb.get("target")
-            out.append(Table(["", "before (base model)", "after (finetuned)"], [
+            out.append(Table(["", *names], [
                 ["output", cb[0], ca[0]], ["answer", cb[1], ca[1]],
                 ["scored", cb[2], ca[2]], ["target", _show(target), _show(target)]]))
     return out
