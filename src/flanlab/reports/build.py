@@ -205,7 +205,8 @@ def build_report(
                          f"{d.diff:+.1f} [{d.low:+.1f}, {d.high:+.1f}]", moved, p, f"{d.verdict()}; {d.method}"])
         doc.add(Text("A gain is claimed only when the interval excludes 0 and, for right/wrong items, the exact "
                      "McNemar test on the items that changed agrees (p < 0.05)."))
-        doc.add(Table(["benchmark", "items", "before", "after", "Δ [95 % CI]", "improved / worsened", "McNemar p",
+        first, second = ("before", "after") if pipeline else (cols[0].label, cols[1].label)
+        doc.add(Table(["benchmark", "items", first, second, "Δ [95 % CI]", "improved / worsened", "McNemar p",
                        "verdict"], rows, caption=f"{diff_label} on the items both evaluations scored"))
     for bench, setting in keys:
         subs = sorted({s.subtask for c in cols for s in c.run.subtask_scores()

@@ -191,7 +191,8 @@ def examples_section(before: RunSummary, after: RunSummary, keys: list[tuple[str
             if len(chosen) == per:
                 break
         if not out:
-            out += [Heading("Held-out prompts, before and after"),
+            pair = names == ("before (base model)", "after (finetuned)")
+            out += [Heading("Held-out prompts, before and after" if pair else "Held-out prompts, side by side"),
                     Text("Rule: for each subtask, the first item (lowest index) whose answer changed between the "
                          "two models, else its first item. Outputs are cut at the stop "
                          "sequences; ⏎ marks a line break.")]
