@@ -64,7 +64,9 @@ def test_eval_every_benchmark_and_strategy_then_resume(tiny_llama_dir, tiny_data
     md = (run / "results.md").read_text()
     assert "| Flan-T5-XL | 3B | 52.4 |" in md and "## This run on the paper's columns" in md
     assert results["scores"]["gsm8k"]["self_consistency"]["samples"] == 2 and "| maj@2" in md
-    assert "## Compared with the paper" in capsys.readouterr().out
+    assert "## The paper's rows (for scale, not a like-for-like comparison)" in capsys.readouterr().out
+    assert "Normalized average (the paper's six columns" in md  # all 6 columns present
+    assert results["scores"]["mmlu"]["direct"]["chance"] == 25.0 and results["scores"]["gsm8k"]["cot"]["chance"] == 0.0
 
     # Rerunning the same command resumes: nothing is sent again, the results are the same.
     assert main(args) == 0
