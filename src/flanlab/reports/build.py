@@ -117,7 +117,7 @@ def _cell(v: float | None, st: ScoreStats | None) -> str:
 
 def _stats(c: Column, key: tuple[str, str], subtask: str = "") -> ScoreStats | None:
     st = c.run.stats(*key, subtask=subtask)
-    if st.ci95 is None or c.scale == 1.0:
+    if st.ci95 is None or c.scale == 1.0 or st.percent:
         return st
     lo, hi = st.ci95  # a run that writes fractions: its interval is in fractions too
     return ScoreStats(st.n, (lo * c.scale, hi * c.scale), st.method, st.chance)

@@ -67,6 +67,7 @@ class ScoreStats:
     ci95: tuple[float, float] | None
     method: str = ""
     chance: float | None = None
+    percent: bool = False  # computed here from per-item records: percent whatever the run's own unit
 
 
 @dataclass
@@ -139,7 +140,7 @@ class RunSummary:
             by = values_by_subtask(rows)
             score = self._aggregate(benchmark, setting).get("score") if not subtask else None
             iv = score_interval(by, macro=is_macro(score, by)).scaled(100.0)
-            return ScoreStats(iv.n, (iv.low, iv.high), iv.method, None)
+            return ScoreStats(iv.n, (iv.low, iv.high), iv.method, None, percent=True)
         n = agg.get("n") if isinstance(agg.get("n"), int) else None
         return ScoreStats(n, None)
 
