@@ -151,7 +151,7 @@ def test_report_tells_the_story_with_n_intervals_and_chance(tmp_path):
     # The story: loss curves, mixture composition, held-out prompts side by side.
     assert "held-out loss 2.500 at step 0 → 1.900 at step 20 (fell: -0.600)" in md
     assert "![Loss per step](plots/loss.png)" in md
-    assert "| cot | 2 | 60 | 60.0% |" in md and "| cot_gsm8k | cot | 35 | 35.0% | 0.50 |" in md
+    assert "| cot | 2 | 60 | 60.0% |" in md and "| cot_gsm8k | cot | 35 | 35.0% | 0.5 |" in md
     assert "### bbh (direct) / navigate #2" in md  # the first navigate item whose answer changed
     assert "| answer | Yes | No |" in md and "| scored | wrong | right |" in md
     assert "```\nQ: Walk 2 steps. Back home?\nA:\n```" in md

@@ -135,7 +135,7 @@ def mixture_section(run: RunSummary, top: int = 10) -> list[Block]:
     ranked = sorted(tasks.items(), key=lambda kv: (-kv[1].get("examples", 0), kv[0]))[:top]
     out.append(Table(["task", "submixture", "examples", "share", "epochs"], [
         [name, str(t.get("submixture", "–")), str(t.get("examples", "–")), _pct(t.get("share")),
-         _num(t.get("epochs"), ".2f")] for name, t in ranked],
+         _num(t.get("epochs"), ".3g")] for name, t in ranked],
         caption=f"The {len(ranked)} largest of {len(tasks)} tasks"))
     return out
 
