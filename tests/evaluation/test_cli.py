@@ -62,9 +62,11 @@ def test_eval_every_benchmark_and_strategy_then_resume(tiny_llama_dir, tiny_data
     assert results["normalized_average"]["columns_present"] == 6
     assert results["sent"] == 39
     md = (run / "results.md").read_text()
-    assert "| Flan-T5-XL | 52.4 |" in md and "(this run)" in md
+    assert "| Flan-T5-XL | 3B | 52.4 |" in md and "## This run on the paper's columns" in md
     assert results["scores"]["gsm8k"]["self_consistency"]["samples"] == 2 and "| maj@2" in md
-    assert "## Compared with the paper" in capsys.readouterr().out
+    assert "## The paper's rows (for scale, not a like-for-like comparison)" in capsys.readouterr().out
+    assert "Normalized average (the paper's six columns" in md  # all 6 columns present
+    assert results["scores"]["mmlu"]["direct"]["chance"] == 25.0 and results["scores"]["gsm8k"]["cot"]["chance"] == 0.0
 
     # Rerunning the same command resumes: nothing is sent again, the results are the same.
     assert main(args) == 0
@@ -88,7 +90,8 @@ def test_score_predictions_file(tiny_data, tmp_path):
     assert out[0]["prompt"].endswith("Q: Tom has 3 apples and buys 2. How many?\nA:")
     results = json.loads((tmp_path / "scored" / "results.json").read_text())
     assert results["scores"]["gsm8k"]["cot"]["score"] == 50.0
-    assert "| gsm8k | cot | 50.0 | 2 |" in (tmp_path / "scored" / "results.md").read_text()
+    assert "| gsm8k | cot | 50.0 | [9.4, 90.5] | 2 | 0.0 | wilson |" in (tmp_path / "scored" / "results.md").read_text()
+    assert results["scores"]["gsm8k"]["cot"]["ci95"] == [9.45, 90.55]
 
 
 def test_score_bbh_and_self_consistency_lists(tiny_data, tmp_path):
@@ -105,6 +108,11 @@ def test_score_bbh_and_self_consistency_lists(tiny_data, tmp_path):
     assert rc == 0
     out = _read(tmp_path / "sc" / "examples.jsonl")
     assert [r["answer"] for r in out] == ["yes", "B"] and [r["correct"] for r in out] == [1.0, 1.0]
+    agg = json.loads((tmp_path / "sc" / "results.json").read_text())["scores"]["bbh"]["self_consistency"]
+    # Chance: item 0 is a yes/no label task (2 distinct targets), item 1 lists 2 options.
+    assert agg["chance"] == 50.0 and agg["ci_method"] == "wilson"
+    assert agg["ci95"] == [34.24, 100.0]  # Wilson 2/2
+    assert agg["subtask_stats"] == {"yes_no": {"ci95": [34.24, 100.0], "n": 2, "ci_method": "wilson", "chance": 50.0}}
 
 
 def test_score_bad_predictions_name_the_line(tiny_data, tmp_path, capsys):

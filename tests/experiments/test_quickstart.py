@@ -68,7 +68,8 @@ def test_quickstart_small(tmp_path, shared_data, capsys, monkeypatch):
     before, after = results["stages"]["eval_before"]["bbh/direct"], results["stages"]["eval_after"]["bbh/direct"]
     assert before in (0.0, 50.0, 100.0) and after in (0.0, 50.0, 100.0)  # 2 examples
     md = (run / "report.md").read_text()
-    assert "| benchmark | before | after | Δ |" in md and f"| bbh (direct) | {before:.1f} | {after:.1f} |" in md
+    assert "| benchmark | chance | before | after | Δ after − before [95 % CI] |" in md
+    assert f"| bbh (direct) | 50.0 | {before:.1f} [" in md and "n=2 (no clear change) |" in md
     assert (run / "plots" / "summary.png").read_bytes().startswith(b"\x89PNG")
     assert "data:image/png;base64," in (run / "report.html").read_text()
     # The written config reruns as a plain `flanlab run`, finding every stage complete.

@@ -80,6 +80,11 @@ def test_tiny_sweep_2x2_runs_and_plots(tmp_path, tiny_llama_dir, tiny_llama_wide
     assert cells["S-t0"]["stage"] == "eval_before" and cells["S-t2-nocot"]["stage"] == "eval_after"
     assert not (root / "cells" / "S-t0" / "train").exists()
     assert all(c["mean"]["direct"] % 12.5 == 0 for c in cells.values())  # 8 four-way MMLU questions
+    # every cell's score carries n, its 95 % interval (Wilson: 8 right/wrong MMLU items) and chance
+    for c in cells.values():
+        assert c["n"] == {"mmlu/direct": 8} and c["chance"] == {"direct": 25.0}
+        lo, hi = c["mean_ci95"]["direct"]
+        assert lo <= c["mean"]["direct"] <= hi and hi - lo > 20
     assert results["figures"] == ["scaling_tasks.png"]
     png = (root / "plots" / "scaling_tasks.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000

@@ -170,14 +170,11 @@ def _run_stage(plan: StagePlan) -> None:
 
 
 def _summary(run_dir: Path) -> dict[str, Any]:
-    """Before/after headline scores, read back from the eval stages as the report reads them."""
-    from flanlab.reports.collect import load_run
+    """Before/after headline scores with n, 95 % intervals, chance and the paired difference, read
+    back from the eval stages as the report reads them."""
+    from flanlab.reports.story import before_after
 
-    out: dict[str, Any] = {"stages": {}}
-    for stage in ("eval_before", "eval_after"):
-        if (run_dir / stage / "results.json").is_file():
-            headline = load_run(run_dir / stage).headline()
-            out["stages"][stage] = {(f"{b}/{s}" if s else b): v for (b, s), v in headline.items()}
+    out = before_after(run_dir)
     if (run_dir / "train" / "results.json").is_file():
         import json
 
@@ -186,15 +183,9 @@ def _summary(run_dir: Path) -> dict[str, Any]:
 
 
 def _markdown(summary: dict[str, Any]) -> str:
-    stages = summary["stages"]
-    keys = sorted({k for v in stages.values() for k in v})
-    cols = list(stages)
-    lines = ["| benchmark | " + " | ".join(c.removeprefix("eval_") for c in cols) + " |",
-             "| --- |" + " --- |" * len(cols)]
-    for k in keys:
-        lines.append(f"| {k} | " + " | ".join(
-            "–" if k not in stages[c] else f"{stages[c][k]:.4g}" for c in cols) + " |")
-    return "\n".join(lines) + "\n"
+    from flanlab.reports.story import before_after_markdown
+
+    return before_after_markdown(summary)
 
 
 def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:

@@ -126,20 +126,68 @@ def collect(cells: list[Cell], sweep_dir: Path) -> list[dict[str, Any]]:
         if stage not in run.stages:
             continue
         col = next(c for c in columns_of([run]) if c.run is run.stages[stage])
-        by_setting: dict[str, list[float]] = {}
-        scores = {}
+        by_setting: dict[str, list[tuple[float, Any]]] = {}
+        scores, intervals, ns = {}, {}, {}
         for (bench, setting), value in col.run.headline().items():
-            by_setting.setdefault(setting or "direct", []).append(value * col.scale)
-            scores[f"{bench}/{setting}" if setting else bench] = value * col.scale
+            st = col.run.stats(bench, setting)
+            ci = None if st.ci95 is None else [st.ci95[0] * col.scale, st.ci95[1] * col.scale]
+            key = f"{bench}/{setting}" if setting else bench
+            scores[key], intervals[key], ns[key] = value * col.scale, ci, st.n
+            by_setting.setdefault(setting or "direct", []).append((value * col.scale, st))
         rows.append({"cell": cell.name, "model": cell.model, "tasks": cell.tasks, "cot": cell.cot,
-                     "stage": stage, "scores": scores,
-                     "mean": {s: sum(v) / len(v) for s, v in sorted(by_setting.items())}})
+                     "stage": stage, "scores": scores, "ci95": intervals, "n": ns,
+                     "mean": {s: sum(v for v, _ in vs) / len(vs) for s, vs in sorted(by_setting.items())},
+                     "mean_ci95": {s: _mean_interval(vs, col.scale) for s, vs in sorted(by_setting.items())},
+                     "chance": {s: _mean_chance(vs) for s, vs in sorted(by_setting.items())}})
     return rows
+
+
+def _mean_interval(values: list[tuple[float, Any]], scale: float) -> list[float] | None:
+    """95 % interval of a mean of k benchmark scores: their half-widths combined as independent
+    normal errors, sqrt(sum h_i²) / k, around the mean (one benchmark: its own interval)."""
+    if any(st.ci95 is None for _, st in values):
+        return None
+    if len(values) == 1:
+        lo, hi = values[0][1].ci95
+        return [round(lo * scale, 2), round(hi * scale, 2)]
+    mean = sum(v for v, _ in values) / len(values)
+    half = (sum(((st.ci95[1] - st.ci95[0]) * scale / 2) ** 2 for _, st in values)) ** 0.5 / len(values)
+    return [round(mean - half, 2), round(mean + half, 2)]
+
+
+def _mean_chance(values: list[tuple[float, Any]]) -> float | None:
+    chances = [st.chance for _, st in values]
+    return None if any(c is None for c in chances) else sum(chances) / len(chances)
 
 
 def _mean_all(row: dict[str, Any]) -> float:
     values = list(row["mean"].values())
     return sum(values) / len(values)
+
+
+def _mean_all_ci(row: dict[str, Any]) -> tuple[float, float] | None:
+    """The interval of :func:`_mean_all`, combined as in :func:`_mean_interval`."""
+    cis = [(row.get("mean_ci95") or {}).get(s) for s in row["mean"]]
+    if not cis or any(c is None for c in cis):
+        return None
+    if len(cis) == 1:
+        return cis[0][0], cis[0][1]
+    mean = _mean_all(row)
+    half = sum(((hi - lo) / 2) ** 2 for lo, hi in cis) ** 0.5 / len(cis)
+    return mean - half, mean + half
+
+
+def _chance_all(rows: list[dict[str, Any]], settings: list[str] | None = None) -> float | None:
+    """The chance level shared by the cells (None when unknown or when cells differ)."""
+    found = set()
+    for r in rows:
+        ch = r.get("chance") or {}
+        keys = settings if settings is not None else list(r["mean"])
+        vals = [ch.get(s) for s in keys if s in r["mean"]]
+        if not vals or any(v is None for v in vals):
+            return None
+        found.add(round(sum(vals) / len(vals), 2))
+    return found.pop() if len(found) == 1 else None
 
 
 def sweep_figures(rows: list[dict[str, Any]], sweep: SweepConfig) -> dict[str, bytes]:
@@ -151,35 +199,55 @@ def sweep_figures(rows: list[dict[str, Any]], sweep: SweepConfig) -> dict[str, b
     tasks = list(dict.fromkeys(sweep.axes.tasks))
     # The scaling plot uses non-CoT cells when the grid has both (the CoT effect has its own plot).
     use_cot = False if False in sweep.axes.cot else sweep.axes.cot[0]
-    series = {}
+    series, errors = {}, {}
     for model in sweep.axes.models:
-        found = {r["tasks"]: _mean_all(r) for r in rows
-                 if r["model"] == model and (r["cot"] == use_cot or r["tasks"] == 0)}
-        series[model] = [found.get(t) for t in tasks]
+        picked = {r["tasks"]: r for r in rows if r["model"] == model and (r["cot"] == use_cot or r["tasks"] == 0)}
+        series[model] = [_mean_all(picked[t]) if t in picked else None for t in tasks]
+        errors[model] = [_mean_all_ci(picked[t]) if t in picked else None for t in tasks]
     if any(v is not None for vals in series.values() for v in vals):
         x = list(range(len(tasks)))
         figures["scaling_tasks.png"] = line_chart(
-            x, series, title="Held-out score vs number of finetuning tasks", xlabel="finetuning tasks",
-            ylabel="held-out score (%)", xticklabels=[_tasks_label(t) for t in tasks])
+            x, series, title="Held-out score vs number of finetuning tasks (95 % intervals)",
+            xlabel="finetuning tasks", ylabel="held-out score (%)", xticklabels=[_tasks_label(t) for t in tasks],
+            errors=errors, chance=_chance_all(rows))
     if {True, False} <= set(sweep.axes.cot):
         most = tasks[-1]
         settings = sorted({s for r in rows for s in r["mean"]}, key=lambda s: (s != "direct", s))
-        groups, by_cot = [], {False: [], True: []}
+        groups, by_cot, cis = [], {False: [], True: []}, {False: [], True: []}
+        chance: list[float | None] = []
         for model in sweep.axes.models:
             for setting in settings:
                 groups.append(f"{model}\n{setting} eval")
+                chance.append(_chance_all([r for r in rows if r["model"] == model and r["tasks"] == most
+                                           and setting in r["mean"]], [setting]))
                 for cot in (False, True):
                     row = next((r for r in rows if (r["model"], r["tasks"], r["cot"]) == (model, most, cot)), None)
                     by_cot[cot].append(None if row is None else row["mean"].get(setting))
+                    ci = None if row is None else (row.get("mean_ci95") or {}).get(setting)
+                    cis[cot].append(None if ci is None else (ci[0], ci[1]))
         if any(v is not None for vals in by_cot.values() for v in vals):
+            labels = {False: "finetuned without CoT", True: "finetuned with CoT"}
             figures["cot_vs_direct.png"] = bar_chart(
-                groups, {"finetuned without CoT": by_cot[False], "finetuned with CoT": by_cot[True]},
-                title=f"CoT vs non-CoT finetuning ({_tasks_label(most)} tasks)", ylabel="held-out score (%)")
+                groups, {labels[c]: by_cot[c] for c in (False, True)},
+                title=f"CoT vs non-CoT finetuning ({_tasks_label(most)} tasks; 95 % intervals)",
+                ylabel="held-out score (%)", errors={labels[c]: cis[c] for c in (False, True)}, chance=chance)
     return figures
 
 
 def _fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:.1f}"
+
+
+def _fmt_ci(row: dict[str, Any], setting: str) -> str:
+    """``"45.0 [31.2, 59.6]"``: a cell's mean score of one setting with its interval."""
+    value = row["mean"].get(setting)
+    ci = (row.get("mean_ci95") or {}).get(setting)
+    return _fmt(value) + ("" if value is None or ci is None else f" [{ci[0]:.1f}, {ci[1]:.1f}]")
+
+
+def _items(row: dict[str, Any]) -> str:
+    ns = [n for n in (row.get("n") or {}).values() if n is not None]
+    return str(sum(ns)) if ns and len(ns) == len(row.get("n") or {}) else "?"
 
 
 def run_sweep(sweep: SweepConfig, sweep_path: Path, run: RunDir, *, jobs_dir: Path | None = None) -> dict[str, Any]:
@@ -210,16 +278,20 @@ def run_sweep(sweep: SweepConfig, sweep_path: Path, run: RunDir, *, jobs_dir: Pa
     doc.add(Text(f"{len(rows)} of {len(cells)} cells finished: models {', '.join(sweep.axes.models)}; "
                  f"tasks {', '.join(_tasks_label(t) for t in sweep.axes.tasks)}; CoT {sweep.axes.cot}."))
     doc.add(Heading("Cells"))
-    doc.add(Table(["cell", "model", "tasks", "CoT data", *[f"{s} (mean %)" for s in settings]],
-                  [[r["cell"], r["model"], _tasks_label(r["tasks"]), "yes" if r["cot"] else "no",
-                    *[_fmt(r["mean"].get(s)) for s in settings]] for r in rows]))
+    doc.add(Text("Held-out score per cell: the mean over the benchmarks of each setting, in percent, with its "
+                 "95 % interval (one benchmark: its Wilson or bootstrap interval; several: their half-widths "
+                 "combined as independent errors); items: the evaluated items of the cell."))
+    doc.add(Table(["cell", "model", "tasks", "CoT data", "items", *[f"{s} (mean % [95 % CI])" for s in settings]],
+                  [[r["cell"], r["model"], _tasks_label(r["tasks"]), "yes" if r["cot"] else "no", _items(r),
+                    *[_fmt_ci(r, s) for s in settings]] for r in rows]))
     captions = {"scaling_tasks.png": "Held-out score vs number of finetuning tasks, one line per model",
                 "cot_vs_direct.png": "CoT vs non-CoT finetuning on held-out direct and CoT evaluations"}
     for name, png in figures.items():
         doc.add(Heading(captions[name]))
         doc.add(Image(name, png, captions[name]))
     write_report(doc, run.path)
-    lines = ["| cell | " + " | ".join(settings) + " |", "| --- |" + " --- |" * len(settings)]
-    lines += [f"| {r['cell']} | " + " | ".join(_fmt(r["mean"].get(s)) for s in settings) + " |" for r in rows]
+    lines = ["Mean held-out score per setting in percent [95 % interval]; items: evaluated items.", "",
+             "| cell | items | " + " | ".join(settings) + " |", "| --- | ---: |" + " --- |" * len(settings)]
+    lines += [f"| {r['cell']} | {_items(r)} | " + " | ".join(_fmt_ci(r, s) for s in settings) + " |" for r in rows]
     atomic_write_text(run.path / "results.md", "\n".join(lines) + "\n")
     return results

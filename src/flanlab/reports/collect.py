@@ -19,7 +19,7 @@ import yaml
 
 from flanlab.core.errors import UserError
 
-__all__ = ["RunSummary", "Score", "flatten_scores", "load_run", "load_runs"]
+__all__ = ["RunSummary", "Score", "ScoreStats", "flatten_scores", "load_run", "load_runs"]
 
 # Keys that only group things: they never name a benchmark, subtask or metric.
 _CONTAINERS = {
@@ -31,13 +31,15 @@ _NAMED = {"subtasks", "per_task", "per_subtask", "by_task", "by_subtask"}
 # Sections that are not this run's scores: settings, timings, the paper's reference rows, and
 # derived figures the report computes or shows on its own.
 _SKIP = {"config", "model", "meta", "metadata", "settings", "args", "timing", "seconds", "notes",
-         "paper_table5", "paper", "normalized_average", "categories"}
+         "paper_table5", "paper", "normalized_average", "categories",
+         # uncertainty and chance levels that `flanlab eval` writes beside each score (read by stats())
+         "subtask_stats", "category_stats"}
 # Numeric leaves that are not scores.
 _NOT_SCORES = {
     "n", "num", "count", "num_examples", "n_examples", "examples", "total", "seconds", "elapsed",
     "elapsed_s", "time", "time_s", "wall_s", "seed", "steps", "step", "shots", "num_fewshot", "k",
     "max_new_tokens", "batch_size", "tokens", "num_tokens", "samples", "stderr", "std", "version",
-    "temperature", "top_p", "limit", "epoch", "lr", "loss_count", "n_correct", "correct",
+    "temperature", "top_p", "limit", "epoch", "lr", "loss_count", "n_correct", "correct", "chance",
 }
 # Benchmark-level names evaluation uses for its headline number.
 _HEADLINE = ("score", "accuracy", "acc", "exact_match", "em", "f1", "mean", "average", "macro_avg")
@@ -57,6 +59,17 @@ class Score:
     setting: str = ""  # e.g. "direct" / "cot" when evaluation reports strategies separately
 
 
+@dataclass(frozen=True)
+class ScoreStats:
+    """What goes with a score (percent): items, 95 % interval and how it was made, chance level."""
+
+    n: int | None
+    ci95: tuple[float, float] | None
+    method: str = ""
+    chance: float | None = None
+    percent: bool = False  # computed here from per-item records: percent whatever the run's own unit
+
+
 @dataclass
 class RunSummary:
     """A run folder read for reporting."""
@@ -67,6 +80,7 @@ class RunSummary:
     results: dict[str, Any]
     scores: list[Score]
     stages: dict[str, RunSummary] = field(default_factory=dict)  # eval_before / eval_after
+    _records: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     def headline(self) -> dict[tuple[str, str], float]:
         """``(benchmark, setting) -> value``: the aggregate under the most headline-like metric, or
@@ -86,6 +100,49 @@ class RunSummary:
             metric = min(by_metric, key=_rank)
             out[key] = sum(by_metric[metric]) / len(by_metric[metric])
         return dict(sorted(out.items()))
+
+    def records(self, benchmark: str, setting: str) -> list[dict[str, Any]]:
+        """Per-item records (``examples.jsonl`` of a `flanlab eval` run) of one benchmark/strategy."""
+        if self._records is None:
+            path = self.path / "examples.jsonl"
+            self._records = []
+            if path.is_file():
+                from flanlab.core.io import read_jsonl
+
+                # Later lines replace earlier ones with the same key, as evaluation resumes them.
+                keyed = {(r.get("benchmark"), r.get("subtask"), r.get("index"), r.get("strategy")): r
+                         for r in read_jsonl(path) if isinstance(r, dict)}
+                self._records = list(keyed.values())
+        strategy = setting or "direct"
+        return [r for r in self._records if r.get("benchmark") == benchmark and r.get("strategy") == strategy]
+
+    def _aggregate(self, benchmark: str, setting: str) -> dict[str, Any]:
+        scores = self.results.get("scores")
+        agg = scores.get(benchmark, {}).get(setting or "direct") if isinstance(scores, dict) else None
+        return agg if isinstance(agg, dict) else {}
+
+    def stats(self, benchmark: str, setting: str, subtask: str = "") -> ScoreStats:
+        """n, 95 % interval and chance of a headline (or, with ``subtask``, a subtask) score: as
+        `flanlab eval` wrote them, else computed from ``examples.jsonl``, else only n if known."""
+        agg = self._aggregate(benchmark, setting)
+        if subtask:
+            agg = agg.get("subtask_stats", {}).get(subtask, {}) if agg else {}
+        if agg.get("ci95"):
+            lo, hi = agg["ci95"]
+            return ScoreStats(agg.get("n"), (float(lo), float(hi)), str(agg.get("ci_method", "")), agg.get("chance"))
+        rows = self.records(benchmark, setting)
+        if subtask:
+            rows = [r for r in rows if r.get("subtask") == subtask]
+        if rows:
+            from flanlab.evaluation.results import is_macro, values_by_subtask
+            from flanlab.evaluation.stats import score_interval
+
+            by = values_by_subtask(rows)
+            score = self._aggregate(benchmark, setting).get("score") if not subtask else None
+            iv = score_interval(by, macro=is_macro(score, by)).scaled(100.0)
+            return ScoreStats(iv.n, (iv.low, iv.high), iv.method, None, percent=True)
+        n = agg.get("n") if isinstance(agg.get("n"), int) else None
+        return ScoreStats(n, None)
 
     def subtask_scores(self) -> list[Score]:
         """Per-subtask rows under each benchmark's most headline-like metric."""

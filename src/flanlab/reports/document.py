@@ -7,7 +7,7 @@ import base64
 import html
 from dataclasses import dataclass, field
 
-__all__ = ["Document", "Heading", "Image", "Table", "Text"]
+__all__ = ["Document", "Heading", "Image", "Pre", "Table", "Text"]
 
 
 @dataclass
@@ -18,6 +18,13 @@ class Heading:
 
 @dataclass
 class Text:
+    text: str
+
+
+@dataclass
+class Pre:
+    """Preformatted text (a prompt): kept verbatim, line breaks included."""
+
     text: str
 
 
@@ -40,9 +47,9 @@ class Image:
 @dataclass
 class Document:
     title: str
-    blocks: list[Heading | Text | Table | Image] = field(default_factory=list)
+    blocks: list[Heading | Text | Table | Image | Pre] = field(default_factory=list)
 
-    def add(self, block: Heading | Text | Table | Image) -> None:
+    def add(self, block: Heading | Text | Table | Image | Pre) -> None:
         self.blocks.append(block)
 
     def images(self) -> list[Image]:
@@ -65,6 +72,9 @@ class Document:
                 out.append("")
             elif isinstance(b, Image):
                 out += [f"![{b.alt}]({image_dir}/{b.name})", ""]
+            elif isinstance(b, Pre):
+                fence = "````" if "```" in b.text else "```"
+                out += [fence, b.text, fence, ""]
         return "\n".join(out).rstrip() + "\n"
 
     def to_html(self) -> str:
@@ -83,6 +93,8 @@ class Document:
                     "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in b.rows
                 )
                 body.append(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            elif isinstance(b, Pre):
+                body.append(f"<pre>{html.escape(b.text)}</pre>")
             elif isinstance(b, Image):
                 data = base64.b64encode(b.png).decode("ascii")
                 body.append(
@@ -115,6 +127,7 @@ tbody tr:nth-child(even) {{ background: #fafafa; }}
 figure {{ margin: 1em 0; }}
 img {{ max-width: 100%; height: auto; }}
 figcaption {{ font-size: 13px; color: #555; }}
+pre {{ background: #f6f6f6; border: 1px solid #ddd; padding: .6em; white-space: pre-wrap; font-size: 13px; }}
 </style>
 </head>
 <body>
