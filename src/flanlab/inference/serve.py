@@ -19,6 +19,7 @@ constant time; the key is registered with the log redactor. The socket binds 127
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import os
@@ -84,7 +85,24 @@ class _Prompt:
                 raise ApiError(400, f"'prompt': token ids must be below the vocabulary size {vocab}", param="prompt")
             self.ids = list(prompt)
             self.text = service.decode(self.ids)
-            self.offsets = service.offsets(self.ids)
+            self._service = service
+            self._offsets: list[int] | None = None
+
+    @property
+    def offsets(self) -> list[int]:
+        """Character offset of each prompt token (for ids: running sum of each token's decoded
+        length, capped at the text; a prefix-by-prefix decode would cost O(n^2) on long prompts)."""
+        if self._offsets is None:
+            out, at = [], 0
+            for i in self.ids:
+                out.append(min(at, len(self.text)))
+                at += len(self._service.decode([i]))
+            self._offsets = out
+        return self._offsets
+
+    @offsets.setter
+    def offsets(self, value: list[int]) -> None:
+        self._offsets = value
 
 
 class Service:
@@ -313,10 +331,17 @@ class Service:
         streams = [[TextStream(self.decode, req.stop) for _ in range(req.n)] for req, _ in items]
 
         def on_token(item: int, sample: int, token: int) -> None:  # the model thread
-            loop.call_soon_threadsafe(events.put_nowait, ("token", item, sample, token))
+            # RuntimeError: the server is shutting down (loop closed); the batch goes on.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(events.put_nowait, ("token", item, sample, token))
 
         future = self.batcher.generate(items, on_token)
-        future.add_done_callback(lambda f: loop.call_soon_threadsafe(events.put_nowait, ("done", f)))
+
+        def on_done(f: Any) -> None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(events.put_nowait, ("done", f))
+
+        future.add_done_callback(on_done)
         rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
 
