@@ -33,12 +33,13 @@ def questions(data_dir: Path, n: int) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=os.environ.get("FLANLAB_DATA_DIR", "../shared/data"))
-    p.add_argument("--model", default="smollm2-135m", help="any flanlab model name (embedded, folder, hub)")
+    p.add_argument("--model", default="smollm2-135m",
+                   help="any flanlab model name (embedded, folder, hub), or tiny-llama (random, built here)")
     p.add_argument("--requests", type=int, default=32)
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--max-tokens", type=int, default=32)
     p.add_argument("--threads", type=int, default=2, help="torch threads")
-    p.add_argument("--batch-window-ms", type=float, default=5.0)
+    p.add_argument("--batch-window-ms", type=float, default=20.0)
     p.add_argument("--out", default=None, help="also write the figures as JSON here")
     args = p.parse_args(argv)
 
@@ -55,7 +56,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no GSM8K data under {data_dir}/gsm8k (pass --data-dir)", file=sys.stderr)
         return 2
     qs = questions(data_dir, args.requests)
-    lm = HFLM.from_spec(ModelSpec(name=args.model, device="cpu", dtype="float32"), show_progress=False)
+    name = args.model
+    if name == "tiny-llama":  # per-step overhead dominates, as for a small model on a GPU
+        import tempfile
+
+        from flanlab.inference.tiny import make_tiny_model
+
+        name = str(make_tiny_model("llama", Path(tempfile.mkdtemp()) / "tiny-llama"))
+    lm = HFLM.from_spec(ModelSpec(name=name, device="cpu", dtype="float32"), show_progress=False)
     srv = Server(lm, port=0, model_name=args.model, batch_window_ms=args.batch_window_ms).start()
     client = openai.OpenAI(base_url=srv.url, api_key="unused", max_retries=0, timeout=600)
     print(f"{len(qs)} chat requests (GSM8K test questions, greedy, max_tokens {args.max_tokens}), model "

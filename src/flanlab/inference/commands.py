@@ -95,8 +95,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--served-name", default=None, help="model id reported by /v1/models (default: --model)")
     serve.add_argument("--api-key-env", default=None, help="require 'Bearer $VAR' from clients (VAR names an env var)")
-    serve.add_argument("--batch-window-ms", type=float, default=5.0,
-                       help="how long to collect concurrent requests into one batch (default 5)")
+    serve.add_argument("--batch-window-ms", type=float, default=20.0,
+                       help="collect requests into one batch until none arrives for this long (default 20)")
     add_common_args(serve, run=False)
     serve.set_defaults(func=_serve)
 

@@ -516,7 +516,7 @@ class Server:
     one, see :attr:`port`); :meth:`start` serves from a thread, :meth:`run` in the foreground."""
 
     def __init__(self, lm: Any, *, host: str = "127.0.0.1", port: int = 8000, model_name: str | None = None,
-                 api_key_env: str | None = None, batch_window_ms: float = 5.0) -> None:
+                 api_key_env: str | None = None, batch_window_ms: float = 20.0) -> None:
         import uvicorn
 
         api_key = os.environ.get(api_key_env) if api_key_env else None

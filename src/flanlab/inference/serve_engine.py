@@ -1,8 +1,8 @@
 """The model side of ``flanlab serve``: one worker thread owns the model and runs what concurrent
 HTTP requests ask for as shared backend batches.
 
-Requests are queued; the worker takes the first, keeps collecting for a short window (a few
-milliseconds, against requests that take tens to thousands), then runs every generation it holds as
+Requests are queued; the worker takes the first, keeps collecting while requests keep coming (a
+window of ~20 ms after each, against requests that take hundreds to thousands), then runs every generation it holds as
 one :meth:`HFLM.generate_tokens` call (prefix sharing and stop handling included), every
 log-likelihood as one :meth:`HFLM.loglikelihood` call, and every token-scoring (``echo`` +
 ``logprobs``) as right-padded batches. Greedy outputs and seeded samples do not depend on what else
@@ -134,11 +134,11 @@ class _Job:
 class Batcher:
     """A queue in front of the model; :meth:`start` runs the worker thread.
 
-    ``window_s``: how long the worker keeps collecting after the first request of a batch;
+    ``window_s``: how long the worker keeps collecting after the latest request of a batch;
     ``max_items``: at most this many prompts / pairs per collected batch.
     """
 
-    def __init__(self, lm: Any, *, window_s: float = 0.005, max_items: int = 512) -> None:
+    def __init__(self, lm: Any, *, window_s: float = 0.02, max_items: int = 512) -> None:
         self.lm = lm
         self.window_s = window_s
         self.max_items = max_items
@@ -178,8 +178,12 @@ class Batcher:
             self._thread.join(timeout)
 
     def _collect(self, first: _Job) -> tuple[list[_Job], bool]:
+        """``first`` and whatever arrives until ``window_s`` passes without a new request (at most
+        ten windows in all). Extending on each arrival lets clients whose answers came back together
+        but resubmit a few milliseconds apart meet in one batch, instead of alternating in two."""
         jobs, items = [first], len(first.items)
-        end = time.monotonic() + self.window_s
+        start = time.monotonic()
+        end = start + self.window_s
         while items < self.max_items:
             left = end - time.monotonic()
             try:
@@ -190,6 +194,7 @@ class Batcher:
                 return jobs, True
             jobs.append(job)
             items += len(job.items)
+            end = min(start + 10 * self.window_s, time.monotonic() + self.window_s)
         return jobs, False
 
     def _loop(self) -> None:
