@@ -71,6 +71,10 @@ def test_openai_shapes_and_errors(server):
     bad = httpx.post(f"{url}/completions", json={"prompt": "x", "n": "three"})
     assert bad.status_code == 400 and "'n'" in bad.json()["error"]["message"]
     assert httpx.post(f"{url}/nope", json={}).status_code == 404
+    # FastAPI's schema of the request models, for /docs.
+    schema = httpx.get(url.removesuffix("/v1") + "/openapi.json").json()
+    assert {"/v1/completions", "/v1/chat/completions", "/v1/flanlab/loglikelihood"} <= set(schema["paths"])
+    assert "stream_options" in schema["components"]["schemas"]["CompletionRequest"]["properties"]
     assert httpx.post(f"{url}/completions", content=b"{not json").status_code == 400
 
 
