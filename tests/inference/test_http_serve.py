@@ -6,11 +6,12 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import httpx
 import pytest
+
+pytest.importorskip("fastapi", reason="flanlab serve needs the serve extra")
 
 from flanlab.inference import GenerateRequest, LoglikelihoodRequest, ModelSpec, load_lm
 from flanlab.inference.hf import HFLM
@@ -30,12 +31,9 @@ GEN = [
 @pytest.fixture(scope="module")
 def server(tiny_llama_dir):
     lm = HFLM.from_spec(ModelSpec(name=str(tiny_llama_dir)), show_progress=False)
-    srv = make_server(lm, port=0, model_name="tiny")
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield lm, f"http://127.0.0.1:{srv.server_address[1]}/v1"
-    srv.shutdown()
-    srv.server_close()
+    srv = make_server(lm, port=0, model_name="tiny").start()
+    yield lm, srv.url
+    srv.stop()
 
 
 def test_http_backend_returns_what_hf_returns(server):
@@ -73,6 +71,10 @@ def test_openai_shapes_and_errors(server):
     bad = httpx.post(f"{url}/completions", json={"prompt": "x", "n": "three"})
     assert bad.status_code == 400 and "'n'" in bad.json()["error"]["message"]
     assert httpx.post(f"{url}/nope", json={}).status_code == 404
+    # FastAPI's schema of the request models, for /docs.
+    schema = httpx.get(url.removesuffix("/v1") + "/openapi.json").json()
+    assert {"/v1/completions", "/v1/chat/completions", "/v1/flanlab/loglikelihood"} <= set(schema["paths"])
+    assert "stream_options" in schema["components"]["schemas"]["CompletionRequest"]["properties"]
     assert httpx.post(f"{url}/completions", content=b"{not json").status_code == 400
 
 

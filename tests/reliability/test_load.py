@@ -25,7 +25,7 @@ from tests.reliability.faulty_proxy import FaultyProxy
 KEY_ENV = "FLANLAB_REL_CRED"
 KEY = "sk-rel-7f3a9c2e1b5d"
 CONCURRENT = 64
-TIMEOUT_S = 6.0  # generous: the server answers one request at a time, queueing counts against it
+TIMEOUT_S = 6.0  # generous: waiting behind a running backend batch counts against it
 
 
 def _free_port() -> int:

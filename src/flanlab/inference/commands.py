@@ -39,8 +39,17 @@ def _spec(args: argparse.Namespace):
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from flanlab.core.errors import UserError
     from flanlab.core.log import setup_logging
     from flanlab.core.seed import seed_everything
+
+    missing = [m for m in ("fastapi", "uvicorn") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserError(f"flanlab serve needs {' and '.join(missing)}: pip install -e \".[serve]\"")
+    if args.batch_window_ms < 0:
+        raise UserError(f"--batch-window-ms: expected a number >= 0, got {args.batch_window_ms}")
     from flanlab.inference.hf import HFLM
     from flanlab.inference.serve import serve
 
@@ -49,7 +58,8 @@ def _serve(args: argparse.Namespace) -> int:
         seed_everything(args.seed)
     lm = HFLM.from_spec(_spec(args), show_progress=False)
     try:
-        serve(lm, host=args.host, port=args.port, model_name=args.served_name, api_key_env=args.api_key_env)
+        serve(lm, host=args.host, port=args.port, model_name=args.served_name, api_key_env=args.api_key_env,
+              batch_window_ms=args.batch_window_ms)
     except KeyboardInterrupt:
         return 0
     return 0
@@ -85,6 +95,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--served-name", default=None, help="model id reported by /v1/models (default: --model)")
     serve.add_argument("--api-key-env", default=None, help="require 'Bearer $VAR' from clients (VAR names an env var)")
+    serve.add_argument("--batch-window-ms", type=float, default=20.0,
+                       help="collect requests into one batch until none arrives for this long (default 20)")
     add_common_args(serve, run=False)
     serve.set_defaults(func=_serve)
 

@@ -4,7 +4,7 @@ stop sequence and leaving the batch when it does."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from flanlab.core.log import get_logger, progress
@@ -51,16 +51,25 @@ class Generator:
             ids.update(gen_eos)
         return {i for i in ids if i is not None}
 
-    def tokens(self, requests: Sequence[GenerateRequest]):
+    def tokens(self, requests: Sequence[GenerateRequest], prompt_ids: Sequence[list[int] | None] | None = None,
+               on_token: Callable[[int, int, int], None] | None = None):
         """Yield ``(request index, [token ids per sample])``; generated ids exclude the end-of-text
-        token and whatever follows a stop sequence's token."""
+        token and whatever follows a stop sequence's token.
+
+        ``prompt_ids``: token ids to use instead of encoding a request's prompt (None: encode it),
+        for clients that send tokens. ``on_token(request index, sample, token id)`` is called as each
+        token is chosen (for streaming); greedy requests decode one sample, reported as sample 0."""
         import torch
 
         prompts = []
-        for r in requests:
+        for k, r in enumerate(requests):
             if r.n < 1 or r.max_new_tokens < 0:
                 raise ValueError(f"generate: n must be >= 1 and max_new_tokens >= 0, got {r.n}, {r.max_new_tokens}")
-            if self.lm.kind == "causal":
+            given = prompt_ids[k] if prompt_ids is not None else None
+            if given is not None:
+                keep = max(1, self.lm.max_length - r.max_new_tokens) if self.lm.kind == "causal" else self.lm.max_length
+                ids = list(given)[-keep:] or [self.lm.tokenizer.eos_token_id]
+            elif self.lm.kind == "causal":
                 ids = self.lm.special_prefix + self.lm.encode(r.prompt)
                 keep = max(1, self.lm.max_length - r.max_new_tokens)
                 ids = ids[-keep:] or [self.lm.tokenizer.eos_token_id]
@@ -80,7 +89,7 @@ class Generator:
                     chunk = pending.pop(0)
                     try:
                         done = list(self._batch([requests[j] for j in chunk], [prompts[j] for j in chunk],
-                                                chunk, prefix_len, prefix_cache))
+                                                chunk, prefix_len, prefix_cache, on_token))
                     except (RuntimeError, torch.OutOfMemoryError) as e:
                         if not is_oom(e) or len(chunk) == 1:
                             raise
@@ -130,7 +139,7 @@ class Generator:
             out.append((g.prefix_len, members))
         return out
 
-    def _batch(self, reqs, prompts, indices, prefix_len: int = 0, prefix_cache: Any = None):
+    def _batch(self, reqs, prompts, indices, prefix_len: int = 0, prefix_cache: Any = None, on_token=None):
         import torch
 
         pad = self.lm.tokenizer.pad_token_id
@@ -191,6 +200,8 @@ class Generator:
                 if tok is None or tok in stop_ids:
                     continue
                 tokens[row].append(tok)
+                if on_token is not None:
+                    on_token(indices[owner[row]], sample_no[row], tok)
                 if len(tokens[row]) >= r.max_new_tokens or self._hit_stop(tokens[row], r.stop):
                     continue
                 still.append(a)

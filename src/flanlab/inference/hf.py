@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from flanlab.core.log import get_logger, progress
@@ -365,10 +365,13 @@ class HFLM:
             texts[idx] = [self.finish_text(ids, requests[idx].stop) for ids in samples]
         return texts
 
-    def generate_tokens(self, requests: Sequence[GenerateRequest]) -> Iterator[tuple[int, list[list[int]]]]:
-        """Yield ``(request index, [token ids per sample])`` as batches finish (for streaming)."""
+    def generate_tokens(self, requests: Sequence[GenerateRequest], prompt_ids: Sequence[list[int] | None] | None = None,
+                        on_token: Callable[[int, int, int], None] | None = None,
+                        ) -> Iterator[tuple[int, list[list[int]]]]:
+        """Yield ``(request index, [token ids per sample])`` as batches finish; ``prompt_ids`` and
+        ``on_token`` (called per chosen token, for streaming) as in :meth:`Generator.tokens`."""
         self._fresh_prefixes()
-        return self.generator.tokens(requests)
+        return self.generator.tokens(requests, prompt_ids, on_token)
 
     def finish_text(self, ids: list[int], stop: Sequence[str]) -> str:
         """Decode generated ids and cut the text at the first stop sequence."""
