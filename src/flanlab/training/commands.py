@@ -14,14 +14,19 @@ __all__ = ["register"]
 def _train(args: argparse.Namespace) -> int:
     from flanlab.core.config import load_config
     from flanlab.core.log import setup_logging
-    from flanlab.core.runs import RunDir
-    from flanlab.training.config import TrainConfig
+    from flanlab.core.runs import RunDir, check_same_settings
+    from flanlab.training.config import NOT_RESULT_CHANGING, TrainConfig
     from flanlab.training.trainer import train
 
     overrides = list(args.overrides)
     if args.seed is not None:
         overrides.append(f"train.seed={args.seed}")
     cfg = load_config(args.config, overrides, schema=TrainConfig)
+    run = RunDir.locate(args.run_name or cfg.name, args.runs_dir, prefix="train")
+    if not args.no_resume:
+        # Before anything is written: checkpoints of other settings must not be resumed, nor the
+        # recorded config replaced by one that does not describe them.
+        check_same_settings(run, cfg, ignore=NOT_RESULT_CHANGING, what="training run")
     run = RunDir.create(args.run_name or cfg.name, args.runs_dir, prefix="train")
     setup_logging(args.verbose, run.log_file)
     run.write_config(cfg)
