@@ -22,3 +22,22 @@ def test_changed_lr_or_model_refuses_to_resume_and_keeps_config(tmp_path, capsys
         assert "--no-resume" in err and ("optim.lr: 0.001 -> 0.0005" in err or "model.name" in err)
         assert (run / "config.yaml").read_text() == before
         assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]  # no log, no checkpoints
+
+
+def test_constant_rate_run_extends_and_reports_target_tokens(tmp_path, tiny_llama_dir, capsys):
+    import json
+
+    from tests.training.helpers import copy_task_rows, write_config, write_mixture
+
+    mix = write_mixture(tmp_path / "mix", copy_task_rows(60))
+    cfg = write_config(tmp_path / "c.yaml", tiny_llama_dir, mix, train={"steps": 2, "save_every": 2},
+                       optim={"schedule": "constant", "warmup_steps": 0})
+    run = tmp_path / "run"
+    assert main(["train", str(cfg), "--run-name", str(run)]) == 0
+    # A constant rate does not depend on train.steps: extending the run resumes it.
+    assert main(["train", str(cfg), "train.steps=3", "--run-name", str(run)]) == 0
+    results = json.loads((run / "results.json").read_text())
+    assert results["steps"] == 3
+    assert 0 < results["tokens_target"] < results["tokens_real"]  # loss-carrying tokens only
+    assert main(["train", str(cfg), "train.steps=3", "optim.schedule=cosine", "--run-name", str(run)]) == 2
+    assert "optim.schedule: 'constant' -> 'cosine'" in capsys.readouterr().err

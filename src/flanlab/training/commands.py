@@ -26,7 +26,10 @@ def _train(args: argparse.Namespace) -> int:
     if not args.no_resume:
         # Before anything is written: checkpoints of other settings must not be resumed, nor the
         # recorded config replaced by one that does not describe them.
-        check_same_settings(run, cfg, ignore=NOT_RESULT_CHANGING, what="training run")
+        # At a constant rate the schedule does not depend on train.steps: a run may be extended or
+        # stopped at a checkpoint. Any other schedule changes every step's rate with it.
+        steps = ("train.steps",) if cfg.optim.schedule == "constant" else ()
+        check_same_settings(run, cfg, ignore=NOT_RESULT_CHANGING + steps, what="training run")
     run = RunDir.create(args.run_name or cfg.name, args.runs_dir, prefix="train")
     setup_logging(args.verbose, run.log_file)
     run.write_config(cfg)

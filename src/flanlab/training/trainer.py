@@ -219,6 +219,8 @@ def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, An
             state["micro_batches"] += per_step
             state["tokens_real"] += int(real)
             state["tokens_slots"] += int(slots)
+            # Tokens that carry loss (the whole step's, all processes): what the report calls target tokens.
+            state["tokens_target"] = state.get("tokens_target", 0) + int(total_target)
             for k, v in (("loss", float(loss_sum)), ("target", total_target), ("real", real), ("slots", slots),
                          ("seconds", seconds), ("steps", 1)):
                 window[k] += v
@@ -282,6 +284,7 @@ def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, An
         "best_value": state["best_value"],
         "best_step": state["best_step"],
         "tokens_real": state["tokens_real"],
+        "tokens_target": state.get("tokens_target"),
         "packing_efficiency": state["tokens_real"] / max(state["tokens_slots"], 1),
         "attention": maker.attention,
         "model": str(run.path / "final"),
