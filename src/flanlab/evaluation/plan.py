@@ -120,13 +120,15 @@ def build_requests(
     seed: int = 0,
     max_new_tokens: int | None = None,
     strict: bool = False,
+    subtasks_field: str = "--subtasks",
 ) -> tuple[list[EvalRequest], dict[str, Benchmark], list[str]]:
     """All requests, the benchmark objects, and notes on skipped combinations.
 
     ``limit`` keeps the first N examples of each subtask; ``subtasks`` restricts every benchmark to
     those of its subtasks that are named (a benchmark with none named runs its defaults); a name no
     benchmark knows is an error. A benchmark whose local data is missing is skipped with a warning
-    when others remain to run, unless ``strict``; alone, it is an error.
+    when others remain to run, unless ``strict``; alone, it is an error. ``subtasks_field`` names
+    the subtasks' source in that error (a flag or a config field).
     """
     for name in benchmarks:
         if name not in BENCHMARKS:
@@ -162,14 +164,14 @@ def build_requests(
             continue
         benches[name] = bench
         reqs.extend(own)
-    _check_subtasks(subtasks or [], known)
+    _check_subtasks(subtasks or [], known, subtasks_field)
     for n in notes:
         if " skipped: " not in n:
             log.info(n)
     return reqs, benches, notes
 
 
-def _check_subtasks(named: Sequence[str], known: dict[str, list[str]]) -> None:
+def _check_subtasks(named: Sequence[str], known: dict[str, list[str]], field: str) -> None:
     """Every named subtask must belong to one of the benchmarks run (a typo would otherwise run all)."""
     from flanlab.core.registry import close_matches
 
@@ -182,4 +184,4 @@ def _check_subtasks(named: Sequence[str], known: dict[str, list[str]]) -> None:
         hint = close_matches(s, everything)
         parts.append(f"{s!r}" + (f" (did you mean {hint}?)" if hint else ""))
     listed = "; ".join(f"{b}: {', '.join(subs[:8])}{', ...' if len(subs) > 8 else ''}" for b, subs in known.items())
-    raise UserError(f"--subtasks: unknown subtask {', '.join(parts)}; known: {listed or 'none'}")
+    raise UserError(f"{field}: unknown subtask {', '.join(parts)}; known: {listed or 'none'}")
