@@ -76,15 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=os.environ.get("FLANLAB_DATA_DIR", "../shared/data"))
     p.add_argument("--model", default="smollm2-135m", help="any flanlab model name (embedded, folder, hub)")
     p.add_argument("--bbh-subtasks", default="boolean_expressions,object_counting")
-    p.add_argument("--per-subtask", type=int, default=6, help="BBH questions per subtask")
-    p.add_argument("--gsm8k", type=int, default=6, help="GSM8K questions")
-    p.add_argument("--max-new-tokens", type=int, default=96,
+    p.add_argument("--per-subtask", type=int, default=4, help="BBH questions per subtask")
+    p.add_argument("--gsm8k", type=int, default=4, help="GSM8K questions")
+    p.add_argument("--max-new-tokens", type=int, default=64,
                    help="token budget of every request, both sides (the benchmarks' own: 0)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--lm-eval-batch-sizes", default="1,8", help="comma-separated; the fastest is the baseline")
-    p.add_argument("--sc-questions", type=int, default=2, help="GSM8K questions for self-consistency (0: skip)")
+    p.add_argument("--sc-questions", type=int, default=1, help="GSM8K questions for self-consistency (0: skip)")
     p.add_argument("--sc-k", type=int, default=8, help="self-consistency samples")
-    p.add_argument("--sc-max-new-tokens", type=int, default=48)
+    p.add_argument("--sc-max-new-tokens", type=int, default=32)
     p.add_argument("--out", default=None, help="also write the figures as JSON here")
     args = p.parse_args(argv)
 

@@ -21,7 +21,7 @@ def test_unknown_subtask_is_an_error_with_did_you_mean(tiny_data, tmp_path, caps
     rc = _eval(tiny_data, tmp_path, "--benchmarks", "bbh,mmlu", "--subtasks", "yes_n,nope", "--dry-run")
     err = capsys.readouterr().err
     assert rc == 2
-    assert "unknown subtask 'yes_n' (did you mean 'yes_no'?), 'nope'" in err
+    assert "unknown subtasks 'yes_n' (did you mean 'yes_no'?), 'nope'" in err
     assert "bbh: yes_no" in err and "mmlu: astronomy" in err
     assert not (tmp_path / "runs").exists()  # nothing written, not even an empty run folder
 

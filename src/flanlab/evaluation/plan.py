@@ -184,4 +184,5 @@ def _check_subtasks(named: Sequence[str], known: dict[str, list[str]], field: st
         hint = close_matches(s, everything)
         parts.append(f"{s!r}" + (f" (did you mean {hint}?)" if hint else ""))
     listed = "; ".join(f"{b}: {', '.join(subs[:8])}{', ...' if len(subs) > 8 else ''}" for b, subs in known.items())
-    raise UserError(f"{field}: unknown subtask {', '.join(parts)}; known: {listed or 'none'}")
+    noun = "subtask" if len(parts) == 1 else "subtasks"
+    raise UserError(f"{field}: unknown {noun} {', '.join(parts)}; known: {listed or 'none'}")
