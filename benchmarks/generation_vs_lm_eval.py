@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                                 sample={"do_sample": True, "temperature": sc[0].temperature, "top_p": sc[0].top_p})
         n_samples = len(flat)
         print()
-        print(f"| self-consistency, k={args.sc_k}, {len(sc)} GSM8K prompts | seconds | samples/s | vs flanlab k=1 request |")
+        print(f"| self-consistency, k={args.sc_k}, {len(sc)} GSM8K prompts | seconds | samples/s "
+              "| speed vs one request of k |")
         print("| --- | ---: | ---: | ---: |")
         print(f"| flanlab, one request of k samples | {t_joint:.1f} | {n_samples / t_joint:.2f} | 1.00x |")
         print(f"| flanlab, k separate one-sample requests | {t_sep:.1f} | {n_samples / t_sep:.2f} | "
