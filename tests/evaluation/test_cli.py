@@ -137,7 +137,7 @@ def test_reusing_a_run_folder_for_another_model_is_refused(tiny_data, tmp_path, 
             "--runs-dir", str(tmp_path), "--run-name", "r"]
     assert main([*base, "--model", "model-a"]) == 0
     assert main([*base, "--model", "model-b"]) == 2
-    assert "holds an evaluation of model 'model-a'" in capsys.readouterr().err
+    assert "model.name: 'model-a' -> 'model-b'" in capsys.readouterr().err
 
 
 def test_dry_run_counts_tokens(tiny_llama_dir, tiny_data, tmp_path):

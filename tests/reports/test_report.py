@@ -42,7 +42,8 @@ def _pipeline_run(tmp_path: Path) -> Path:
     run.mkdir()
     (run / "config.yaml").write_text(yaml.safe_dump({"kind": "run", "name": "pipe", "model": {"name": "tiny"}}))
     (run / "results.json").write_text(json.dumps({"stages": {}, "train": {
-        "steps": 40, "final_loss": 1.23456, "tokens_real": 20480, "packing_efficiency": 0.9}}))
+        "steps": 40, "final_loss": 1.23456, "tokens_real": 20480, "tokens_target": 12000,
+        "packing_efficiency": 0.9}}))
     _eval_run(run / "eval_before", {"navigate": 0.2, "snarks": 0.5, "date_understanding": 0.3}, 0.25)
     _eval_run(run / "eval_after", {"navigate": 0.4, "snarks": 0.6, "date_understanding": 0.35}, 0.3,
               nested=False)
@@ -204,7 +205,7 @@ def test_report_cli_pipeline_run(tmp_path):
     assert "![Held-out score per benchmark, with 95 % intervals and the chance level](plots/summary.png)" in md
     assert "| Flan-T5-Small (80M) | 28.7 | 29.1 |" in md  # paper mmlu_direct, bbh_direct
     assert f"| after: tiny | 30.0 {na} | 45.0 {na} |" in md
-    assert "| pipe | 40 | 1.235 | 20,480 | 90.0% |" in md
+    assert "| pipe | 40 | 1.235 | 12,000 | 20,480 | 90.0% |" in md
     pngs = sorted(p.name for p in (run / "plots").iterdir())
     assert pngs == ["breakdown-bbh.png", "summary.png"]
     assert all((run / "plots" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)

@@ -86,7 +86,7 @@ def test_bad_eval_section_fails_before_training(tmp_path, tiny_llama_dir, capsys
     cfg = write_config(tmp_path / "c.yaml", tiny_llama_dir, mix,
                        eval={"subtasks": ["no_such_task"], "data_dir": str(data)})
     assert main(["train", str(cfg), "--run-name", str(tmp_path / "r")]) == 2
-    assert "eval.subtasks: ['no_such_task']" in capsys.readouterr().err
+    assert "eval.subtasks: unknown subtask 'no_such_task'" in capsys.readouterr().err
     assert not (tmp_path / "r" / "metrics.jsonl").exists()
     cfg = write_config(tmp_path / "d.yaml", tiny_llama_dir, mix, train={"keep_best_by": "eval_score"})
     assert main(["train", str(cfg), "--run-name", str(tmp_path / "s")]) == 2

@@ -37,9 +37,13 @@ def test_resume_reproduces_loss_sequence_exactly(tmp_path, tiny_llama_dir, tiny_
     wb = load_file(str(part / "final" / "model.safetensors"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     # Stopping at a checkpoint: a rerun with train.steps at that step only saves final/, drops the
-    # later rows from metrics.jsonl and reports the last loss the earlier part logged.
+    # later rows from metrics.jsonl and reports the last loss the earlier part logged. Only at a
+    # constant rate (t5 here): a cosine schedule over 3 steps is not the one the checkpoint saw.
     cut = tmp_path / "cut"
     shutil.copytree(full, cut)
+    if arch == "llama":
+        assert main(["train", str(cfg), "train.steps=3", "--run-name", str(cut)]) == 2
+        return
     assert main(["train", str(cfg), "train.steps=3", "--run-name", str(cut)]) == 0
     assert sorted(_losses(cut)) == [1, 2, 3]
     assert json.loads((cut / "results.json").read_text())["final_loss"] == a[3]

@@ -10,7 +10,6 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from flanlab.core.errors import UserError
 from flanlab.core.log import get_logger
 from flanlab.core.runs import RunDir
 from flanlab.evaluation.config import EvalConfig
@@ -20,22 +19,29 @@ if TYPE_CHECKING:
     from flanlab.evaluation.plan import EvalRequest
     from flanlab.evaluation.specs import StrategySpec
 
-__all__ = ["check_resume", "evaluate", "plan"]
+__all__ = ["check_resume", "clear_results", "evaluate", "plan"]
 
 log = get_logger(__name__)
 
 
 def check_resume(run: RunDir, cfg: EvalConfig) -> None:
-    """A reused run folder must hold the same model and seed: its records are reused as they are."""
-    import yaml
+    """A reused run folder must record the same result-changing settings: its records are reused as
+    they are, so any other setting would leave results the folder's config does not describe."""
+    from flanlab.core.runs import check_same_settings
+    from flanlab.evaluation.config import NOT_RESULT_CHANGING
 
-    if not run.config_file.exists():
-        return
-    old = yaml.safe_load(run.config_file.read_text(encoding="utf-8")) or {}
-    before = ((old.get("model") or {}).get("name"), old.get("seed"))
-    if before != (cfg.model.name, cfg.seed):
-        raise UserError(f"{run.path}: holds an evaluation of model {before[0]!r} (seed {before[1]}); "
-                        "pass another --run-name to evaluate a different model or seed")
+    check_same_settings(run, cfg, ignore=NOT_RESULT_CHANGING, what="evaluation")
+
+
+def clear_results(run: RunDir, cfg: EvalConfig) -> None:
+    """``--no-resume``: drop the records, results and (in-folder) request cache of an earlier run."""
+    from flanlab.evaluation.results import EXAMPLES_FILE
+
+    names = [EXAMPLES_FILE, "results.json", "results.md", "config.yaml"]
+    if cfg.model.cache is None:
+        names += ["requests.sqlite", "requests.sqlite-wal", "requests.sqlite-shm"]
+    for name in names:
+        (run.path / name).unlink(missing_ok=True)
 
 
 def plan(cfg: EvalConfig) -> tuple[list[EvalRequest], dict[str, Benchmark], list[str], list[StrategySpec]]:
@@ -46,16 +52,18 @@ def plan(cfg: EvalConfig) -> tuple[list[EvalRequest], dict[str, Benchmark], list
     strategies = resolve_strategies(cfg.strategies, cfg.samples)
     reqs, benches, notes = build_requests(cfg.benchmarks, strategies, resolve_data_dir(cfg.data_dir),
                                           limit=cfg.limit, subtasks=cfg.subtasks, seed=cfg.seed,
-                                          max_new_tokens=cfg.max_new_tokens)
+                                          max_new_tokens=cfg.max_new_tokens, strict=cfg.strict)
     return reqs, benches, notes, strategies
 
 
-def evaluate(cfg: EvalConfig, run: RunDir) -> dict[str, Any]:
+def evaluate(cfg: EvalConfig, run: RunDir, planned: tuple | None = None) -> dict[str, Any]:
     """Evaluate ``cfg.model`` on ``cfg.benchmarks`` × ``cfg.strategies`` into ``run``.
 
     Writes ``config.yaml``, ``examples.jsonl`` (per example, appended as requests finish),
     ``results.json`` and ``results.md``, and returns the results. Rerunning into the same folder
     resumes: finished examples are read back and the SQLite request cache answers the rest.
+    The folder's recorded settings are checked and the plan is built (``planned``: one already
+    built by :func:`plan`) before anything is written.
     """
     from flanlab.core.seed import seed_everything
     from flanlab.evaluation.parallel import merge_rank_files, processes, rank_file
@@ -66,7 +74,7 @@ def evaluate(cfg: EvalConfig, run: RunDir) -> dict[str, Any]:
     procs = processes()
     check_resume(run, cfg)
     t0 = time.time()
-    reqs, benches, notes, strategies = plan(cfg)
+    reqs, benches, notes, strategies = planned or plan(cfg)
     examples = run.file(EXAMPLES_FILE)
     if procs.main:
         run.write_config(cfg)

@@ -27,11 +27,20 @@ from flanlab.evaluation.metrics import exact_match, numeric_match, squad_em, squ
 from flanlab.evaluation.specs import DATA, BenchmarkSpec, StrategySpec, load_benchmark_spec, read_data_yaml
 from flanlab.tasks.sandbox import render
 
-__all__ = ["BENCHMARKS", "Benchmark", "DataError", "Example", "Prompt", "get_benchmark", "malformed_data"]
+__all__ = ["BENCHMARKS", "Benchmark", "DataError", "Example", "MissingDataError", "Prompt", "get_benchmark",
+           "malformed_data"]
 
 
 class DataError(UserError, ValueError):
     """Benchmark data missing or malformed; the message names the file (and line) and what was expected."""
+
+
+class MissingDataError(DataError):
+    """A file or folder of a benchmark is not in the data dir (a run of several benchmarks skips it)."""
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 @dataclass(frozen=True)
@@ -108,7 +117,9 @@ class Benchmark(ABC):
         assert self.data_dir is not None
         path = self.data_dir.joinpath(*parts)
         if not path.exists():
-            raise DataError(f"{self.name}: {path} not found (expected the layout of ../shared/data)")
+            get = f"; get it from {self.spec.get.replace('DATA', str(self.data_dir))}" if self.spec.get else ""
+            raise MissingDataError(f"{self.name}: {path} not found (expected the layout of ../shared/data{get})",
+                                   path)
         return path
 
     @abstractmethod

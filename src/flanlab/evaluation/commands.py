@@ -39,7 +39,7 @@ def _config(args: argparse.Namespace) -> EvalConfig:
     for flag in ("benchmarks", "strategies", "subtasks"):
         if getattr(args, flag):
             updates[flag] = _csv(getattr(args, flag))
-    for flag in ("limit", "samples", "max_new_tokens", "data_dir", "seed"):
+    for flag in ("limit", "samples", "max_new_tokens", "data_dir", "seed", "strict"):
         if getattr(args, flag) is not None:
             updates[flag] = getattr(args, flag)
     return validate(EvalConfig, {**cfg.model_dump(), **updates}, source=args.config or "command line")
@@ -58,33 +58,44 @@ def _token_counter(name: str | None):
 def _eval(args: argparse.Namespace) -> int:
     from flanlab.core.log import setup_logging
     from flanlab.core.runs import RunDir
-    from flanlab.evaluation.api import evaluate
+    from flanlab.evaluation.api import check_resume, clear_results, evaluate, plan
 
     cfg = _config(args)
     if args.run_name is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from flanlab.core.errors import UserError
 
         raise UserError("flanlab eval under several processes: pass --run-name, so that they share one run folder")
+    setup_logging(args.verbose)
+    # Every input is checked before the run folder is made or touched: a rejected command leaves
+    # no empty folder behind and never rewrites an existing run's config.yaml.
+    run = RunDir.locate(args.run_name, args.runs_dir, prefix="eval-dry" if args.dry_run else "eval")
+    if not args.no_resume:
+        check_resume(run, cfg)
+    planned = plan(cfg)
+    if not args.dry_run and cfg.model.backend in ("hf", "vllm"):
+        from flanlab.inference.loading import resolve_source
+
+        resolve_source(cfg.model.name)  # an unknown model fails here, quickly when offline
     run = RunDir.create(args.run_name, args.runs_dir, prefix="eval-dry" if args.dry_run else "eval")
     setup_logging(args.verbose, run.log_file)
+    if args.no_resume:
+        clear_results(run, cfg)
     if args.dry_run:
-        return _dry_run(args, cfg, run)
-    evaluate(cfg, run)
+        return _dry_run(args, cfg, run, planned)
+    evaluate(cfg, run, planned)
     sys.stdout.write((run.path / "results.md").read_text(encoding="utf-8"))
     return 0
 
 
-def _dry_run(args: argparse.Namespace, cfg: EvalConfig, run) -> int:
+def _dry_run(args: argparse.Namespace, cfg: EvalConfig, run, planned) -> int:
     """Write every request ``eval`` would send to ``requests.jsonl``, without loading a model."""
     import json
 
     from flanlab.core.io import atomic_open
     from flanlab.core.log import get_logger
-    from flanlab.evaluation.api import check_resume, plan
 
-    check_resume(run, cfg)
     run.write_config(cfg)
-    reqs, _, notes, _ = plan(cfg)
+    reqs, _, notes, _ = planned
     count = _token_counter(args.tokenizer)
     counts: dict[str, int] = {}
     tokens: dict[str, int] = {}
@@ -180,6 +191,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--device", default=None)
     ev.add_argument("--batch-size", default=None)
     ev.add_argument("--cache", default=None, help="request cache (SQLite); default: in the run folder")
+    ev.add_argument("--strict", action="store_true", default=None,
+                    help="fail when a benchmark's data is missing (default: skip it with a warning)")
+    ev.add_argument("--no-resume", action="store_true",
+                    help="start the run folder over: drop records of earlier settings instead of reusing them")
     ev.add_argument("--dry-run", action="store_true",
                     help="write every request to requests.jsonl without loading a model")
     ev.add_argument("--tokenizer", default=None,

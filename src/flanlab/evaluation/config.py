@@ -7,10 +7,14 @@ from typing import Literal
 from flanlab.core.config import SCHEMAS, Schema
 from flanlab.inference.spec import ModelSpec
 
-__all__ = ["DEFAULT_BENCHMARKS", "DEFAULT_STRATEGIES", "EvalConfig"]
+__all__ = ["DEFAULT_BENCHMARKS", "DEFAULT_STRATEGIES", "EvalConfig", "NOT_RESULT_CHANGING"]
 
 DEFAULT_BENCHMARKS = ["mmlu", "bbh", "tydiqa", "mgsm", "gsm8k"]
 DEFAULT_STRATEGIES = ["direct", "cot"]
+# Settings a run folder may be resumed under with other values: they change how requests are sent
+# or where data is read from, never a recorded result. Every other key must equal the recorded one.
+NOT_RESULT_CHANGING = ("model.batch_size", "model.cache", "model.max_concurrency", "model.timeout_s",
+                       "model.api_key_env", "data_dir", "strict")
 
 
 class EvalConfig(Schema):
@@ -26,6 +30,8 @@ class EvalConfig(Schema):
     max_new_tokens: int | None = None
     data_dir: str | None = None
     seed: int = 0
+    # A benchmark whose local data is missing fails the run instead of being skipped with a warning.
+    strict: bool = False
 
 
 if "eval" not in SCHEMAS:

@@ -10,7 +10,14 @@ from typing import Any
 
 from flanlab.core.errors import UserError
 from flanlab.core.log import get_logger
-from flanlab.evaluation.benchmarks import BENCHMARKS, Benchmark, Example, get_benchmark, malformed_data
+from flanlab.evaluation.benchmarks import (
+    BENCHMARKS,
+    Benchmark,
+    Example,
+    MissingDataError,
+    get_benchmark,
+    malformed_data,
+)
 from flanlab.evaluation.specs import StrategySpec, load_strategies
 
 __all__ = ["EvalRequest", "build_requests", "resolve_strategies"]
@@ -112,32 +119,70 @@ def build_requests(
     subtasks: Sequence[str] | None = None,
     seed: int = 0,
     max_new_tokens: int | None = None,
+    strict: bool = False,
+    subtasks_field: str = "--subtasks",
 ) -> tuple[list[EvalRequest], dict[str, Benchmark], list[str]]:
     """All requests, the benchmark objects, and notes on skipped combinations.
 
     ``limit`` keeps the first N examples of each subtask; ``subtasks`` restricts every benchmark to
-    those of its subtasks that are named (a benchmark with none named runs its defaults).
+    those of its subtasks that are named (a benchmark with none named runs its defaults); a name no
+    benchmark knows is an error. A benchmark whose local data is missing is skipped with a warning
+    when others remain to run, unless ``strict``; alone, it is an error. ``subtasks_field`` names
+    the subtasks' source in that error (a flag or a config field).
     """
-    reqs: list[EvalRequest] = []
-    benches: dict[str, Benchmark] = {}
-    notes: list[str] = []
     for name in benchmarks:
         if name not in BENCHMARKS:
             BENCHMARKS.get(name)  # raises with close matches
-        bench = benches[name] = get_benchmark(name, data_dir)
-        with malformed_data(name, "its subtasks", data_dir):
-            names = _select(bench, subtasks) or bench.default_subtasks()
-        for strategy in strategies:
-            if not bench.supports(strategy.style):
-                notes.append(f"{name}: no {strategy.style} prompt; strategy {strategy.name} skipped")
-                continue
-            if strategy.mode == "loglikelihood" and not bench.uses_loglikelihood(strategy):
-                notes.append(f"{name}: strategy {strategy.name} needs options to score; skipped")
-                continue
-            for sub in names:
-                examples = bench.examples(sub)
-                for ex in examples[:limit] if limit is not None else examples:
-                    reqs.append(request_for(bench, ex, strategy, seed, max_new_tokens))
+    reqs: list[EvalRequest] = []
+    benches: dict[str, Benchmark] = {}
+    notes: list[str] = []
+    known: dict[str, list[str]] = {}
+    for name in benchmarks:
+        bench = get_benchmark(name, data_dir)
+        try:
+            with malformed_data(name, "its subtasks", data_dir):
+                known[name] = bench.subtasks()
+                names = _select(bench, subtasks) or bench.default_subtasks()
+            own = []
+            for strategy in strategies:
+                if not bench.supports(strategy.style):
+                    notes.append(f"{name}: no {strategy.style} prompt; strategy {strategy.name} skipped")
+                    continue
+                if strategy.mode == "loglikelihood" and not bench.uses_loglikelihood(strategy):
+                    notes.append(f"{name}: strategy {strategy.name} needs options to score; skipped")
+                    continue
+                for sub in names:
+                    examples = bench.examples(sub)
+                    for ex in examples[:limit] if limit is not None else examples:
+                        own.append(request_for(bench, ex, strategy, seed, max_new_tokens))
+        except MissingDataError as e:
+            if strict or len(benchmarks) == 1:
+                raise
+            note = f"{name} skipped: {e}"
+            log.warning("%s", note)
+            notes.append(note)
+            continue
+        benches[name] = bench
+        reqs.extend(own)
+    _check_subtasks(subtasks or [], known, subtasks_field)
     for n in notes:
-        log.info(n)
+        if " skipped: " not in n:
+            log.info(n)
     return reqs, benches, notes
+
+
+def _check_subtasks(named: Sequence[str], known: dict[str, list[str]], field: str) -> None:
+    """Every named subtask must belong to one of the benchmarks run (a typo would otherwise run all)."""
+    from flanlab.core.registry import close_matches
+
+    everything = [s for subs in known.values() for s in subs]
+    unknown = [s for s in named if s not in everything]
+    if not unknown:
+        return
+    parts = []
+    for s in unknown:
+        hint = close_matches(s, everything)
+        parts.append(f"{s!r}" + (f" (did you mean {hint}?)" if hint else ""))
+    listed = "; ".join(f"{b}: {', '.join(subs[:8])}{', ...' if len(subs) > 8 else ''}" for b, subs in known.items())
+    noun = "subtask" if len(parts) == 1 else "subtasks"
+    raise UserError(f"{field}: unknown {noun} {', '.join(parts)}; known: {listed or 'none'}")

@@ -132,6 +132,8 @@ class BenchmarkSpec(_Model):
     name: str
     description: str = ""
     hub: HubSpec
+    # Where a user gets the local files (said when a run skips the benchmark for missing data).
+    get: str = ""
     metric: Literal["accuracy", "exact_match", "numeric", "squad"]
     templates: dict[str, str]
     styles: dict[Literal["direct", "cot", "zs_cot"], StyleSpec]

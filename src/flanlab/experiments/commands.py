@@ -98,7 +98,11 @@ def _quickstart(args: argparse.Namespace) -> int:
                              limit=args.limit, batch_size=args.batch_size, seq_len=args.seq_len,
                              cot=not args.no_cot, seed=args.seed if args.seed is not None else 0)
     data = resolve_data_dir(args.data_dir)
-    if data is None or not data.is_dir():
+    if data is not None and not data.is_dir():
+        source = "--data-dir" if args.data_dir else "FLANLAB_DATA_DIR"
+        raise UserError(f"quickstart: data folder {data} does not exist (from {source}); pass the folder "
+                        "holding bbh/ (e.g. ../shared/data)")
+    if data is None:
         raise UserError("quickstart: evaluation needs the benchmark data folder (bbh/ ...): pass --data-dir DIR "
                         "or set FLANLAB_DATA_DIR")
     if args.run_name is None:

@@ -15,9 +15,24 @@ from flanlab.inference.planning import group_rows
 if TYPE_CHECKING:
     from flanlab.inference.hf import HFLM
 
-__all__ = ["Generator"]
+__all__ = ["Generator", "sample_seed", "seed_of_sample"]
 
 log = get_logger(__name__)
+
+_SEED_MUL = 1_000_003  # odd, so invertible modulo 2**63
+_SEED_MOD = 2**63
+
+
+def sample_seed(seed: int, k: int) -> int:
+    """The torch generator seed of sample ``k`` of a request with ``seed``: each sample has its own
+    stream, so a sample does not depend on how many others are drawn or which batch it sits in."""
+    return (seed * _SEED_MUL + k) % _SEED_MOD
+
+
+def seed_of_sample(seed: int, k: int) -> int:
+    """The seed of a one-sample request that draws exactly sample ``k`` of a request with ``seed``
+    (k separate requests reproduce one request's k samples)."""
+    return (sample_seed(seed, k) * pow(_SEED_MUL, -1, _SEED_MOD)) % _SEED_MOD
 
 
 def is_oom(e: BaseException) -> bool:
@@ -179,7 +194,7 @@ class Generator:
         owner = [b for b in range(B) for _ in range(draws[b])]
         sample_no = [k for b in range(B) for k in range(draws[b])]
         gens = [
-            torch.Generator(device="cpu").manual_seed((reqs[b].seed * 1_000_003 + k) % (2**63))
+            torch.Generator(device="cpu").manual_seed(sample_seed(reqs[b].seed, k))
             for b, k in zip(owner, sample_no, strict=True)
         ]
         tokens: list[list[int]] = [[] for _ in owner]

@@ -9,6 +9,7 @@ runs only when ``spec.trust_remote_code``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -21,7 +22,8 @@ from flanlab.core.log import get_logger
 from flanlab.core.paths import cache_dir
 from flanlab.inference.spec import ModelSpec
 
-__all__ = ["LoadedModel", "as_loaded", "convert_gguf", "load_pretrained", "resolve_device", "resolve_dtype", "resolve_source"]
+__all__ = ["LoadedModel", "as_loaded", "convert_gguf", "hub_offline", "load_pretrained", "resolve_device",
+           "resolve_dtype", "resolve_source"]
 
 log = get_logger(__name__)
 # Tokenizers without a real limit report ~1e30; anything this large is not a context length.
@@ -131,7 +133,42 @@ def resolve_source(name: str) -> str:
         raise UserError(f"model.name: {name} is a file; expected a model folder, a .gguf file or a hub name")
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise UserError(f"model.name: folder {name} not found")
-    return name  # a hub name
+    return _hub_source(name)
+
+
+@functools.cache
+def hub_offline() -> str | None:
+    """Why the hub cannot be reached (``HF_HUB_OFFLINE`` set, no connection), or None when it can.
+
+    Probed once per process with a short TCP connect: without it, an offline machine spends tens of
+    seconds in the hub client's retries before reporting a connection error for every name.
+    """
+    from flanlab.core.doctor import hub_reachable
+
+    state = hub_reachable(timeout=3.0)
+    if state == "yes":
+        return None
+    if state.startswith("no ("):
+        return f"the hub is unreachable: {state[4:].rstrip(')')}"
+    return "HF_HUB_OFFLINE is set"
+
+
+def _hub_source(name: str) -> str:
+    """A hub name when the hub is reachable; offline, the snapshot folder of an earlier download."""
+    reason = hub_offline()
+    if reason is None:
+        return name
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(name, local_files_only=True)
+    except Exception:  # not in the hub cache (the client raises several kinds of errors for that)
+        from flanlab.inference.embedded import embedded_models
+
+        raise UserError(
+            f"model.name: {name!r} not found locally (no such folder, no cached download) or on the hub "
+            f"({reason}); pass a model folder, a .gguf file or an embedded model "
+            f"({', '.join(embedded_models())})") from None
 
 
 def _is_remote_code_error(e: Exception) -> bool:

@@ -241,9 +241,10 @@ def build_report(
     trained = [(r, r.results["train"]) for r in runs if isinstance(r.results.get("train"), dict)]
     if trained:
         doc.add(Heading("Finetuning"))
-        doc.add(Table(["run", "steps", "final loss", "target tokens", "packing efficiency"], [
-            [r.name, str(t.get("steps", "–")), _num(t.get("final_loss"), ".3f"), _num(t.get("tokens_real"), ",.0f"),
-             _num(t.get("packing_efficiency"), ".1%")] for r, t in trained]))
+        # Target tokens are those that carry loss; tokens_real (all non-pad tokens, inputs too) is not it.
+        doc.add(Table(["run", "steps", "final loss", "target tokens", "non-pad tokens", "packing efficiency"], [
+            [r.name, str(t.get("steps", "–")), _num(t.get("final_loss"), ".3f"), _num(t.get("tokens_target"), ",.0f"),
+             _num(t.get("tokens_real"), ",.0f"), _num(t.get("packing_efficiency"), ".1%")] for r, t in trained]))
     for r in runs:
         for block in [*training_section(r), *mixture_section(r)]:
             doc.add(block)

@@ -214,7 +214,10 @@ def flatten_scores(results: Any) -> list[Score]:
 
 def _split_settings(scores: list[Score]) -> list[Score]:
     """``bbh/cot`` style paths: a known strategy name in the subtask becomes the setting."""
-    strategies = {"direct", "cot", "zero_shot_cot", "zs_cot", "self_consistency", "sc"}
+    from flanlab.evaluation.specs import load_strategies
+
+    # Every strategy flanlab evaluates with (direct_gen too), plus names other tools use.
+    strategies = {"direct", "cot", "zero_shot_cot", "zs_cot", "self_consistency", "sc"} | set(load_strategies())
     fixed = []
     for s in scores:
         if s.setting:

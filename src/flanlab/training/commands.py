@@ -38,11 +38,19 @@ def with_cli_settings(cfg: TrainConfig, seed: int | None, data_dir: str | None) 
 def _train(args: argparse.Namespace) -> int:
     from flanlab.core.config import load_config
     from flanlab.core.log import setup_logging
-    from flanlab.core.runs import RunDir
-    from flanlab.training.config import TrainConfig
+    from flanlab.core.runs import RunDir, check_same_settings
+    from flanlab.training.config import NOT_RESULT_CHANGING, TrainConfig
     from flanlab.training.trainer import train
 
     cfg = with_cli_settings(load_config(args.config, args.overrides, schema=TrainConfig), args.seed, args.data_dir)
+    run = RunDir.locate(args.run_name or cfg.name, args.runs_dir, prefix="train")
+    if not args.no_resume:
+        # Before anything is written: checkpoints of other settings must not be resumed, nor the
+        # recorded config replaced by one that does not describe them.
+        # At a constant rate the schedule does not depend on train.steps: a run may be extended or
+        # stopped at a checkpoint. Any other schedule changes every step's rate with it.
+        steps = ("train.steps",) if cfg.optim.schedule == "constant" else ()
+        check_same_settings(run, cfg, ignore=NOT_RESULT_CHANGING + steps, what="training run")
     run = RunDir.create(args.run_name or cfg.name, args.runs_dir, prefix="train")
     setup_logging(args.verbose, run.log_file)
     run.write_config(cfg)

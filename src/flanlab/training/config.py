@@ -10,8 +10,14 @@ from flanlab.core.config import SCHEMAS, Schema
 from flanlab.core.errors import UserError
 from flanlab.inference.spec import ModelSpec
 
-__all__ = ["DataConfig", "EvalSection", "LoraConfig", "OptimConfig", "PackingConfig", "TrainConfig",
-           "TrainLoopConfig"]
+__all__ = ["NOT_RESULT_CHANGING", "DataConfig", "EvalSection", "LoraConfig", "OptimConfig", "PackingConfig",
+           "TrainConfig", "TrainLoopConfig"]
+
+# Settings a training run folder may be resumed under with other values (logging, checkpoint
+# rotation, CPU threads, where the data folder is); any other change must not resume it.
+NOT_RESULT_CHANGING = ("name", "model.batch_size", "model.cache", "model.max_concurrency", "model.timeout_s",
+                       "model.api_key_env", "train.log_every", "train.save_every", "train.keep_checkpoints",
+                       "train.tensorboard", "train.threads", "eval.data_dir")
 
 
 class DataConfig(Schema):

@@ -33,7 +33,7 @@ class PeriodicEval:
         strategies = resolve_strategies(section.strategies)
         self.requests, self.benches, self.notes = build_requests(
             section.benchmarks, strategies, data, limit=section.limit, subtasks=section.subtasks,
-            seed=section.seed, max_new_tokens=section.max_new_tokens)
+            seed=section.seed, max_new_tokens=section.max_new_tokens, subtasks_field="eval.subtasks")
         if section.subtasks:
             known = {s for b in self.benches.values() for s in b.subtasks()}
             unknown = [s for s in section.subtasks if s not in known]

@@ -107,6 +107,7 @@ class LoopState:
     micro_batches: int = 0  # the data position: micro-batches consumed by all processes together
     tokens_real: int = 0
     tokens_slots: int = 0
+    tokens_target: int = 0  # tokens that carry loss (all processes): what the report calls target tokens
     best_loss: float | None = None  # lowest held-out loss seen
     best_value: float | None = None  # best value of the metric that picks best/
     best_step: int | None = None
@@ -296,6 +297,7 @@ class Recipe:
         self.state.micro_batches += len(group)
         self.state.tokens_real += int(real)
         self.state.tokens_slots += int(slots)
+        self.state.tokens_target += int(total_target)
         window.loss += float(loss_sum)
         window.target += total_target
         window.real += int(real)
@@ -404,6 +406,7 @@ class Recipe:
             "best_value": state.best_value,
             "best_step": state.best_step,
             "tokens_real": state.tokens_real,
+            "tokens_target": state.tokens_target,
             "packing_efficiency": state.tokens_real / max(state.tokens_slots, 1),
             "attention": self.maker.attention,
             "model": str(self.run.path / "final"),
