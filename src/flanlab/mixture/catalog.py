@@ -330,6 +330,10 @@ class _Selected:
             yield from self.source.records(split)
             return
         keep = self.keep
+        at = getattr(self.source, "records_at", None)
+        if at is not None:  # in-memory sources jump to the marked records
+            yield from at(split, keep)
+            return
         for i, record in enumerate(self.source.records(split)):
             if i < len(keep) and keep[i]:
                 yield record
