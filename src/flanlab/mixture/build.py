@@ -190,12 +190,15 @@ def _stream_examples(job: dict[str, Any]):
             # flan/v2 drops a few-shot example when no exemplar fits the budget. The plan counted it,
             # so replacements are drawn (seeded by the stream alone: same bytes for any worker count)
             # from the examples this pass left out, else re-rendered with a fresh seed.
+            tried = keep  # every index this pass has rendered (None: all of them)
             for refill in range(1, MAX_REFILLS + 1):
                 if n == take:
                     break
                 short = take - n
                 job["replaced"] += short
-                keep = _refill_keep(size, short, keep, select_rng)
+                keep = _refill_keep(size, short, tried, select_rng)
+                if tried is not None:
+                    tried = bytearray(x | y for x, y in zip(tried, keep, strict=True))
                 refill_seed = derive_seed(seed, "refill", key, epoch, refill) % 2**31
                 for row in iter_source(job["source"], refill_seed, keep, tok):
                     n += 1
