@@ -1,13 +1,26 @@
-"""Throughput and peak memory of `flanlab mix` on every BIG-bench JSON task plus the Flan CoT data.
+"""Throughput, per-stage CPU cost and peak memory of `flanlab mix`.
 
-Runs the real CLI once per worker count (1 worker is the baseline) on
-``configs/mixtures/bigbench_cot.yaml`` and prints, per run: wall time, examples/s, the peak resident
-memory of the whole process tree and of its largest process, the speed-up over 1 worker, and
-whether the shards are byte-identical to the 1-worker run.
+Runs the real CLI once per (examples, workers) pair on a mixture config (default
+``configs/mixtures/bigbench_cot.yaml``: every BIG-bench JSON task plus the Flan CoT data) with the
+config's tokenizer, so flan/v2's token budgets apply, and prints one table row per run:
 
-    python benchmarks/mixture_throughput.py --data-dir ../shared/data --examples 20000
+- wall time and CPU seconds of the whole process tree (``getrusage`` of the children: workers
+  included). On a shared machine wall time depends on other load; **examples per CPU-second** is the
+  per-core rate and is what the table leads with;
+- start-up (imports, resolving and counting tasks, loading the tokenizer, opening each stream)
+  apart from the steady state (rendering, budget checks, token statistics, writing), from the
+  ``stage cpu`` line every build logs; per-stage cost in µs of CPU per example;
+- peak resident memory of the process tree and of its largest process;
+- whether the shards are byte-identical to the first run of the same size (other worker counts).
 
-Needs the BIG-bench sdist (fetched into the cache when missing) and the Flan CoT TSVs.
+``--baseline SRC`` adds a run of another checkout's ``src`` (e.g. the code before an optimisation,
+``git archive COMMIT src | tar -x -C /tmp/old``) on the first size with 1 worker, in the same
+benchmark run, for an honest ratio; it has no stage line, so only its totals are shown.
+
+    python benchmarks/mixture_throughput.py --data-dir ../shared/data --examples 20000 --workers 1 2
+
+Needs the BIG-bench sdist (fetched into the cache when missing), the Flan CoT TSVs and the
+config's tokenizer (``flanlab models`` caches smollm2-135m).
 """
 
 from __future__ import annotations
@@ -16,6 +29,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -27,13 +41,17 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "mixtures" / "bigbench_cot.yaml"
+STEADY = ("render", "budget_tokenize", "stats_tokenize", "write", "assemble_shards")
 
 
-def run(workers: int, examples: int, out: Path, data_dir: str, config: Path) -> dict:
+def run(workers: int, examples: int, out: Path, args, src: Path) -> dict:
     """One `flanlab mix` run, sampling the RSS of its process tree every 50 ms."""
-    cmd = [sys.executable, "-m", "flanlab", "mix", str(config), "--out", str(out), "--examples", str(examples),
-           "--workers", str(workers), "--data-dir", data_dir]
-    env = {**os.environ, "FLANLAB_PROGRESS": "0"}
+    cmd = [sys.executable, "-m", "flanlab", "mix", str(args.config), "--out", str(out), "--examples", str(examples),
+           "--workers", str(workers), "--data-dir", args.data_dir]
+    if args.tokenizer:
+        cmd += ["--tokenizer", args.tokenizer]
+    env = {**os.environ, "FLANLAB_PROGRESS": "0", "PYTHONPATH": str(src), "TOKENIZERS_PARALLELISM": "false",
+           "COLUMNS": "400"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
@@ -41,9 +59,8 @@ def run(workers: int, examples: int, out: Path, data_dir: str, config: Path) -> 
     peak_total = peak_single = 0
     while proc.poll() is None:
         try:
-            procs = [parent, *parent.children(recursive=True)]
             rss = []
-            for p in procs:
+            for p in [parent, *parent.children(recursive=True)]:
                 with contextlib.suppress(psutil.Error):
                     rss.append(p.memory_info().rss)
             peak_total = max(peak_total, sum(rss))
@@ -57,38 +74,74 @@ def run(workers: int, examples: int, out: Path, data_dir: str, config: Path) -> 
     err = proc.stderr.read() if proc.stderr else ""
     if proc.returncode != 0:
         raise SystemExit(f"flanlab mix failed ({proc.returncode}):\n{err[-3000:]}")
+    stages = None
+    log_text = (out / "log.txt").read_text() if (out / "log.txt").is_file() else err
+    m = re.search(r"stage cpu: (\{.*\})", log_text) or re.search(r"stage cpu: (\{.*\})", err)
+    if m:
+        stages = json.loads(m.group(1))
     manifest = json.loads((out / "manifest.json").read_text())
     return {"workers": workers, "wall_s": wall, "cpu_s": cpu, "examples": manifest["examples"],
             "tasks": len(manifest["tasks"]), "streams": sum(len(t["formats"]) for t in manifest["tasks"].values()),
-            "peak_total_mib": peak_total / 2**20, "peak_single_mib": peak_single / 2**20,
-            "shards": [s["sha256"] for s in manifest["shards"]]}
+            "peak_total_mib": peak_total / 2**20, "peak_single_mib": peak_single / 2**20, "stages": stages,
+            "tokenizer": manifest.get("tokenizer"), "shards": [s["sha256"] for s in manifest["shards"]]}
+
+
+def row(label: str, r: dict, same: str) -> str:
+    n = r["examples"]
+    st = r["stages"]
+    if st:
+        steady = sum(st.get(k, 0.0) for k in STEADY)
+        startup = max(0.0, r["cpu_s"] - steady)
+        per = " | ".join(f"{1e6 * st.get(k, 0.0) / n:.0f}" for k in STEADY)
+        steady_rate = f"{n / steady:,.0f}" if steady else "–"
+        startup_s = f"{startup:.1f}"
+    else:
+        per, steady_rate, startup_s = " | ".join("–" for _ in STEADY), "–", "–"
+    return (f"| {label} | {n:,} | {r['workers']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {startup_s} | "
+            f"{steady_rate} | {n / r['cpu_s']:,.0f} | {per} | {r['peak_total_mib']:.0f} | "
+            f"{r['peak_single_mib']:.0f} | {same} |")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default=os.environ.get("FLANLAB_DATA_DIR", str(REPO.parent / "shared" / "data")))
-    ap.add_argument("--examples", type=int, default=20000)
+    ap.add_argument("--examples", type=int, nargs="+", default=[20000])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--config", type=Path, default=CONFIG)
+    ap.add_argument("--tokenizer", default=None, help="override the config's tokenizer (default: the config's)")
+    ap.add_argument("--baseline", type=Path, default=None, help="another checkout's src folder, run once to compare")
     args = ap.parse_args()
-    results = []
     load = os.getloadavg()
+    rows = []
     with tempfile.TemporaryDirectory(prefix="mix-bench-") as tmp:
-        for w in args.workers:
-            r = run(w, args.examples, Path(tmp) / f"w{w}", args.data_dir, args.config)
-            results.append(r)
-            print(f"workers={w}: {r['wall_s']:.1f}s", file=sys.stderr)
-    base = results[0]
-    print(f"mixture: {args.config.name}, {base['examples']:,} examples from {base['tasks']} tasks "
-          f"({base['streams']} task×format streams), cpu cores: {os.cpu_count()}")
+        if args.baseline:
+            r = run(1, args.examples[0], Path(tmp) / "baseline", args, args.baseline.resolve())
+            print(f"baseline: {r['wall_s']:.1f}s wall, {r['cpu_s']:.1f} CPU s", file=sys.stderr)
+            rows.append(row(f"baseline ({args.baseline})", r, "–"))
+        for n in args.examples:
+            first = None
+            for w in args.workers:
+                r = run(w, n, Path(tmp) / f"n{n}-w{w}", args, REPO / "src")
+                print(f"examples={n} workers={w}: {r['wall_s']:.1f}s wall, {r['cpu_s']:.1f} CPU s", file=sys.stderr)
+                first = first or r
+                rows.append(row("this checkout", r, str(r["shards"] == first["shards"])))
+                if w == args.workers[0]:
+                    info = r
+                # Each run's folder is removed at once: disk stays at one build's size.
+                with contextlib.suppress(OSError):
+                    import shutil
+
+                    shutil.rmtree(Path(tmp) / f"n{n}-w{w}")
+    print(f"mixture: {args.config.name}, {info['tasks']} tasks ({info['streams']} task×format streams), "
+          f"tokenizer {info['tokenizer']} (token budgets applied), cpu cores: {os.cpu_count()}")
     print(f"load average before the runs: {load[0]:.1f} (wall-clock figures depend on it; CPU seconds less so)")
-    print("| workers | wall s | CPU s | examples/s (wall) | examples per CPU s | peak RSS, all processes (MiB) "
-          "| peak RSS, largest process (MiB) | speed-up vs 1st | same shards |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for r in results:
-        print(f"| {r['workers']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['examples'] / r['wall_s']:.0f} | "
-              f"{r['examples'] / r['cpu_s']:.0f} | {r['peak_total_mib']:.0f} | {r['peak_single_mib']:.0f} | "
-              f"{base['wall_s'] / r['wall_s']:.2f}x | {r['shards'] == base['shards']} |")
+    print("| code | examples | workers | wall s | CPU s | start-up CPU s | steady examples per CPU s | "
+          "examples per CPU s (all) | read+render µs/ex | budget tokenize µs/ex | stats tokenize µs/ex | "
+          "write streams µs/ex | assemble shards µs/ex | peak RSS, all processes (MiB) | "
+          "peak RSS, largest process (MiB) | same shards as 1st worker count |")
+    print("| --- " * 16 + "|")
+    for line in rows:
+        print(line)
     return 0
 
 

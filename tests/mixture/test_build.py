@@ -152,7 +152,7 @@ def test_token_length_statistics(tmp_path):
 
     tok = make_tiny_tokenizer()
     tok.save_pretrained(tmp_path / "tok")
-    cfg = toy_mixture(tmp_path)
+    cfg = toy_mixture(tmp_path, extra="token_stats_every: 1\n")
     m = build(cfg, tmp_path / "out", examples=300, tokenizer=str(tmp_path / "tok")).manifest
     lengths = m["lengths"]
     assert set(lengths) == {"input_words", "target_words", "input_tokens", "target_tokens"}
@@ -160,6 +160,13 @@ def test_token_length_statistics(tmp_path):
     rows = list(iter_mixture(tmp_path / "out"))
     expected = sum(len(tok(r["inputs"], add_special_tokens=False)["input_ids"]) for r in rows) / 300
     assert lengths["input_tokens"]["mean"] == pytest.approx(expected, abs=1e-3)
+    # The default samples every 16th example of each stream; word statistics still count all.
+    (tmp_path / "s").mkdir()
+    sampled = build(toy_mixture(tmp_path / "s"), tmp_path / "out-s", examples=300,
+                    tokenizer=str(tmp_path / "tok")).manifest
+    per_stream = [f for t in sampled["tasks"].values() for f in t["formats"].values()]
+    assert sampled["lengths"]["input_tokens"]["count"] == sum(-(-n // 16) for n in per_stream)
+    assert sampled["lengths"]["input_words"]["count"] == 300
 
 
 def test_bad_file_member_names_file_and_line(tmp_path):

@@ -134,3 +134,40 @@ def test_dry_run_counts_tasks_and_variants_apart_and_says_where_data_is(tmp_path
     assert "muffin/rte:inverted" not in rows  # a view of muffin/rte's own inversions: not mixed twice
     assert "| local |" in rows["muffin/rte"] and "| hub |" in rows["muffin/cb"]
     assert "cot_ii" in rows["cot_gsm8k:inverted"]
+
+
+@pytest.mark.slow
+def test_few_shot_examples_flan_v2_drops_are_replaced_with_the_same_bytes_for_any_worker_count(
+        tmp_path, tiny_llama_dir):
+    """A few-shot rte example whose premise alone is over the 1,920-token exemplars-plus-query budget
+    has no exemplar that fits: flan/v2 drops it. The build drops it too and draws a replacement, so
+    the stream still fills its planned count, and 1 or 2 workers write the same shards."""
+    data = _data(tmp_path / "data")
+    long_starts = []
+    for line in (data / "muffin" / "rte" / "train.jsonl").read_text().splitlines():
+        words = json.loads(line)["sentence1"].split()
+        if len(words) > 2000:
+            long_starts.append(" ".join(words[:25]))
+    assert long_starts
+    cfg = tmp_path / "mix.yaml"
+    cfg.write_text(f"""kind: mixture
+name: drops
+seed: 5
+examples: 150
+tokenizer: {tiny_llama_dir}
+flan_repo: {FLAN}
+formats: [fs_opt]
+members:
+  - {{task: muffin/rte}}
+""")
+    config = load_config(cfg, [], schema=MixtureConfig)
+    shards = []
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}"
+        manifest = build_mixture(config, out, config_path=cfg, data_dir=data, workers=workers).manifest
+        rows = list(iter_mixture(out))
+        assert len(rows) == 150 == manifest["tasks"]["muffin/rte"]["examples"]
+        assert manifest["tasks"]["muffin/rte"]["dropped_unfit"] >= 1
+        assert not [r for r in rows if any(s in r["inputs"] for s in long_starts)]
+        shards.append([s["sha256"] for s in manifest["shards"]])
+    assert shards[0] == shards[1]

@@ -152,3 +152,21 @@ def test_real_sdist_lists_and_renders_every_task(capsys):
 
 def test_module_has_no_heavy_imports():
     assert "torch" not in vars(bigbench)
+
+
+def test_records_at_yields_the_marked_records_as_records_does():
+    """The mixture's selected view jumps to marked records; it must yield exactly what filtering
+    ``records`` would (same where-strings, same rows, same order)."""
+    import random
+
+    from flanlab.tasks.bigbench import BigBenchSource
+
+    source = BigBenchSource(None, "tiny_mc", data=MC)
+    for split in source.splits():
+        every = list(source.records(split))
+        for seed in range(5):
+            rng = random.Random(seed)
+            keep = bytearray(rng.random() < 0.4 for _ in range(len(every) + 3))
+            assert list(source.records_at(split, keep)) == [r for i, r in enumerate(every) if keep[i]]
+    with pytest.raises(Exception, match="no split"):
+        list(source.records_at("test", bytearray(3)))

@@ -21,6 +21,7 @@ import json
 import os
 import random
 import shutil
+import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ WORK = ".work"
 RUN_FILES = {"log.txt", "config.yaml"}  # what the CLI keeps beside the shards
 SHUFFLE_BUFFER = 4096
 TOKEN_BATCH = 256
+MAX_REFILLS = 8  # rounds of replacement draws for examples the few-shot budget drops
 log = get_logger("mixture.build")
 
 
@@ -120,14 +122,49 @@ def _fingerprint(config: MixtureConfig, plan: Plan, tokenizer: str | None) -> st
 _TOKENIZERS: dict[str, Any] = {}
 
 
+def resolve_tokenizer(name: str) -> str:
+    """Where tokenizer ``name`` loads from: a folder, a model cached by ``flanlab models`` under
+    that name (e.g. ``smollm2-135m``, what the shipped Flan 2022 configs name), else a hub id."""
+    from flanlab.core.paths import cache_dir
+
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return str(path.resolve())
+    cached = cache_dir("models") / name
+    if (cached / "tokenizer.json").is_file() or (cached / "tokenizer_config.json").is_file():
+        return str(cached)
+    return name
+
+
 def _tokenizer(name: str | None):
     if name is None:
         return None
     if name not in _TOKENIZERS:
         from transformers import AutoTokenizer
 
-        _TOKENIZERS[name] = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
+        where = resolve_tokenizer(name)
+        try:
+            tok = AutoTokenizer.from_pretrained(where, trust_remote_code=False)
+        except (OSError, ValueError) as e:
+            raise UserError(f"tokenizer {name!r} (counts the token budgets): could not load it from {where} "
+                            f"({str(e).splitlines()[0]}); cache it with `flanlab models`, or pass --tokenizer "
+                            "a tokenizer folder") from None
+        from flanlab.tasks.budget import make_counter
+
+        # One counter per tokenizer: its bound-first checks are what make budgets cheap.
+        _TOKENIZERS[name] = make_counter(tok)
     return _TOKENIZERS[name]
+
+
+def _refill_keep(size: int, short: int, tried: bytearray | None, rng: random.Random) -> bytearray:
+    """``short`` replacement indices: drawn from those this pass did not select, else (a pass that
+    took every example) from the whole stream."""
+    untried = [i for i in range(size) if not tried[i]] if tried is not None else []
+    pool = untried if len(untried) >= short else range(size)
+    keep = bytearray(size)
+    for i in rng.sample(pool, short):
+        keep[i] = 1
+    return keep
 
 
 def _stream_examples(job: dict[str, Any]):
@@ -135,31 +172,68 @@ def _stream_examples(job: dict[str, Any]):
     key, size, quota, seed = job["key"], job["size"], job["quota"], job["seed"]
     select_rng = random.Random(derive_seed(seed, "select", key))
 
+    tok = _tokenizer(job["tokenizer"])
+    job.setdefault("replaced", 0)
+
     def passes():
         for epoch, take in stream_plan(size, quota):
             render_seed = derive_seed(seed, "render", key, epoch) % 2**31
             # A partial pass marks its examples up front (1 byte each) so the rest are never rendered.
             keep = None if take == size else bytearray(select_indices(size, take, select_rng))
             n = 0
-            for row in iter_source(job["source"], render_seed, keep, _tokenizer(job["tokenizer"])):
+            for row in iter_source(job["source"], render_seed, keep, tok):
                 n += 1
                 yield row
-            if n != take:
+            if n > take or (n < take and job["source"]["type"] != "task"):
                 raise UserError(f"task {job['task']!r} ({job['format']}): yielded {n} examples where "
                                 f"{take} were planned from its count of {size} (did its data change?)")
+            # flan/v2 drops a few-shot example when no exemplar fits the budget. The plan counted it,
+            # so replacements are drawn (seeded by the stream alone: same bytes for any worker count)
+            # from the examples this pass left out, else re-rendered with a fresh seed.
+            tried = keep  # every index this pass has rendered (None: all of them)
+            for refill in range(1, MAX_REFILLS + 1):
+                if n == take:
+                    break
+                short = take - n
+                job["replaced"] += short
+                keep = _refill_keep(size, short, tried, select_rng)
+                if tried is not None:
+                    tried = bytearray(x | y for x, y in zip(tried, keep, strict=True))
+                refill_seed = derive_seed(seed, "refill", key, epoch, refill) % 2**31
+                for row in iter_source(job["source"], refill_seed, keep, tok):
+                    n += 1
+                    yield row
+            if n != take:
+                raise UserError(f"task {job['task']!r} ({job['format']}): only {n} of {take} planned examples "
+                                f"fit the few-shot token budget after {MAX_REFILLS} rounds of replacements; "
+                                "leave this format out of the mixture for this task")
 
     return shuffle_buffer(passes(), SHUFFLE_BUFFER, random.Random(derive_seed(seed, "shuffle", key)))
+
+
+def _token_lengths(tok: Any, texts: list[str]) -> list[int]:
+    backend = getattr(tok, "_backend", None)
+    if backend is not None:  # one Rust call for the batch, no Python objects per token
+        return [len(e.ids) for e in backend.encode_batch(texts, add_special_tokens=False)]
+    return [tok.count(t) for t in texts]
 
 
 def render_stream(job: dict[str, Any]) -> dict[str, Any]:
     """Render one stream to ``.work/streams/<i>.jsonl`` (atomically), then its metadata file.
 
-    The metadata holds the byte offset where each shard's chunk starts and the length histograms.
+    The metadata holds the byte offset where each shard's chunk starts, the length histograms
+    (token lengths of every ``token_stats_every``-th example: tokenizing every example would cost
+    more than rendering it) and the CPU seconds of each stage (for the benchmark; not in the manifest).
     """
+    start = time.process_time()
     path = Path(job["path"])
     boundaries = np.cumsum(job["chunks"]).tolist()  # lines written when shard k's chunk ends
     offsets = [0]
     tok = _tokenizer(job["tokenizer"])
+    every = job.get("token_stats_every", 1)
+    seconds0 = getattr(tok, "seconds", 0.0)
+    cpu = {"setup": 0.0, "render": 0.0, "budget_tokenize": 0.0, "stats_tokenize": 0.0, "write": 0.0}
+    calls0 = getattr(tok, "calls", 0)
     stats = {name: LengthStats() for name in ("input_words", "target_words")}
     if tok is not None:
         stats.update(input_tokens=LengthStats(), target_tokens=LengthStats())
@@ -170,10 +244,14 @@ def render_stream(job: dict[str, Any]) -> dict[str, Any]:
 
     def flush(f) -> None:
         nonlocal written, pos
+        t0 = time.process_time()
         if tok is not None:
-            for field, texts in (("input", [r.inputs for r in batch]), ("target", [r.targets for r in batch])):
-                for ids in tok(texts, add_special_tokens=False)["input_ids"]:
-                    stats[f"{field}_tokens"].add(len(ids))
+            sample = [r for k, r in enumerate(batch, written) if k % every == 0]
+            for field, texts in (("input", [r.inputs for r in sample]), ("target", [r.targets for r in sample])):
+                for n in _token_lengths(tok, texts):
+                    stats[f"{field}_tokens"].add(n)
+        t1 = time.process_time()
+        cpu["stats_tokenize"] += t1 - t0
         for row in batch:
             line = json.dumps({"inputs": row.inputs, "targets": row.targets, "task": job["task"],
                                "template_id": row.template_id, "format": job["format"],
@@ -186,6 +264,7 @@ def render_stream(job: dict[str, Any]) -> dict[str, Any]:
             templates[row.template_id] += 1
             mark()
         batch.clear()
+        cpu["write"] += time.process_time() - t1
 
     def mark() -> None:
         # Record where each shard's chunk starts; empty chunks start where the next one does.
@@ -193,17 +272,27 @@ def render_stream(job: dict[str, Any]) -> dict[str, Any]:
             offsets.append(pos)
 
     mark()
+    cpu["setup"] = time.process_time() - start
     with atomic_open(path, "wb", encoding=None) as f:
+        t = time.process_time()
         for row in _stream_examples(job):
             batch.append(row)
             if len(batch) >= TOKEN_BATCH:
+                cpu["render"] += time.process_time() - t
                 flush(f)
+                t = time.process_time()
+        cpu["render"] += time.process_time() - t
         flush(f)
     if written != job["quota"]:
         raise RuntimeError(f"stream {job['key']}: wrote {written} examples, planned {job['quota']}")
+    # Budget checks run inside rendering; their tokenizer calls are timed apart (see HFCounter).
+    budget = getattr(tok, "seconds", 0.0) - seconds0
+    cpu["budget_tokenize"] = budget
+    cpu["render"] -= budget
     meta = {"index": job["index"], "key": job["key"], "examples": written, "bytes": pos,
             "offsets": offsets[: len(boundaries)], "templates": dict(sorted(templates.items())),
-            "lengths": {k: v.to_json() for k, v in stats.items()}}
+            "lengths": {k: v.to_json() for k, v in stats.items()}, "replaced": job.get("replaced", 0),
+            "cpu": cpu, "budget_calls": getattr(tok, "calls", 0) - calls0}
     atomic_write_json(Path(job["meta"]), meta, indent=None)
     return meta
 
@@ -218,6 +307,7 @@ def render_task(job: dict[str, Any]) -> dict[str, Any]:
 
 def assemble_shard(job: dict[str, Any]) -> dict[str, Any]:
     """Read shard k's chunk of every stream, order it by the shard's seeded permutation, write it."""
+    start = time.process_time()
     counts = np.zeros(job["streams"], dtype=np.int64)
     chunks: dict[int, list[bytes]] = {}
     for i, count, offset, path in job["parts"]:
@@ -230,6 +320,7 @@ def assemble_shard(job: dict[str, Any]) -> dict[str, Any]:
         chunks[i] = lines[::-1]  # popped from the end in order
     lines = [chunks[i].pop() for i in shard_order(counts, job["seed"], job["index"]).tolist()]
     meta = write_shard(Path(job["path"]), lines, job["format"])
+    meta = {**meta, "cpu": round(time.process_time() - start, 6)}
     atomic_write_json(Path(job["meta"]), meta, indent=None)
     return meta
 
@@ -343,10 +434,18 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
     # manifest see the same one.
     flan = flan_repo_default(config.flan_repo)
     config = config.model_copy(update={"flan_repo": str(Path(flan).expanduser().resolve()) if flan else None})
+    cpu0 = time.process_time()
     mixture = resolve_mixture(config, config_path, str(root.resolve()) if root else None, workers=workers)
     plan = plan_mixture(mixture, examples, config.shard_size, config.seed)
     config = config.model_copy(update={"examples": plan.examples, "tokenizer": tokenizer})
     fingerprint = _fingerprint(config, plan, tokenizer)
+    if tokenizer:
+        log.info("token budgets (inputs 2048, targets 512, exemplars plus query 1920) counted with tokenizer "
+                 "%s (%s); token-length statistics from every %d-th example", tokenizer,
+                 resolve_tokenizer(tokenizer), config.token_stats_every)
+    else:
+        log.warning("no tokenizer (config key `tokenizer`, or --tokenizer): flan/v2's token budgets are NOT "
+                    "applied and few-shot examples keep all their exemplars")
     mode = _prepare_out(out, fingerprint, overwrite)
     if mode == "done":
         log.info("%s: already complete (manifest matches this config)", out)
@@ -359,6 +458,7 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
     atomic_write_json(work / "plan.json", {"fingerprint": fingerprint, "examples": plan.examples,
                                            "streams": [s.key for s in plan.streams]})
 
+    startup = time.process_time() - cpu0
     # Phase 1: streams.
     metas: dict[int, dict[str, Any]] = {}
     jobs = []
@@ -373,7 +473,8 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
         jobs.append({"index": i, "key": stream.key, "task": stream.task, "format": stream.format,
                      "submixture": stream.submixture, "source": stream.source, "size": stream.size,
                      "quota": quota, "seed": config.seed, "chunks": plan.composition[:, i].tolist(),
-                     "tokenizer": tokenizer, "path": str(work / "streams" / f"{i:05d}.jsonl"),
+                     "tokenizer": tokenizer, "token_stats_every": config.token_stats_every,
+                     "path": str(work / "streams" / f"{i:05d}.jsonl"),
                      "meta": str(meta_path)})
     resumed_streams = len(metas)
     # One job per task renders all its formats from one load of its examples; big tasks go first
@@ -408,11 +509,26 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
     for meta in _run_jobs(assemble_shard, jobs, workers, "write shards", "examples"):
         shard_metas[int(meta["file"].split("-")[1])] = meta
 
-    manifest = _manifest(config, plan, metas, [shard_metas[k] for k in range(count)], fingerprint)
+    _log_stage_cpu(startup, metas, [shard_metas[k] for k in range(count)])
+    # Timings vary run to run: they stay out of the manifest (deterministic).
+    manifest = _manifest(config, plan, metas, [{k: v for k, v in shard_metas[i].items() if k != "cpu"}
+                                                for i in range(count)], fingerprint)
     atomic_write_json(out / MANIFEST, manifest)
     _remove_stale_temps(out)
     shutil.rmtree(work, ignore_errors=True)
     return BuildResult(out, manifest, resumed_streams, resumed_shards)
+
+
+def _log_stage_cpu(startup: float, metas: dict[int, dict[str, Any]], shards: list[dict[str, Any]]) -> None:
+    """One ``stage cpu`` log line (JSON): CPU seconds of each build stage summed over the processes
+    that ran it (resumed streams count what their first run measured). The benchmark reads it."""
+    stages: Counter[str] = Counter({"startup": startup})
+    for meta in metas.values():
+        stages.update(meta.get("cpu", {}))
+    for meta in shards:
+        stages["assemble_shards"] += meta.get("cpu", 0.0)
+    calls = sum(m.get("budget_calls", 0) for m in metas.values())
+    log.info("stage cpu: %s", json.dumps({**{k: round(v, 3) for k, v in stages.items()}, "budget_calls": calls}))
 
 
 def _niv2_exemplar_source(flan_repo: str | None) -> str:
@@ -440,6 +556,9 @@ def _manifest(config: MixtureConfig, plan: Plan, metas: dict[int, dict[str, Any]
         t["examples"] += quota
         t["target_share"] += share
         t["formats"][stream.format] = quota
+        if metas.get(i, {}).get("replaced"):
+            # Few-shot examples flan/v2 drops (no exemplar fits the budget), replaced by other draws.
+            t["dropped_unfit"] = t.get("dropped_unfit", 0) + metas[i]["replaced"]
         s = subs.setdefault(stream.submixture, {"examples": 0, "target_share": 0.0, "tasks": 0})
         s["examples"] += quota
         s["target_share"] += share

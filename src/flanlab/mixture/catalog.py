@@ -330,6 +330,10 @@ class _Selected:
             yield from self.source.records(split)
             return
         keep = self.keep
+        at = getattr(self.source, "records_at", None)
+        if at is not None:  # in-memory sources jump to the marked records
+            yield from at(split, keep)
+            return
         for i, record in enumerate(self.source.records(split)):
             if i < len(keep) and keep[i]:
                 yield record
@@ -361,7 +365,7 @@ def iter_task(name: str, fmt: str, split: str, seed: int, data_dir: str | None =
         # Few-shot exemplars still come from the whole training split: build the pool first.
         pool = {"pool": task.exemplar_pool()} if is_fewshot(fmt) else {}
         task = dataclasses.replace(task, source=_Selected(task.source, split, keep), _pool=pool)
-    # The plan counted every selected example: one flan/v2 would drop (no exemplar fits the
-    # budget) is kept with no exemplar, and said in the log.
-    for r in render(task, fmt, split=split, seed=seed, tokenizer=tokenizer, drop_unfit=False):
+    # An example flan/v2 would drop (few-shot, no exemplar fits the budget) is dropped here too;
+    # the build draws a replacement so the stream still fills its planned count.
+    for r in render(task, fmt, split=split, seed=seed, tokenizer=tokenizer, drop_unfit=True):
         yield Rendered(r.inputs, r.targets, r.template_id)

@@ -56,7 +56,12 @@ class MixtureConfig(Schema):
     split: str = "train"
     shard_size: int = Field(default=10000, gt=0)
     output_format: Literal["jsonl", "jsonl.zst", "parquet"] = "jsonl"
-    tokenizer: str | None = Field(default=None, description="tokenizer folder/hub id for length statistics")
+    tokenizer: str | None = Field(
+        default=None, description="tokenizer that counts the flan/v2 token budgets and length statistics: a folder, "
+                                  "a model cached by `flanlab models` (smollm2-135m) or a hub id; none: no budgets")
+    token_stats_every: int = Field(
+        default=16, gt=0, description="token-length statistics from every N-th example of each stream "
+                                      "(1: all; budgets always apply to every example)")
     allow_heldout: list[str] = Field(default_factory=list, description="held-out tasks allowed, by name")
     flan_repo: str | None = Field(
         default=None, description="google-research/FLAN checkout: the Flan 2022 collection renders with flan/v2's "

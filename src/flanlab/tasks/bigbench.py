@@ -364,6 +364,18 @@ class BigBenchSource:
         for i, ex in enumerate(self._examples()[split]):
             yield f"{self.name}[{split}] example {i}", ex
 
+    def records_at(self, split: str, keep: bytearray) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The records whose index is marked in ``keep``, as :meth:`records` yields them: found by
+        ``bytearray.find`` (C speed), so a stream taking 5 of 50,000 examples does not walk all."""
+        if split not in self.splits():
+            raise SourceError(f"{self.name}: no split {split!r}; splits: train, validation")
+        rows = self._examples()[split]
+        end = min(len(rows), len(keep))
+        i = keep.find(1, 0, end)
+        while i != -1:
+            yield f"{self.name}[{split}] example {i}", rows[i]
+            i = keep.find(1, i + 1, end)
+
 
 def make_task(info: TaskInfo, store: Store | None, data: Mapping[str, Any] | None = None) -> Task:
     """The catalog task for a BIG-bench task (generic templates by type, BBH sources held out)."""

@@ -231,15 +231,15 @@ def _fit(counter: TokenCounter | None, query: str, shots: list[str], budget: Bud
     the whole input and the exemplar part stay within budget; also returns which were kept."""
     if counter is None:
         return FEWSHOT_SEPARATOR.join([*shots, query]), list(range(len(shots)))
-    if counter.count(query) > budget.inputs:
+    if not counter.fits(query, budget.inputs):
         query = counter.truncate(query, budget.inputs)
     kept: list[int] = []
     for i, shot in enumerate(shots):
         # An exemplar that does not fit is skipped; a shorter later one may still fit.
         candidate = FEWSHOT_SEPARATOR.join([*(shots[j] for j in kept), shot])
-        if counter.count(candidate) > budget.fewshot_inputs:
+        if not counter.fits(candidate, budget.fewshot_inputs):
             continue
-        if counter.count(candidate + FEWSHOT_SEPARATOR + query) > budget.inputs:
+        if not counter.fits(candidate + FEWSHOT_SEPARATOR + query, budget.inputs):
             continue
         kept.append(i)
     return FEWSHOT_SEPARATOR.join([*(shots[j] for j in kept), query]), kept
@@ -311,9 +311,9 @@ def render(
             inputs, kept = _fit(counter, inputs, blocks, budget)
             # Exemplars dropped by the budget are not in the prompt: report only those kept.
             chosen = [chosen[j] for j in kept]
-        elif counter is not None and counter.count(inputs) > budget.inputs:
+        elif counter is not None and not counter.fits(inputs, budget.inputs):
             inputs = counter.truncate(inputs, budget.inputs)
-        if counter is not None and counter.count(targets) > budget.targets:
+        if counter is not None and not counter.fits(targets, budget.targets):
             targets = counter.truncate(targets, budget.targets)
         yield Rendered(inputs, targets, task.name, template.id, fmt, split, i, fp, tuple(chosen))
 

@@ -58,7 +58,7 @@ def test_dry_run_plans_the_ladder_without_data(capsys, tmp_path):
 
 
 @pytest.mark.slow
-def test_builds_the_locally_available_subset(tmp_path, shared_data):
+def test_builds_the_locally_available_subset(tmp_path, shared_data, tiny_llama_dir):
     data = tmp_path / "data"
     (data / "muffin" / "anli_r1").mkdir(parents=True)
     shutil.copy(FIX / "muffin" / "anli_r1.jsonl", data / "muffin" / "anli_r1" / "train.jsonl")
@@ -71,8 +71,9 @@ def test_builds_the_locally_available_subset(tmp_path, shared_data):
     lines = (shared_data / "flan_cot" / "aqua_train.tsv").read_text(encoding="utf-8").splitlines()[:50]
     (data / "flan_cot" / "aqua_train.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "mix"
+    # The config names smollm2-135m for the token budgets; a tiny tokenizer stands in (no download).
     assert main(["mix", str(CONFIGS / "flan2022.yaml"), "--out", str(out), "--data-dir", str(data),
-                 "--examples", "60"]) == 0
+                 "--examples", "60", "--tokenizer", str(tiny_llama_dir)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert set(manifest["tasks"]) == {"muffin/anli_r1", "muffin/anli_r1:inverted", "t0sf/cos_e_v1.11_i_think",
                                       "niv2/task001_quoref_question_generation", "cot_aqua"}

@@ -282,9 +282,9 @@ class FlanSpec:
                 tid, inputs, targets, chosen = result
                 dropped += not chosen
             if counter is not None:
-                if counter.count(inputs) > budget.inputs:
+                if not counter.fits(inputs, budget.inputs):
                     inputs = counter.truncate(inputs, budget.inputs)
-                if counter.count(targets) > budget.targets:
+                if not counter.fits(targets, budget.targets):
                     targets = counter.truncate(targets, budget.targets)
             yielded += 1
             yield Rendered(inputs, targets, task.name, tid, fmt, split, i, fp, tuple(chosen))
@@ -382,8 +382,11 @@ class FlanSpec:
             kwargs = dict(inputs_prefix="", targets_prefix="", x_y_delimiter="", example_separator="",
                           strip_targets=True)
         chosen = [fps[j] for j in picks]
-        if counter is not None:
-            # Exemplars are counted with their delimiter (added before few-shot assembly).
+        delim = kwargs["x_y_delimiter"]
+        if counter is not None and (counter.upper(query[0] + delim)
+                                    + sum(counter.upper(x + delim) + counter.upper(y) for x, y in shots)) > max_len:
+            # Exemplars are counted with their delimiter (added before few-shot assembly). Skipped
+            # when even the upper bounds of all parts fit: then every exemplar is kept.
             room = max_len - counter.count(query[0] + kwargs["x_y_delimiter"])
             kept, total = 0, 0
             for x, y in shots:
