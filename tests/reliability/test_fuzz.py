@@ -5,17 +5,21 @@ scored "no answer" — never a crash, a hang or a silently wrong score."""
 from __future__ import annotations
 
 import json
+import re
 import string
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from flanlab.core.config import ConfigError, load_config
 from flanlab.core.errors import UserError
+from tests.conftest import hypothesis_examples
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# How many examples, whether they are random, and the database come from the profile (tests/conftest.py):
+# the same examples on every CI run, ten times as many fresh ones with HYPOTHESIS_PROFILE=explore.
+FUZZ = settings()
 HANG_GUARD = pytest.mark.timeout(120)  # a hang fails the test instead of stalling CI
 
 # Text that looks like what breaks parsers: delimiters, quotes, escapes, braces, odd unicode.
@@ -291,14 +295,21 @@ PRED_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-3, 200), st.float
 
 
 @HANG_GUARD
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=hypothesis_examples(40))
 @given(rows=st.lists(st.one_of(
-    st.fixed_dictionaries({"subtask": st.sampled_from(["arithmetic", "nope"]), "index": PRED_VALUES,
-                           "output": PRED_VALUES}),
+    st.fixed_dictionaries({"subtask": st.sampled_from(["arithmetic", "nope", "Arithmetic"]),
+                           "index": PRED_VALUES, "output": PRED_VALUES}),
     PRED_VALUES), min_size=1, max_size=4))
+# Found by random runs: an unknown subtask's error named neither the file nor the line.
+@example(rows=[{"subtask": "nope", "index": 0, "output": "A"}])
+@example(rows=[{"subtask": "arithmetic", "index": 0, "output": "A"}, {"subtask": "nope", "index": 1, "output": "B"}])
+@example(rows=[{"subtask": None, "index": 0, "output": "A"}])
+@example(rows=[{"subtask": "arithmetic", "index": 3, "output": "A"}, {"subtask": "arithmetic", "index": "3", "output": "B"}])
+@example(rows=[{"subtask": "arithmetic", "index": "²", "output": "A"}])
+@example(rows=[{"subtask": "arithmetic", "index": 160, "output": "A"}])
 def test_score_predictions_with_garbage(mmlu_data, tmp_path_factory, rows, capsys):
     """``flanlab score`` on a fuzzed predictions file: exit 0 with every row scored, or exit 2
-    with one line naming the file and line."""
+    with one line naming the file and the line at fault (and no run folder left behind)."""
     from flanlab.cli import main
 
     folder = tmp_path_factory.mktemp("score")
@@ -308,7 +319,8 @@ def test_score_predictions_with_garbage(mmlu_data, tmp_path_factory, rows, capsy
                "--data-dir", str(mmlu_data), "--runs-dir", str(folder / "runs"), "--run-name", "s"])
     err = capsys.readouterr().err
     if rc == 2:
-        assert "preds.jsonl" in err and "Traceback" not in err, err
+        assert re.search(r"preds\.jsonl:\d+: ", err) and "Traceback" not in err, err
+        assert err.count("\n") == 1 and not (folder / "runs" / "s").exists(), err
         return
     assert rc == 0
     scored = [json.loads(line) for line in (folder / "runs" / "s" / "examples.jsonl").read_text().splitlines()]
