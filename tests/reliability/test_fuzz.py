@@ -10,11 +10,12 @@ import string
 from pathlib import Path
 
 import pytest
-from hypothesis import assume, example, given, settings
+from hypothesis import assume, event, example, given, settings
 from hypothesis import strategies as st
 
 from flanlab.core.config import ConfigError, load_config
 from flanlab.core.errors import UserError
+from flanlab.core.io import read_jsonl
 from tests.conftest import hypothesis_examples
 
 # How many examples, whether they are random, and the database come from the profile (tests/conftest.py):
@@ -294,12 +295,20 @@ PRED_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-3, 200), st.float
                         st.dictionaries(st.text(max_size=2), st.integers(), max_size=1))
 
 
+PLAUSIBLE_ROW = st.fixed_dictionaries({"subtask": st.just("arithmetic"), "index": st.integers(0, 165),
+                                      "output": st.one_of(OUTPUTS, st.lists(OUTPUTS, min_size=1, max_size=3))})
+
+
 @HANG_GUARD
 @settings(max_examples=hypothesis_examples(40))
-@given(rows=st.lists(st.one_of(
-    st.fixed_dictionaries({"subtask": st.sampled_from(["arithmetic", "nope", "Arithmetic"]),
-                           "index": PRED_VALUES, "output": PRED_VALUES}),
-    PRED_VALUES), min_size=1, max_size=4))
+# Half the files are plausible rows only (the scoring path; a duplicate or an index past the end still
+# fails), half mix in rows with a bad field and lines that are not objects.
+@given(rows=st.one_of(
+    st.lists(PLAUSIBLE_ROW, min_size=1, max_size=6),
+    st.lists(st.one_of(PLAUSIBLE_ROW,
+                       st.fixed_dictionaries({"subtask": st.sampled_from(["arithmetic", "nope", "Arithmetic"]),
+                                              "index": PRED_VALUES, "output": PRED_VALUES}),
+                       PRED_VALUES), min_size=1, max_size=6)))
 # Found by random runs: an unknown subtask's error named neither the file nor the line.
 @example(rows=[{"subtask": "nope", "index": 0, "output": "A"}])
 @example(rows=[{"subtask": "arithmetic", "index": 0, "output": "A"}, {"subtask": "nope", "index": 1, "output": "B"}])
@@ -307,6 +316,7 @@ PRED_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-3, 200), st.float
 @example(rows=[{"subtask": "arithmetic", "index": 3, "output": "A"}, {"subtask": "arithmetic", "index": "3", "output": "B"}])
 @example(rows=[{"subtask": "arithmetic", "index": "²", "output": "A"}])
 @example(rows=[{"subtask": "arithmetic", "index": 160, "output": "A"}])
+@example(rows=[{"subtask": "arithmetic", "index": 0, "output": "\u2028"}])  # found by explore: a raw U+2028
 def test_score_predictions_with_garbage(mmlu_data, tmp_path_factory, rows, capsys):
     """``flanlab score`` on a fuzzed predictions file: exit 0 with every row scored, or exit 2
     with one line naming the file and the line at fault (and no run folder left behind)."""
@@ -318,15 +328,46 @@ def test_score_predictions_with_garbage(mmlu_data, tmp_path_factory, rows, capsy
     rc = main(["score", "--benchmark", "mmlu", "--strategy", "direct_gen", "--predictions", str(preds),
                "--data-dir", str(mmlu_data), "--runs-dir", str(folder / "runs"), "--run-name", "s"])
     err = capsys.readouterr().err
+    event(f"exit {rc}")  # --hypothesis-show-statistics: how often the scoring path itself ran
     if rc == 2:
         assert re.search(r"preds\.jsonl:\d+: ", err) and "Traceback" not in err, err
         assert err.count("\n") == 1 and not (folder / "runs" / "s").exists(), err
         return
     assert rc == 0
-    scored = [json.loads(line) for line in (folder / "runs" / "s" / "examples.jsonl").read_text().splitlines()]
+    scored = read_jsonl(folder / "runs" / "s" / "examples.jsonl", skip_torn_tail=False)
     assert len(scored) == len(rows)
     for r in scored:
         assert r["correct"] in (0.0, 1.0) and (r["answer"] is not None or r["correct"] == 0.0)
+
+
+def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path, mmlu_data, capsys):
+    """JSON strings may hold U+2028, U+2029, U+0085 unescaped (flanlab's own writers emit them raw):
+    JSONL readers split lines at \\n only, never with str.splitlines()."""
+    from flanlab.cli import main
+    from flanlab.evaluation.benchmarks import get_benchmark
+
+    text = "a\u2028b\u2029c\x85d\x0ce"
+    task = tmp_path / "train.jsonl"
+    task.write_text(json.dumps({"question": text, "answer": text}, ensure_ascii=False) + "\n", encoding="utf-8")
+    from flanlab.tasks.sources import FileSource
+    from flanlab.tasks.task import Task
+
+    assert [dict(r) for r in Task("qa", FileSource({"train": task}), _family()).examples()] == \
+        [{"question": text, "answer": text}]
+    gsm = mmlu_data / "gsm8k" / "test.jsonl"
+    gsm.parent.mkdir()
+    gsm.write_text(json.dumps({"question": text, "answer": f"{text}\n#### 4"}, ensure_ascii=False) + "\n",
+                   encoding="utf-8")
+    [ex] = get_benchmark("gsm8k", mmlu_data).examples("main")
+    assert ex.target == "4"
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text(json.dumps({"subtask": "main", "index": 0, "output": f"{text} The answer is 4."},
+                                ensure_ascii=False) + "\n", encoding="utf-8")
+    rc = main(["score", "--benchmark", "gsm8k", "--strategy", "cot", "--predictions", str(preds),
+               "--data-dir", str(mmlu_data), "--runs-dir", str(tmp_path / "runs"), "--run-name", "s"])
+    assert rc == 0, capsys.readouterr().err
+    [row] = read_jsonl(tmp_path / "runs" / "s" / "examples.jsonl")
+    assert row["correct"] == 1.0
 
 
 @pytest.mark.parametrize(("command", "body", "needle"), [

@@ -137,7 +137,9 @@ class FileSource:
             yield where, (_unescape(ex) if self.unescape else ex)
 
     def _jsonl(self, path: Path, fmt: str) -> Iterator[Record]:
-        for i, line in enumerate(read_text_utf8(path).splitlines(), 1):
+        # JSONL lines end at \n only: str.splitlines() would also split at U+2028 and other separators
+        # that JSON strings may hold unescaped.
+        for i, line in enumerate(read_text_utf8(path).split("\n"), 1):
             if not line.strip():
                 continue
             try:
