@@ -73,6 +73,9 @@ def test_task_files_with_garbage(tmp_path_factory, body, suffix, encoding):
                                                st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)),
                                      max_size=3), max_size=5),
        wrap=st.sampled_from(["jsonl", "json-list", "json-examples", "json-scalar"]))
+# Found by explore: a \ud800 escape decodes to a lone surrogate, which crashed rendering (UTF-8 encode).
+@example(rows=[{"question": "\ud800", "answer": "a"}], wrap="jsonl")
+@example(rows=[{"question": "q", "answer": ["\udfff"]}], wrap="json-examples")
 def test_task_files_with_wrong_types(tmp_path_factory, rows, wrap):
     folder = tmp_path_factory.mktemp("task")
     if wrap == "jsonl":
@@ -317,6 +320,7 @@ PLAUSIBLE_ROW = st.fixed_dictionaries({"subtask": st.just("arithmetic"), "index"
 @example(rows=[{"subtask": "arithmetic", "index": "²", "output": "A"}])
 @example(rows=[{"subtask": "arithmetic", "index": 160, "output": "A"}])
 @example(rows=[{"subtask": "arithmetic", "index": 0, "output": "\u2028"}])  # found by explore: a raw U+2028
+@example(rows=[{"subtask": "arithmetic", "index": 0, "output": "\ud800"}])  # found by explore: a lone surrogate
 def test_score_predictions_with_garbage(mmlu_data, tmp_path_factory, rows, capsys):
     """``flanlab score`` on a fuzzed predictions file: exit 0 with every row scored, or exit 2
     with one line naming the file and the line at fault (and no run folder left behind)."""
@@ -368,6 +372,20 @@ def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path, mmlu_data, cap
     assert rc == 0, capsys.readouterr().err
     [row] = read_jsonl(tmp_path / "runs" / "s" / "examples.jsonl")
     assert row["correct"] == 1.0
+
+
+def test_lone_surrogate_escapes_are_refused_naming_file_line_and_field(tmp_path):
+    from flanlab.tasks.sources import FileSource
+    from flanlab.tasks.task import Task
+
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"question": "ok", "answer": "a"}\n{"question": "x\\ud83d y", "answer": "b"}\n', encoding="utf-8")
+    with pytest.raises(UserError, match=rf"{path}:2: field 'question' holds a lone surrogate \\ud83d"):
+        list(Task("qa", FileSource({"train": path}), _family()).examples())
+    # A pair of escapes is one real character and loads.
+    path.write_text('{"question": "\\ud83d\\ude00", "answer": "b"}\n', encoding="utf-8")
+    assert [dict(r) for r in Task("qa", FileSource({"train": path}), _family()).examples()] == \
+        [{"question": "😀", "answer": "b"}]
 
 
 @pytest.mark.parametrize(("command", "body", "needle"), [

@@ -155,8 +155,9 @@ def _tiny_counter() -> HFCounter:
 
 
 @SETTINGS
-# No newlines in the query, so that the last separator splits exemplars from the query exactly.
-@given(st.lists(st.tuples(st.text(st.characters(exclude_characters="\n\r"), max_size=300),
+# No newlines in the query, so that the last separator splits exemplars from the query exactly. Only
+# real characters (codec utf-8: no lone surrogates, which task files are refused for, see test_fuzz).
+@given(st.lists(st.tuples(st.text(st.characters(codec="utf-8", exclude_characters="\n\r"), max_size=300),
                           st.text(max_size=120)), min_size=1, max_size=5), st.integers(0, 2**31))
 def test_budgets_hold_with_a_real_tokenizer_on_any_text(rows, seed):
     counter = _tiny_counter()

@@ -147,6 +147,9 @@ def _read_predictions(path: Path, bench) -> list[tuple[object, list[str]]]:
         if not outputs or not all(isinstance(o, str | int | float) and not isinstance(o, bool) for o in outputs):
             raise UserError(f"{path}:{line}: 'output' must be a string or a non-empty list of strings, "
                             f"got {output!r:.80}")
+        bad = next((o for o in outputs if isinstance(o, str) and re.search("[\ud800-\udfff]", o)), None)
+        if bad is not None:  # a JSON escape like \ud800 alone: not a character, cannot be written as UTF-8
+            raise UserError(f"{path}:{line}: 'output' holds a lone surrogate (a \\u escape of half a character)")
         key = (subtask, int(index))
         if key in seen:  # scoring an example twice would silently weight it double
             raise UserError(f"{path}:{line}: {bench.name}/{subtask} example {key[1]} already scored on line {seen[key]}")
