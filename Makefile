@@ -48,13 +48,16 @@ lint: install
 
 install: $(STAMP)
 
+# Why PYTHON cannot make .venv (empty when it can); expanded only when .venv must be created.
+PYTHON_PROBLEM = $(if $(PYTHON),$(shell $(PYTHON) -c 'import sys; v = sys.version.split()[0]; \
+	print("" if sys.version_info >= (3, 11) else f"$(PYTHON) is {v}")' 2>&1 | tail -n1),none of python3, \
+	python3.11, python3.12, python3.13 on PATH is one)
+
 $(STAMP):
-	@if [ ! -x $(PY) ]; then \
-	  if [ -z "$(PYTHON)" ]; then echo "make: flanlab needs Python 3.11+; none on PATH (python3 is $$(python3 -V 2>&1 || echo missing)); install one or pass PYTHON=/path/to/python3.11" >&2; exit 1; fi; \
-	  $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
-	    echo "make: flanlab needs Python 3.11+, $(PYTHON) is $$($(PYTHON) -c 'import platform; print(platform.python_version())'); pass PYTHON=/path/to/python3.11" >&2; exit 1; }; \
-	  $(PYTHON) -m venv $(VENV) || { echo "make: '$(PYTHON) -m venv' failed (on Debian: apt-get install python3-venv)" >&2; exit 1; }; \
-	fi
+	@# $$(error) here stops make with exactly one line, and only when .venv has to be created.
+	$(if $(wildcard $(PY)),,$(if $(strip $(PYTHON_PROBLEM)),$(error flanlab needs Python 3.11+ ($(strip \
+	  $(PYTHON_PROBLEM))); install it or pass PYTHON=/path/to/python3.11)))
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV) || { echo "make: '$(PYTHON) -m venv' failed (on Debian: apt-get install python3-venv)" >&2; exit 1; }
 	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "make: $(VENV) has Python < 3.11; remove it (rm -rf $(VENV)) and rerun" >&2; exit 1; }
 	@echo "make: installing $(TORCH) and flanlab[$(EXTRAS)] into $(VENV) (log: $(VENV)/install.log)"
 	@$(PIP) install $(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) > $(VENV)/install.log 2>&1 || $(call PIP_FAIL,$(TORCH))
