@@ -1,6 +1,5 @@
 import subprocess
 import sys
-import time
 
 from flanlab.cli import main
 from flanlab.core.runs import RunDir
@@ -34,17 +33,16 @@ def test_config_error_is_one_clear_line(tmp_path, capsys):
     assert "error:" in err and "train.steps" in err and "expected int" in err and "Traceback" not in err
 
 
-def test_doctor_runs_offline_quickly(tmp_path):
-    start = time.monotonic()
+def test_doctor_runs_offline(tmp_path):
+    # timeout: a guard that the hub probe cannot hang, not a timing assertion; generous, because
+    # importing torch and transformers alone can take a minute on a loaded machine.
     proc = subprocess.run(
         [sys.executable, "-m", "flanlab", "doctor", "--data-dir", str(tmp_path), "--timeout", "2"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     for word in ["torch", "transformers", "datasets", "GPU", "hub reachable", "data dir", "cache"]:
         assert word in proc.stdout
-    # Not a timing assertion on the code's speed: a guard that the hub probe cannot hang.
-    assert time.monotonic() - start < 60
 
 
 def test_run_dir_and_seed(tmp_path):

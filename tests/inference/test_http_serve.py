@@ -3,10 +3,8 @@ API keys and the OpenAI response shapes."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -17,6 +15,7 @@ from flanlab.inference import GenerateRequest, LoglikelihoodRequest, ModelSpec, 
 from flanlab.inference.hf import HFLM
 from flanlab.inference.http_client import HTTPLM, HTTPError
 from flanlab.inference.serve import make_server
+from tests.reliability.conftest import REPO, cli_env, serve_url
 
 CTX = "The following are multiple choice questions (with answers).\n\nQuestion: What is the answer?\nAnswer:"
 LL = [LoglikelihoodRequest(CTX, o) for o in (" A", " B", " C", " D", " The answer is 42.")] + [
@@ -116,37 +115,27 @@ def test_api_key_from_env_only_and_never_in_errors(monkeypatch):
     assert "sk-very-secret-123" not in str(info.value)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
-def test_flanlab_serve_cli_with_api_key(tiny_llama_dir, monkeypatch):
-    port = _free_port()
-    env = {**__import__("os").environ, "SERVE_KEY": "k-123456789"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flanlab", "serve", "--model", str(tiny_llama_dir), "--port", str(port),
-         "--api-key-env", "SERVE_KEY", "--seed", "0"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
+def test_flanlab_serve_cli_with_api_key(tiny_llama_dir, monkeypatch, tmp_path):
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flanlab", "serve", "--model", str(tiny_llama_dir), "--port", "0",
+             "--api-key-env", "SERVE_KEY", "--seed", "0"],
+            env=cli_env(SERVE_KEY="k-123456789"), stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+        )
     try:
-        url = f"http://127.0.0.1:{port}/v1"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/models", timeout=1).status_code in (200, 401):
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        assert httpx.get(f"{url}/models").status_code == 401
+        url = serve_url(proc, log)  # port 0: the kernel picks a free one at bind time, no race
+        assert httpx.get(f"{url}/models", timeout=60).status_code == 401
         monkeypatch.setenv("SERVE_KEY", "k-123456789")
         client = HTTPLM(ModelSpec(name=str(tiny_llama_dir), backend="http", base_url=url, api_key_env="SERVE_KEY"))
         ref = HFLM.from_spec(ModelSpec(name=str(tiny_llama_dir)), show_progress=False)
         assert client.generate(GEN[:1]) == ref.generate(GEN[:1])
         got = client.loglikelihood(LL[:2])
-        assert [round(r.logprob, 4) for r in got] == [round(r.logprob, 4) for r in ref.loglikelihood(LL[:2])]
+        # A tolerance, not round(x, 4) == round(y, 4): the server runs on another thread count, and
+        # a last-bit difference next to a rounding boundary would flip the comparison.
+        assert [r.logprob for r in got] == pytest.approx([r.logprob for r in ref.loglikelihood(LL[:2])], abs=1e-4)
     finally:
         proc.terminate()
-        out, _ = proc.communicate(timeout=30)
-    assert "k-123456789" not in out.decode(errors="replace")
+        proc.wait(timeout=30)
+    assert "k-123456789" not in log.read_text(errors="replace")

@@ -182,22 +182,19 @@ def test_bad_file_member_names_file_and_line(tmp_path):
 @pytest.mark.slow
 def test_killed_process_leaves_no_manifest_and_rerun_completes(tmp_path):
     import os
-    import signal
     import subprocess
     import sys
-    import time
+
+    from tests.reliability.conftest import sigkill, start, wait_stopped
 
     cfg = toy_mixture(tmp_path, sizes=(5000, 1000, 200))
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "flanlab", "mix", str(cfg), "--out", str(out), "--examples", "20000"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "FLANLAB_PROGRESS": "0"}, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not (out / ".work" / "plan.json").exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    # The child freezes itself once the plan is written, then dies there: a kill at a fixed point.
+    proc = start(cmd[3:], tmp_path / "killed.log", stop_at={"glob": str(out / ".work"), "pattern": "plan.json",
+                                                            "count": 1})
+    wait_stopped(proc, "the plan")
+    sigkill(proc)
     assert not (out / "manifest.json").exists()
     with pytest.raises(IncompleteMixtureError):
         read_manifest(out)

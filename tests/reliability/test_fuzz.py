@@ -5,17 +5,22 @@ scored "no answer" — never a crash, a hang or a silently wrong score."""
 from __future__ import annotations
 
 import json
+import re
 import string
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, event, example, given, settings
 from hypothesis import strategies as st
 
 from flanlab.core.config import ConfigError, load_config
 from flanlab.core.errors import UserError
+from flanlab.core.io import read_jsonl
+from tests.conftest import hypothesis_examples
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# How many examples, whether they are random, and the database come from the profile (tests/conftest.py):
+# the same examples on every CI run, ten times as many fresh ones with HYPOTHESIS_PROFILE=explore.
+FUZZ = settings()
 HANG_GUARD = pytest.mark.timeout(120)  # a hang fails the test instead of stalling CI
 
 # Text that looks like what breaks parsers: delimiters, quotes, escapes, braces, odd unicode.
@@ -68,6 +73,9 @@ def test_task_files_with_garbage(tmp_path_factory, body, suffix, encoding):
                                                st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)),
                                      max_size=3), max_size=5),
        wrap=st.sampled_from(["jsonl", "json-list", "json-examples", "json-scalar"]))
+# Found by explore: a \ud800 escape decodes to a lone surrogate, which crashed rendering (UTF-8 encode).
+@example(rows=[{"question": "\ud800", "answer": "a"}], wrap="jsonl")
+@example(rows=[{"question": "q", "answer": ["\udfff"]}], wrap="json-examples")
 def test_task_files_with_wrong_types(tmp_path_factory, rows, wrap):
     folder = tmp_path_factory.mktemp("task")
     if wrap == "jsonl":
@@ -290,15 +298,32 @@ PRED_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-3, 200), st.float
                         st.dictionaries(st.text(max_size=2), st.integers(), max_size=1))
 
 
+PLAUSIBLE_ROW = st.fixed_dictionaries({"subtask": st.just("arithmetic"), "index": st.integers(0, 165),
+                                      "output": st.one_of(OUTPUTS, st.lists(OUTPUTS, min_size=1, max_size=3))})
+
+
 @HANG_GUARD
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.one_of(
-    st.fixed_dictionaries({"subtask": st.sampled_from(["arithmetic", "nope"]), "index": PRED_VALUES,
-                           "output": PRED_VALUES}),
-    PRED_VALUES), min_size=1, max_size=4))
+@settings(max_examples=hypothesis_examples(40))
+# Half the files are plausible rows only (the scoring path; a duplicate or an index past the end still
+# fails), half mix in rows with a bad field and lines that are not objects.
+@given(rows=st.one_of(
+    st.lists(PLAUSIBLE_ROW, min_size=1, max_size=6),
+    st.lists(st.one_of(PLAUSIBLE_ROW,
+                       st.fixed_dictionaries({"subtask": st.sampled_from(["arithmetic", "nope", "Arithmetic"]),
+                                              "index": PRED_VALUES, "output": PRED_VALUES}),
+                       PRED_VALUES), min_size=1, max_size=6)))
+# Found by random runs: an unknown subtask's error named neither the file nor the line.
+@example(rows=[{"subtask": "nope", "index": 0, "output": "A"}])
+@example(rows=[{"subtask": "arithmetic", "index": 0, "output": "A"}, {"subtask": "nope", "index": 1, "output": "B"}])
+@example(rows=[{"subtask": None, "index": 0, "output": "A"}])
+@example(rows=[{"subtask": "arithmetic", "index": 3, "output": "A"}, {"subtask": "arithmetic", "index": "3", "output": "B"}])
+@example(rows=[{"subtask": "arithmetic", "index": "²", "output": "A"}])
+@example(rows=[{"subtask": "arithmetic", "index": 160, "output": "A"}])
+@example(rows=[{"subtask": "arithmetic", "index": 0, "output": "\u2028"}])  # found by explore: a raw U+2028
+@example(rows=[{"subtask": "arithmetic", "index": 0, "output": "\ud800"}])  # found by explore: a lone surrogate
 def test_score_predictions_with_garbage(mmlu_data, tmp_path_factory, rows, capsys):
     """``flanlab score`` on a fuzzed predictions file: exit 0 with every row scored, or exit 2
-    with one line naming the file and line."""
+    with one line naming the file and the line at fault (and no run folder left behind)."""
     from flanlab.cli import main
 
     folder = tmp_path_factory.mktemp("score")
@@ -307,14 +332,60 @@ def test_score_predictions_with_garbage(mmlu_data, tmp_path_factory, rows, capsy
     rc = main(["score", "--benchmark", "mmlu", "--strategy", "direct_gen", "--predictions", str(preds),
                "--data-dir", str(mmlu_data), "--runs-dir", str(folder / "runs"), "--run-name", "s"])
     err = capsys.readouterr().err
+    event(f"exit {rc}")  # --hypothesis-show-statistics: how often the scoring path itself ran
     if rc == 2:
-        assert "preds.jsonl" in err and "Traceback" not in err, err
+        assert re.search(r"preds\.jsonl:\d+: ", err) and "Traceback" not in err, err
+        assert err.count("\n") == 1 and not (folder / "runs" / "s").exists(), err
         return
     assert rc == 0
-    scored = [json.loads(line) for line in (folder / "runs" / "s" / "examples.jsonl").read_text().splitlines()]
+    scored = read_jsonl(folder / "runs" / "s" / "examples.jsonl", skip_torn_tail=False)
     assert len(scored) == len(rows)
     for r in scored:
         assert r["correct"] in (0.0, 1.0) and (r["answer"] is not None or r["correct"] == 0.0)
+
+
+def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path, mmlu_data, capsys):
+    """JSON strings may hold U+2028, U+2029, U+0085 unescaped (flanlab's own writers emit them raw):
+    JSONL readers split lines at \\n only, never with str.splitlines()."""
+    from flanlab.cli import main
+    from flanlab.evaluation.benchmarks import get_benchmark
+
+    text = "a\u2028b\u2029c\x85d\x0ce"
+    task = tmp_path / "train.jsonl"
+    task.write_text(json.dumps({"question": text, "answer": text}, ensure_ascii=False) + "\n", encoding="utf-8")
+    from flanlab.tasks.sources import FileSource
+    from flanlab.tasks.task import Task
+
+    assert [dict(r) for r in Task("qa", FileSource({"train": task}), _family()).examples()] == \
+        [{"question": text, "answer": text}]
+    gsm = mmlu_data / "gsm8k" / "test.jsonl"
+    gsm.parent.mkdir()
+    gsm.write_text(json.dumps({"question": text, "answer": f"{text}\n#### 4"}, ensure_ascii=False) + "\n",
+                   encoding="utf-8")
+    [ex] = get_benchmark("gsm8k", mmlu_data).examples("main")
+    assert ex.target == "4"
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text(json.dumps({"subtask": "main", "index": 0, "output": f"{text} The answer is 4."},
+                                ensure_ascii=False) + "\n", encoding="utf-8")
+    rc = main(["score", "--benchmark", "gsm8k", "--strategy", "cot", "--predictions", str(preds),
+               "--data-dir", str(mmlu_data), "--runs-dir", str(tmp_path / "runs"), "--run-name", "s"])
+    assert rc == 0, capsys.readouterr().err
+    [row] = read_jsonl(tmp_path / "runs" / "s" / "examples.jsonl")
+    assert row["correct"] == 1.0
+
+
+def test_lone_surrogate_escapes_are_refused_naming_file_line_and_field(tmp_path):
+    from flanlab.tasks.sources import FileSource
+    from flanlab.tasks.task import Task
+
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"question": "ok", "answer": "a"}\n{"question": "x\\ud83d y", "answer": "b"}\n', encoding="utf-8")
+    with pytest.raises(UserError, match=rf"{path}:2: field 'question' holds a lone surrogate \\ud83d"):
+        list(Task("qa", FileSource({"train": path}), _family()).examples())
+    # A pair of escapes is one real character and loads.
+    path.write_text('{"question": "\\ud83d\\ude00", "answer": "b"}\n', encoding="utf-8")
+    assert [dict(r) for r in Task("qa", FileSource({"train": path}), _family()).examples()] == \
+        [{"question": "😀", "answer": "b"}]
 
 
 @pytest.mark.parametrize(("command", "body", "needle"), [

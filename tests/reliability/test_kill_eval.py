@@ -9,7 +9,7 @@ import pytest
 
 from flanlab.cli import main
 from flanlab.core.io import read_jsonl
-from tests.reliability.conftest import count_lines, sigkill, start, wait_for
+from tests.reliability.conftest import sigkill, start, wait_stopped
 
 QUESTIONS = 160  # 3 chunks of the runner (64, 64, 32)
 
@@ -43,11 +43,12 @@ def test_sigkill_mid_eval_then_rerun_resumes(tiny_llama_dir, mmlu_data, tmp_path
 
     # The same command in a subprocess, SIGKILLed once its first chunk of records is on disk.
     examples = runs / "killed" / "examples.jsonl"
-    proc = start(_eval_args(tiny_llama_dir, mmlu_data, runs, "killed"), tmp_path / "killed.log")
-    wait_for(proc, lambda: count_lines(examples) >= 64, "first chunk of records")
+    proc = start(_eval_args(tiny_llama_dir, mmlu_data, runs, "killed"), tmp_path / "killed.log",
+                 stop_at={"lines": str(examples), "count": 64})
+    wait_stopped(proc, "first chunk of records")
     sigkill(proc)
     done_before = read_jsonl(examples)
-    assert 64 <= len(done_before) < QUESTIONS, "the kill must land mid-run"
+    assert len(done_before) == 64, "the kill lands right after the first chunk"
     assert not (runs / "killed" / "results.json").exists()
 
     # Rerun the same command: it resumes.

@@ -11,7 +11,7 @@ import pytest
 from flanlab.cli import main
 from flanlab.mixture.shards import IncompleteMixtureError, iter_mixture, read_manifest
 from tests.mixture.helpers import toy_mixture
-from tests.reliability.conftest import sigkill, start, wait_for
+from tests.reliability.conftest import sigkill, start, wait_stopped
 
 EXAMPLES = "12000"
 
@@ -43,17 +43,18 @@ def test_sigkill_mid_mix_is_never_complete_and_resumes(tmp_path, tiny_llama_dir,
     args = ["mix", str(cfg), "--out", str(out), "--examples", EXAMPLES]
 
     # Kill 1: in phase 1, once the first stream is rendered.
-    proc = start(args, tmp_path / "kill1.log")
-    wait_for(proc, lambda: any((out / ".work" / "streams").glob("*.json")), "a rendered stream")
+    proc = start(args, tmp_path / "kill1.log", stop_at={"glob": str(out / ".work" / "streams"), "pattern": "*.json",
+                                                      "count": 1})
+    wait_stopped(proc, "a rendered stream")
     sigkill(proc)
     _assert_incomplete(out, tmp_path, tiny_llama_dir, capsys)
 
     # Kill 2: the rerun resumes; kill it in phase 2, once some shards are written.
-    proc = start(args, tmp_path / "kill2.log")
-    wait_for(proc, lambda: len(list(out.glob("shard-*"))) >= 2, "written shards")
+    proc = start(args, tmp_path / "kill2.log", stop_at={"glob": str(out), "pattern": "shard-*", "count": 2})
+    wait_stopped(proc, "written shards")
     sigkill(proc)
     shards = len(list(out.glob("shard-*")))
-    assert 2 <= shards < 40, "the kill must land mid-run"
+    assert shards == 2, "the kill lands right after the second shard"
     _assert_incomplete(out, tmp_path, tiny_llama_dir, capsys)
     with capsys.disabled():
         print(f"mix kill: {shards}/40 shards on disk at the second kill")

@@ -7,7 +7,7 @@ import pytest
 
 from flanlab.cli import main
 from flanlab.core.io import read_jsonl
-from tests.reliability.conftest import sigkill, start, wait_for
+from tests.reliability.conftest import sigkill, start, wait_stopped
 from tests.training.helpers import copy_task_rows, write_config, write_mixture
 
 STEPS = 40
@@ -36,8 +36,9 @@ def test_sigkill_mid_train_then_rerun_reproduces_losses(tmp_path, tiny_llama_dir
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert main(["train", str(cfg), "--run-name", str(whole)]) == 0
 
-    proc = start(["train", str(cfg), "--run-name", str(killed)], tmp_path / "killed.log")
-    wait_for(proc, lambda: bool(_checkpoints(killed)), "a checkpoint")
+    proc = start(["train", str(cfg), "--run-name", str(killed)], tmp_path / "killed.log",
+                 stop_at={"glob": str(killed / "checkpoints"), "pattern": "*", "count": 1})
+    wait_stopped(proc, "a checkpoint")
     sigkill(proc)
     assert not (killed / "results.json").exists() and not (killed / "final").exists(), "kill must land mid-run"
     resumed_from = int(_checkpoints(killed)[-1].split("-")[1])

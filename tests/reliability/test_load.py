@@ -1,14 +1,12 @@
-"""The HTTP backend against a real ``flanlab serve`` (127.0.0.1, a free port) behind a loopback
+"""The HTTP backend against a real ``flanlab serve`` (127.0.0.1, a port the kernel picks) behind a loopback
 proxy that injects server errors, rate limits and slow answers: 64 concurrent requests are all
 answered (retried where needed), nothing is lost or duplicated, the server's memory stays bounded,
 and the API key reaches no log, cache or result file."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -18,7 +16,7 @@ from flanlab.cli import main
 from flanlab.core.io import read_jsonl
 from flanlab.inference import GenerateRequest, LoglikelihoodRequest, ModelSpec
 from flanlab.inference.http_client import HTTPLM
-from tests.reliability.conftest import REPO, cli_env
+from tests.reliability.conftest import REPO, cli_env, serve_url
 from tests.reliability.faulty_proxy import FaultyProxy
 
 # An env var name that does not look secret (no KEY/TOKEN/...): redaction must not rely on the name.
@@ -28,34 +26,19 @@ CONCURRENT = 64
 TIMEOUT_S = 6.0  # generous: waiting behind a running backend batch counts against it
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tiny_llama_dir, tmp_path_factory):
-    """``flanlab serve`` in a subprocess, requiring the API key; yields (url, pid)."""
-    port = _free_port()
+    """``flanlab serve`` in a subprocess on a port the kernel picks, requiring the API key; yields
+    (url, pid, log)."""
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "flanlab", "serve", "--model", str(tiny_llama_dir), "--host", "127.0.0.1",
-             "--port", str(port), "--api-key-env", KEY_ENV, "--seed", "0", "--served-name", "tiny"],
+             "--port", "0", "--api-key-env", KEY_ENV, "--seed", "0", "--served-name", "tiny"],
             env=cli_env(**{KEY_ENV: KEY}), stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-    url = f"http://127.0.0.1:{port}/v1"
     try:
-        end = time.monotonic() + 240
-        while True:
-            try:
-                if httpx.get(f"{url}/models", headers={"Authorization": f"Bearer {KEY}"}, timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < end, "server did not start"
-            time.sleep(0.1)
+        url = serve_url(proc, log)  # logged after bind, before serving: connections queue until then
+        assert httpx.get(f"{url}/models", headers={"Authorization": f"Bearer {KEY}"}, timeout=60).status_code == 200
         yield url, proc.pid, log
     finally:
         proc.terminate()

@@ -250,7 +250,7 @@ def _chromium(*args: str, user_dir: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (.ci/run installs it)")
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make test installs it)")
 def test_html_renders_in_headless_chromium(tmp_path):
     run = _story_run(tmp_path)
     assert main(["report", str(run)]) == 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flanlab.core.errors import UserError
@@ -12,6 +12,7 @@ from flanlab.tasks.formats import COT_TRIGGER, FEWSHOT_SEPARATOR, Budget
 from flanlab.tasks.sources import MemorySource
 from flanlab.tasks.task import Task, fingerprint, render
 from flanlab.tasks.template import parse_family
+from tests.conftest import hypothesis_examples
 
 from .conftest import MC_FAMILY
 
@@ -22,7 +23,7 @@ templates:
   - inputs: "{{ question }}"
     targets: "{{ answer }}"
 """, "plain.yaml")
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=hypothesis_examples(40))  # deadline, database, randomness: the profile's
 
 
 def test_formats_of_tasks(mc_task, cot_task):
@@ -154,7 +155,8 @@ def _tiny_counter() -> HFCounter:
 
 
 @SETTINGS
-# No newlines in the query, so that the last separator splits exemplars from the query exactly.
+# No newlines in the query, so that the last separator splits exemplars from the query exactly. Only
+# real characters (codec utf-8: no lone surrogates, which task files are refused for, see test_fuzz).
 @given(st.lists(st.tuples(st.text(st.characters(codec="utf-8", exclude_characters="\n\r"), max_size=300),
                           st.text(max_size=120)), min_size=1, max_size=5), st.integers(0, 2**31))
 def test_budgets_hold_with_a_real_tokenizer_on_any_text(rows, seed):

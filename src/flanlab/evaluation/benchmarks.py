@@ -413,7 +413,8 @@ class GSM8K(Benchmark):
             path = self.local("gsm8k", "test.jsonl")
             source = str(path)
             rows = []
-            for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            # Lines end at \n only (str.splitlines() also splits inside strings, at U+2028 and the like).
+            for line, text in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
                 if text.strip():
                     try:
                         rows.append(json.loads(text))

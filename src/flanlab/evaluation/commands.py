@@ -115,9 +115,77 @@ def _dry_run(args: argparse.Namespace, cfg: EvalConfig, run, planned) -> int:
     return 0
 
 
+def _read_predictions(path: Path, bench) -> list[tuple[object, list[str]]]:
+    """(example, outputs) for each row of a ``flanlab score`` predictions file, in file order. Any
+    problem is a UserError starting ``FILE:LINE:`` (``FILE:`` when the file itself is unreadable)."""
+    import json
+    import re
+
+    from flanlab.core.errors import UserError
+
+    expected = '(expected {"subtask", "index", "output"})'
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"{path}: cannot read the predictions file ({e.strerror or e})") from None
+    out: list[tuple[object, list[str]]] = []
+    seen: dict[tuple[str, int], int] = {}
+    subtasks: list[str] | None = None
+    for line, raw in enumerate(data.split(b"\n"), 1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError(f"{path}:{line}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})") from None
+        if not text.strip():
+            continue
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{line}: invalid JSON ({e.msg} at column {e.colno}) {expected}") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path}:{line}: expected a JSON object {expected}, got {type(row).__name__}")
+        missing = {"subtask", "index", "output"} - set(row)
+        if missing:
+            raise UserError(f"{path}:{line}: missing {', '.join(sorted(missing))} {expected}")
+        subtask, index, output = row["subtask"], row["index"], row["output"]
+        if subtasks is None:
+            try:
+                subtasks = bench.subtasks()
+            except UserError as e:  # the benchmark's data, not this file, is at fault: say both
+                raise UserError(f"{path}:{line}: cannot list {bench.name}'s subtasks: {e}") from None
+        if not isinstance(subtask, str) or subtask not in subtasks:
+            shown = ", ".join(subtasks[:10]) + (", ..." if len(subtasks) > 10 else "")
+            raise UserError(f"{path}:{line}: unknown {bench.name} subtask {subtask!r}; known: {shown}")
+        # ASCII digits only: str.isdigit() also accepts '²', which int() refuses.
+        if isinstance(index, bool) or not isinstance(index, int | str) or not re.fullmatch(r"\s*[0-9]+\s*", str(index)):
+            raise UserError(f"{path}:{line}: 'index' must be a non-negative integer, got {index!r:.80}")
+        outputs = output if isinstance(output, list) else [output]
+        if not outputs or not all(isinstance(o, str | int | float) and not isinstance(o, bool) for o in outputs):
+            raise UserError(f"{path}:{line}: 'output' must be a string or a non-empty list of strings, "
+                            f"got {output!r:.80}")
+        bad = next((o for o in outputs if isinstance(o, str) and re.search("[\ud800-\udfff]", o)), None)
+        if bad is not None:  # a JSON escape like \ud800 alone: not a character, cannot be written as UTF-8
+            raise UserError(f"{path}:{line}: 'output' holds a lone surrogate (a \\u escape of half a character)")
+        key = (subtask, int(index))
+        if key in seen:  # scoring an example twice would silently weight it double
+            raise UserError(f"{path}:{line}: {bench.name}/{subtask} example {key[1]} already scored on line {seen[key]}")
+        seen[key] = line
+        try:
+            examples = bench.examples(subtask)
+        except UserError as e:
+            raise UserError(f"{path}:{line}: cannot read {bench.name}/{subtask}: {e}") from None
+        ex = next((e for e in examples if e.index == key[1]), None)
+        if ex is None:
+            raise UserError(f"{path}:{line}: {bench.name}/{subtask} has no example {key[1]} "
+                            f"(it has {len(examples)}, indexed 0..{len(examples) - 1} in file order)")
+        out.append((ex, [str(o) for o in outputs]))
+    if not out:
+        raise UserError(f"{path}: no predictions (one JSON object per line {expected})")
+    return out
+
+
 def _score(args: argparse.Namespace) -> int:
     from flanlab.core.errors import UserError
-    from flanlab.core.io import read_jsonl
     from flanlab.core.log import setup_logging
     from flanlab.core.paths import data_dir as resolve_data_dir
     from flanlab.core.runs import RunDir
@@ -125,8 +193,6 @@ def _score(args: argparse.Namespace) -> int:
     from flanlab.evaluation.plan import request_for, resolve_strategies
     from flanlab.evaluation.results import EXAMPLES_FILE, Results, score_example
 
-    run = RunDir.create(args.run_name, args.runs_dir, prefix="score")
-    setup_logging(args.verbose, run.log_file)
     bench = get_benchmark(args.benchmark, resolve_data_dir(args.data_dir))
     strategy = resolve_strategies([args.strategy])[-1]
     if not bench.supports(strategy.style):
@@ -134,32 +200,12 @@ def _score(args: argparse.Namespace) -> int:
     if bench.uses_loglikelihood(strategy):
         strategy = strategy.model_copy(update={"mode": "generate"})  # raw outputs are text
     path = Path(args.predictions)
-    try:
-        rows = read_jsonl(path, skip_torn_tail=False)
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    records = []
-    for line, row in enumerate(rows, 1):
-        if not isinstance(row, dict):
-            raise UserError(f'{path}:{line}: expected a JSON object {{"subtask", "index", "output"}}, '
-                            f"got {type(row).__name__}")
-        missing = {"subtask", "index", "output"} - set(row)
-        if missing:
-            raise UserError(f"{path}:{line}: missing {', '.join(sorted(missing))} "
-                            '(expected {"subtask", "index", "output"})')
-        index = row["index"]
-        if isinstance(index, bool) or not isinstance(index, int | str) or not str(index).strip().isdigit():
-            raise UserError(f"{path}:{line}: 'index' must be a non-negative integer, got {index!r}")
-        outputs = row["output"] if isinstance(row["output"], list) else [row["output"]]
-        if not outputs or not all(isinstance(o, str | int | float) and not isinstance(o, bool) for o in outputs):
-            raise UserError(f"{path}:{line}: 'output' must be a string or a non-empty list of strings, "
-                            f"got {row['output']!r:.80}")
-        try:
-            ex = next(e for e in bench.examples(str(row["subtask"])) if e.index == int(index))
-        except StopIteration:
-            raise UserError(f"{path}:{line}: {args.benchmark}/{row['subtask']} has no example {row['index']}") from None
-        req = request_for(bench, ex, strategy)
-        records.append(score_example(bench, ex, req, outputs=[str(o) for o in outputs]))
+    # Every row is checked before the run folder is made: a bad file leaves nothing behind, and each
+    # error names the predictions file and line (the user's to fix), never only the benchmark.
+    records = [score_example(bench, ex, request_for(bench, ex, strategy), outputs=outputs)
+               for ex, outputs in _read_predictions(path, bench)]
+    run = RunDir.create(args.run_name, args.runs_dir, prefix="score")
+    setup_logging(args.verbose, run.log_file)
     run.write_config({"kind": "score", "benchmark": args.benchmark, "strategy": args.strategy,
                       "predictions": str(path)})
     from flanlab.core.io import atomic_write_jsonl

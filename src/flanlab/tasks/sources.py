@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,25 @@ class Source(Protocol):
 
 def _unknown_split(source: str, split: str, known: Sequence[str]) -> SourceError:
     return SourceError(f"{source}: no split {split!r}; splits: {', '.join(known) or '(none)'}")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _no_lone_surrogates(where: str, value: Any, key: str = "") -> None:
+    """A JSON escape such as \\ud800 decodes to a lone surrogate: not a character, and no UTF-8
+    writer (a fingerprint, a shard) can encode it; refuse it here, naming the file, line and field."""
+    if isinstance(value, str):
+        m = None if value.isascii() else _SURROGATE.search(value)
+        if m:
+            raise SourceError(f"{where}: field {key or '(value)'!r} holds a lone surrogate "
+                              f"\\u{ord(m.group()):04x} (not a Unicode character; fix the file's \\u escapes)")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _no_lone_surrogates(where, v, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _no_lone_surrogates(where, v, f"{key}[{i}]")
 
 
 def read_text_utf8(path: Path) -> str:
@@ -134,10 +154,14 @@ class FileSource:
         reader = {"jsonl": self._jsonl, "json": self._json, "csv": self._delimited,
                   "tsv": self._delimited, "parquet": self._parquet}[fmt]
         for where, ex in reader(path, fmt):
+            if fmt in ("jsonl", "json"):
+                _no_lone_surrogates(where, ex)
             yield where, (_unescape(ex) if self.unescape else ex)
 
     def _jsonl(self, path: Path, fmt: str) -> Iterator[Record]:
-        for i, line in enumerate(read_text_utf8(path).splitlines(), 1):
+        # JSONL lines end at \n only: str.splitlines() would also split at U+2028 and other separators
+        # that JSON strings may hold unescaped.
+        for i, line in enumerate(read_text_utf8(path).split("\n"), 1):
             if not line.strip():
                 continue
             try:
