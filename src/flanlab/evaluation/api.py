@@ -57,6 +57,7 @@ def evaluate(cfg: EvalConfig, run: RunDir) -> dict[str, Any]:
     resumes: finished examples are read back and the SQLite request cache answers the rest.
     """
     from flanlab.core.seed import seed_everything
+    from flanlab.evaluation.plan import apply_prompt_format
     from flanlab.evaluation.results import EXAMPLES_FILE, Results
     from flanlab.evaluation.runner import run_requests
     from flanlab.inference import load_lm
@@ -75,6 +76,7 @@ def evaluate(cfg: EvalConfig, run: RunDir) -> dict[str, Any]:
              ",".join(s.name for s in strategies), spec.name)
     lm = load_lm(spec)
     t_load = time.time()
+    reqs = apply_prompt_format(reqs, cfg.prompt_format, getattr(lm, "tokenizer", None))
     sent = run_requests(lm, reqs, benches, results, run.file(EXAMPLES_FILE))
     wanted = {r.key for r in reqs}
     results.records = {k: v for k, v in results.records.items() if k in wanted}

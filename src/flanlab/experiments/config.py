@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from flanlab.core.config import SCHEMAS, Schema
+from flanlab.inference.prompt_format import PromptFormat
 from flanlab.inference.spec import ModelSpec
 
 __all__ = ["EvalSection", "ReportSection", "RunConfig", "StageSection", "SweepAxes", "SweepConfig"]
@@ -50,6 +51,9 @@ class RunConfig(Schema):
     tasks: int | None = Field(None, ge=0)
     # Members appended to the mixture (e.g. the CoT data); the sweep toggles them.
     extra_members: list[dict[str, Any]] = Field(default_factory=list)
+    # One convention for decoder-only prompts: training joins inputs and targets with it, and the
+    # before/after evaluations prompt with it (default: inputs, a newline, then the answer).
+    prompt_format: PromptFormat = PromptFormat()
     mixture: StageSection = StageSection()
     train: StageSection = StageSection()
     eval: EvalSection = EvalSection()

@@ -27,7 +27,7 @@ def _tokenized(cfg: TrainConfig, tokenizer: Any, encoder_decoder: bool, *, heldo
         rows = shuffled(rows, cfg.data.shuffle_buffer, rng)
     for row in rows:
         yield tokenize_row(row, tokenizer, encoder_decoder=encoder_decoder,
-                           max_input=cfg.data.max_input_length, max_target=cfg.data.max_target_length)
+                           max_input=cfg.data.max_input_length, max_target=cfg.data.max_target_length, prompt_format=cfg.prompt_format)
 
 
 def micro_batches(cfg: TrainConfig, tokenizer: Any, encoder_decoder: bool) -> Iterator[list[Row]]:

@@ -99,7 +99,7 @@ def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, An
             from flanlab.training.periodic_eval import PeriodicEval
 
             # Built before the model loads, so a bad benchmark or subtask fails at once.
-            periodic = PeriodicEval(cfg.eval, run.path / "evals")
+            periodic = PeriodicEval(cfg.eval, run.path / "evals", cfg.prompt_format)
     if main:
         _build_mixture(cfg)
     accelerator.wait_for_everyone()
