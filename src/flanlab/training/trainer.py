@@ -222,7 +222,12 @@ def train(cfg: TrainConfig, run: RunDir, *, resume: bool = True) -> dict[str, An
             for k, v in (("loss", float(loss_sum)), ("target", total_target), ("real", real), ("slots", slots),
                          ("seconds", seconds), ("steps", 1)):
                 window[k] += v
-            bar.update(task, completed=state["step"], description=f"train {cfg.name} loss {step_loss:.3f}")
+            # The loss shown is the same quantity metrics.jsonl and results.json report: the mean per
+            # target token since the last logged row (once, it was the last step's alone, so the bar
+            # and the report disagreed); tokens/s counts real (non-padding) tokens.
+            bar.update(task, completed=state["step"], description=(
+                f"train {cfg.name} step {state['step']} loss {window['loss'] / max(window['target'], 1):.3f} "
+                f"(mean of {window['steps']} steps) {window['real'] / max(window['seconds'], 1e-9):.0f} tok/s"))
 
             if state["step"] % cfg.train.log_every == 0 or state["step"] == cfg.train.steps:
                 row = {
