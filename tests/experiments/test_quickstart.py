@@ -92,8 +92,9 @@ def test_default_subtasks_follow_the_stated_rule(shared_data):
     assert {name for _, name in sorted(rows)[:8]} == set(DEFAULT_SUBTASKS)
 
 
-def test_recipe_end_to_end_on_a_tiny_model_lowers_heldout_loss(tmp_path, shared_data, tiny_llama_dir):
+def test_recipe_end_to_end_on_a_tiny_model_lowers_heldout_loss(tmp_path, shared_data, tiny_llama_dir, monkeypatch):
     """The quickstart's run config at tiny size: the CoT tasks stand in for BIG-bench (no sdist needed)."""
+    monkeypatch.setenv("FLANLAB_DATA_DIR", str(shared_data))  # where the mixture stage finds task data
     opts = QuickstartOptions(steps=12, tasks=2, limit=2, subtasks=("boolean_expressions",), seq_len=128,
                              cot=False, fewshot=False, lr=1e-2, cap=64)
     raw = quickstart_config(opts, shared_data, ["cot_creak", "cot_strategyqa"])

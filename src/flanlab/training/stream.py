@@ -39,7 +39,7 @@ def micro_batches(cfg: TrainConfig, tokenizer: Any, encoder_decoder: bool) -> It
         p = cfg.packing
         if p.enabled:
             rows = pack(examples, encoder_decoder=encoder_decoder, max_length=p.max_length,
-                        target_length=p.target_length, window=p.window)
+                        target_length=p.target_length, window=p.window, rng=rng)
         else:
             rows = group_by_length(examples, encoder_decoder=encoder_decoder, max_length=p.max_length,
                                    target_length=p.target_length, batch_size=cfg.train.batch_size,
