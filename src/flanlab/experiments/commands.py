@@ -120,8 +120,9 @@ def _quickstart(args: argparse.Namespace) -> int:
     atomic_write_text(run.path / "paired.md", table)
     train = result.results.get("train") or {}
     if train.get("initial_heldout_loss") is not None:
+        after = train.get("heldout_loss")
         print(f"held-out loss (the mixture's 5 % split): {train['initial_heldout_loss']:.3f} before, "
-              f"{train.get('heldout_loss') or float('nan'):.3f} after {train.get('steps', cfg.train.set.get('train', {}).get('steps'))} steps")
+              + (f"{after:.3f}" if after is not None else "?") + f" after {train.get('steps')} steps")
     print(table, end="")
     print(f"report: {result.report}\nrun folder: {run.path} (config: {path}; paired differences: paired.md)")
     return 0
