@@ -176,3 +176,21 @@ def test_segments_put_a_micro_batch_in_one_unpadded_row():
     assert batch.labels.tolist() == [[IGNORE, 7, IGNORE, 9, 10, IGNORE, 6, IGNORE]]
     assert batch.segments == Segments((3, 3, 2))
     assert batch.n_real == batch.n_slots == 8 and batch.n_target == 4
+
+
+def test_packed_rows_are_shuffled_within_a_window_not_longest_first():
+    """First-fit-decreasing fills rows longest first; under an rng the rows of a window come out
+    in a seeded random order (the same rows), so training is not a long-to-short curriculum."""
+    rng = random.Random(0)
+    examples = [Tokenized(tuple(range(1, 2 + rng.randrange(30))), (7, 8)) for _ in range(200)]
+    plain = list(pack(examples, encoder_decoder=False, max_length=64, target_length=0, window=256))
+    lengths = [r.enc_len for r in plain]
+    assert lengths[:5] > lengths[-5:]  # the curriculum the shuffle removes
+    shuffled = list(pack(examples, encoder_decoder=False, max_length=64, target_length=0, window=256,
+                         rng=random.Random("0-0")))
+    again = list(pack(examples, encoder_decoder=False, max_length=64, target_length=0, window=256,
+                      rng=random.Random("0-0")))
+    key = [[s.prompt for s in r.segments] for r in shuffled]
+    assert key == [[s.prompt for s in r.segments] for r in again]  # deterministic under the seed
+    assert sorted(map(str, key)) == sorted(str([s.prompt for s in r.segments]) for r in plain)
+    assert key != [[s.prompt for s in r.segments] for r in plain]

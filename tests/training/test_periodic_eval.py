@@ -43,7 +43,8 @@ def test_keep_best_by_benchmark_score(tmp_path, tiny_llama_dir, tiny_t5_dir, arc
     records = read_jsonl(run / "evals" / "step-000002.jsonl")
     assert [(r["benchmark"], r["subtask"], r["index"]) for r in records] == [("bbh", "copy_word", 0),
                                                                              ("bbh", "copy_word", 1)]
-    assert all(r["prompt"].endswith("\nA:") and r["correct"] in (0.0, 1.0) for r in records)
+    # The BBH prompt, then the training prompt format's separator (default "\n").
+    assert all(r["prompt"].endswith("\nA:\n") and r["correct"] in (0.0, 1.0) for r in records)
 
     results = json.loads((run / "results.json").read_text())
     scores = {s: evals[s]["eval_score"] for s in (2, 4)}
@@ -107,7 +108,7 @@ def test_in_training_score_matches_flanlab_eval_of_best_lora(tmp_path, tiny_llam
     assert results["best_step"] == 2
     assert main(["eval", "--model", str(run / "best"), "--benchmarks", "bbh", "--strategies", "direct",
                  "--subtasks", "copy_word", "--limit", "3", "--max-new-tokens", "4", "--data-dir", str(data),
-                 "--run-name", str(tmp_path / "ev")]) == 0
+                 "--prompt-format", "plain", "--run-name", str(tmp_path / "ev")]) == 0
     during = read_jsonl(run / "evals" / "step-000002.jsonl")
     after = read_jsonl(tmp_path / "ev" / "examples.jsonl")
     assert all(r["outputs"][0].strip() for r in during)  # the adapters made it answer something

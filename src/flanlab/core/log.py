@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -87,11 +88,67 @@ def setup_logging(verbose: bool = False, log_file: str | Path | None = None) -> 
     root.propagate = False
 
 
+HEARTBEAT_S = 30.0
+
+
+class _Progress(Progress):
+    """rich's Progress, plus, when stderr is not a terminal (a log file, CI, ``nohup``), one plain
+    log line per task at least every ``heartbeat_s`` seconds (description — where callers put step,
+    loss and tokens/s —, count, elapsed and ETA): rich draws nothing live there."""
+
+    def __init__(self, *columns, heartbeat_s: float | None, **kwargs) -> None:
+        super().__init__(*columns, **kwargs)
+        self._heartbeat_s = heartbeat_s
+        self._stop_beat = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def start(self) -> None:
+        super().start()
+        if self._heartbeat_s and self._beat is None:
+            self._beat = threading.Thread(target=self._beats, name="flanlab-progress", daemon=True)
+            self._beat.start()
+
+    def stop(self) -> None:
+        if self._beat is not None:
+            self._stop_beat.set()
+            self._beat.join(timeout=5)
+            self._beat = None
+            self.heartbeat()  # the final state, once
+        super().stop()
+
+    def _beats(self) -> None:
+        while not self._stop_beat.wait(self._heartbeat_s):
+            self.heartbeat()
+
+    def heartbeat(self) -> None:
+        """Log one line per unfinished (or just finished) task."""
+        log = get_logger("progress")
+        for task in self.tasks:
+            if task.total is None:
+                log.info("%s: %d done, %s elapsed", task.description, task.completed, _hms(task.elapsed))
+                continue
+            remaining = task.time_remaining
+            log.info("%s: %d/%d (%.0f%%), %s elapsed, eta %s", task.description, task.completed, task.total,
+                     task.percentage, _hms(task.elapsed),
+                     "done" if task.finished else _hms(remaining))
+
+
+def _hms(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
 def progress(transient: bool = False) -> Progress:
     """A rich progress display with count, bar, elapsed time and ETA (quiet when not a terminal
-    and FLANLAB_PROGRESS=0)."""
+    and FLANLAB_PROGRESS=0). Without a terminal it also logs a line per task every 30 s
+    (``FLANLAB_PROGRESS_EVERY`` seconds), so a log shows a long stage moving."""
     disable = os.environ.get("FLANLAB_PROGRESS", "1") == "0"
-    return Progress(
+    heartbeat = None
+    if not console.is_terminal and not disable:
+        heartbeat = float(os.environ.get("FLANLAB_PROGRESS_EVERY", HEARTBEAT_S))
+    return _Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -101,6 +158,9 @@ def progress(transient: bool = False) -> Progress:
         console=console,
         transient=transient,
         disable=disable,
+        heartbeat_s=heartbeat,
+        # ETA from the last 10 minutes, not rich's 30 s: a CPU training step can take longer than that.
+        speed_estimate_period=600.0,
     )
 
 

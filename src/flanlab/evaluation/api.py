@@ -67,6 +67,7 @@ def evaluate(cfg: EvalConfig, run: RunDir, planned: tuple | None = None) -> dict
     """
     from flanlab.core.seed import seed_everything
     from flanlab.evaluation.parallel import merge_rank_files, processes, rank_file
+    from flanlab.evaluation.plan import apply_prompt_format
     from flanlab.evaluation.results import EXAMPLES_FILE, Results
     from flanlab.evaluation.runner import run_requests
     from flanlab.inference import load_lm
@@ -98,6 +99,7 @@ def evaluate(cfg: EvalConfig, run: RunDir, planned: tuple | None = None) -> dict
              if procs.world > 1 else "")
     lm = load_lm(spec)
     t_load = time.time()
+    mine = apply_prompt_format(mine, cfg.prompt_format, getattr(lm, "tokenizer", None))
     sent = run_requests(lm, mine, benches, results, examples if procs.world == 1 else rank_file(run.path, procs.rank))
     procs.barrier()
     if procs.world > 1:

@@ -42,6 +42,9 @@ def _config(args: argparse.Namespace) -> EvalConfig:
     for flag in ("limit", "samples", "max_new_tokens", "data_dir", "seed", "strict"):
         if getattr(args, flag) is not None:
             updates[flag] = getattr(args, flag)
+    if args.prompt_format is not None:
+        updates["prompt_format"] = (None if args.prompt_format == "published"
+                                    else {"style": args.prompt_format, "separator": args.separator})
     return validate(EvalConfig, {**cfg.model_dump(), **updates}, source=args.config or "command line")
 
 
@@ -96,6 +99,11 @@ def _dry_run(args: argparse.Namespace, cfg: EvalConfig, run, planned) -> int:
 
     run.write_config(cfg)
     reqs, _, notes, _ = planned
+    if cfg.prompt_format is not None and cfg.prompt_format.style == "plain":
+        # (a chat template needs the model's tokenizer: chat-formatted prompts are made at eval time)
+        from flanlab.evaluation.plan import apply_prompt_format
+
+        reqs = apply_prompt_format(reqs, cfg.prompt_format)
     count = _token_counter(args.tokenizer)
     counts: dict[str, int] = {}
     tokens: dict[str, int] = {}
@@ -232,6 +240,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--limit", type=int, default=None, help="first N examples of each subtask")
     ev.add_argument("--samples", type=int, default=None, help="self-consistency samples k")
     ev.add_argument("--max-new-tokens", type=int, default=None, help="override every generation budget")
+    ev.add_argument("--prompt-format", default=None, choices=["published", "plain", "chat"],
+                    help="how prompts end before the answer: as published (default), plain (+ --separator, "
+                         "as `flanlab train` joins inputs and targets by default) or the chat template")
+    ev.add_argument("--separator", default="\n", help="with --prompt-format plain (default: a newline)")
     ev.add_argument("--backend", default=None, choices=["hf", "http", "vllm"])
     ev.add_argument("--dtype", default=None)
     ev.add_argument("--device", default=None)

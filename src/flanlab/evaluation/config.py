@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from flanlab.core.config import SCHEMAS, Schema
+from flanlab.inference.prompt_format import PromptFormat
 from flanlab.inference.spec import ModelSpec
 
 __all__ = ["DEFAULT_BENCHMARKS", "DEFAULT_STRATEGIES", "EvalConfig", "NOT_RESULT_CHANGING"]
@@ -32,6 +33,9 @@ class EvalConfig(Schema):
     seed: int = 0
     # A benchmark whose local data is missing fails the run instead of being skipped with a warning.
     strict: bool = False
+    # How prompts end before the answer, as training joined inputs and targets (``flanlab run``
+    # sets the run's one value); None: the benchmark's prompts exactly as published.
+    prompt_format: PromptFormat | None = None
 
 
 if "eval" not in SCHEMAS:

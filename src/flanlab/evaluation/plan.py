@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,9 @@ from flanlab.evaluation.benchmarks import (
     malformed_data,
 )
 from flanlab.evaluation.specs import StrategySpec, load_strategies
+from flanlab.inference.prompt_format import PromptFormat
 
-__all__ = ["EvalRequest", "build_requests", "resolve_strategies"]
+__all__ = ["EvalRequest", "apply_prompt_format", "build_requests", "resolve_strategies"]
 
 log = get_logger(__name__)
 
@@ -103,6 +104,16 @@ def request_for(bench: Benchmark, example: Example, strategy: StrategySpec, seed
         max_new_tokens=max_new_tokens or style.max_new_tokens, temperature=strategy.temperature,
         top_p=strategy.top_p, n=strategy.samples, seed=request_seed(seed, bench.name, example),
     )
+
+
+def apply_prompt_format(requests: Sequence[EvalRequest], fmt: PromptFormat | None,
+                        tokenizer: Any = None) -> list[EvalRequest]:
+    """The requests as a model finetuned under ``fmt`` reads them (the convention training joins
+    inputs and targets with); ``None`` keeps the benchmark's prompts as written."""
+    if fmt is None:
+        return list(requests)
+    return [replace(r, prompt=fmt.prompt(r.prompt, tokenizer),
+                    continuations=tuple(fmt.continuation(c) for c in r.continuations)) for r in requests]
 
 
 def request_seed(seed: int, benchmark: str, example: Example) -> int:

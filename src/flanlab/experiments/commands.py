@@ -12,7 +12,8 @@ from flanlab.core.commands import add_common_args
 __all__ = ["register"]
 
 # Mirrors QuickstartOptions' defaults without importing it at CLI start (kept in sync by a test).
-QS_DEFAULTS = {"steps": 40, "tasks": 16, "limit": 10, "batch_size": 4, "seq_len": 256}
+QS_DEFAULTS = {"model": "gemma3-270m", "steps": 30, "tasks": 24, "limit": 10, "batch_size": 2, "seq_len": 256,
+               "lr": 1.0e-3, "cap": 40}
 
 
 def _setup(args: argparse.Namespace, prefix: str):
@@ -86,6 +87,9 @@ def _quickstart(args: argparse.Namespace) -> int:
     from flanlab.experiments.quickstart import (
         QuickstartOptions,
         describe,
+        estimate_seconds,
+        measure_speed,
+        paired_table,
         pick_bigbench_tasks,
         quickstart_config,
     )
@@ -95,8 +99,9 @@ def _quickstart(args: argparse.Namespace) -> int:
 
     opts = QuickstartOptions(model=args.model, steps=args.steps, tasks=args.tasks, benchmarks=csv(args.benchmarks),
                              subtasks=csv(args.subtasks) if args.subtasks else QuickstartOptions.subtasks,
-                             limit=args.limit, batch_size=args.batch_size, seq_len=args.seq_len,
-                             cot=not args.no_cot, seed=args.seed if args.seed is not None else 0)
+                             limit=args.limit, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
+                             cap=args.cap, cot=not args.no_cot, fewshot=not args.no_fewshot,
+                             seed=args.seed if args.seed is not None else 0)
     data = resolve_data_dir(args.data_dir)
     if data is not None and not data.is_dir():
         source = "--data-dir" if args.data_dir else "FLANLAB_DATA_DIR"
@@ -108,28 +113,48 @@ def _quickstart(args: argparse.Namespace) -> int:
     if args.run_name is None:
         args.run_name = "quickstart"
     run = _setup(args, "quickstart")
-    tasks = pick_bigbench_tasks(opts.tasks)
+    tasks = pick_bigbench_tasks(opts.tasks, opts.seed)
     raw = quickstart_config(opts, data.resolve(), tasks)
-    console.print(describe(opts, data, tasks))
+    console.print(describe(opts, data, tasks, None))
+    # The time estimate comes from this machine, now: one training step and one answer, timed.
+    speed = measure_speed(opts)
+    console.print(describe(opts, data, tasks, estimate_seconds(opts, speed), speed).splitlines()[-1])
     path = run.path / "quickstart.yaml"
     path.write_text(f"# flanlab run {path} --run-name {run.path} --data-dir {data.resolve()}\n"
                     + yaml.safe_dump(raw, sort_keys=False))
     cfg = validate(RunConfig, raw, source=str(path))
     result = run_pipeline(cfg, run, path)
-    print((run.path / "results.md").read_text(encoding="utf-8"), end="")
-    print(f"report: {result.report}\nrun folder: {run.path} (config: {path})")
+    from flanlab.core.io import atomic_write_json, atomic_write_text
+
+    table, paired = paired_table(run.path)
+    atomic_write_json(run.path / "paired.json", paired)
+    atomic_write_text(run.path / "paired.md", table)
+    train = result.results.get("train") or {}
+    if train.get("initial_heldout_loss") is not None:
+        after = train.get("heldout_loss")
+        print(f"held-out loss (the mixture's 5 % split): {train['initial_heldout_loss']:.3f} before, "
+              + (f"{after:.3f}" if after is not None else "?") + f" after {train.get('steps')} steps")
+    print(table, end="")
+    print(f"report: {result.report}\nrun folder: {run.path} (config: {path}; paired differences: paired.md)")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    q = sub.add_parser("quickstart", help="offline demo: LoRA-finetune SmolLM2-135M on BIG-bench (+CoT), "
-                                          "BBH before/after, report")
-    q.add_argument("--model", default="smollm2-135m", help="model to finetune (default: smollm2-135m, embedded)")
+    q = sub.add_parser("quickstart", help="offline demo: LoRA-finetune base Gemma 3 270M on BIG-bench (+CoT), "
+                                          "held-out BBH zero-shot before/after with a paired interval, report")
+    q.add_argument("--model", default=QS_DEFAULTS["model"],
+                   help="model to finetune (default: %(default)s, the embedded base model)")
     q.add_argument("--steps", type=int, default=QS_DEFAULTS["steps"], help="LoRA steps (default %(default)s)")
+    q.add_argument("--lr", type=float, default=QS_DEFAULTS["lr"],
+                   help="peak learning rate (default %(default)s, from configs/sweeps/quickstart_lr.yaml)")
+    q.add_argument("--cap", type=int, default=QS_DEFAULTS["cap"],
+                   help="examples-proportional cap: most examples any one task contributes (default %(default)s)")
+    q.add_argument("--no-fewshot", action="store_true", help="skip the 3-shot contrast evaluation")
     q.add_argument("--tasks", type=int, default=QS_DEFAULTS["tasks"],
                    help="BIG-bench training tasks (default %(default)s)")
     q.add_argument("--benchmarks", default="bbh", help="held-out benchmarks, comma-separated (default bbh)")
-    q.add_argument("--subtasks", default=None, help="comma-separated subtasks (default: 4 short BBH ones)")
+    q.add_argument("--subtasks", default=None, help="comma-separated subtasks (default: the 8 BBH classification / "
+                                                          "multiple-choice subtasks with the shortest inputs)")
     q.add_argument("--limit", type=int, default=QS_DEFAULTS["limit"],
                    help="examples per subtask in each evaluation (small eval; default %(default)s)")
     q.add_argument("--batch-size", type=int, default=QS_DEFAULTS["batch_size"], help="packed rows per step")

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from flanlab.core.config import SCHEMAS, Schema
+from flanlab.inference.prompt_format import PromptFormat
 from flanlab.inference.spec import ModelSpec
 
 __all__ = ["EvalSection", "ReportSection", "RunConfig", "StageSection", "SweepAxes", "SweepConfig"]
@@ -56,6 +57,9 @@ class RunConfig(Schema):
     # A google-research/FLAN checkout: the mixture renders the Flan 2022 collection with flan/v2's
     # templates and assembly (the mixture stage's own flan_repo wins; default $FLANLAB_FLAN_REPO).
     flan_repo: str | None = None
+    # One convention for decoder-only prompts: training joins inputs and targets with it, and the
+    # before/after evaluations prompt with it (default: inputs, a newline, then the answer).
+    prompt_format: PromptFormat = PromptFormat()
     mixture: StageSection = StageSection()
     train: StageSection = StageSection()
     eval: EvalSection = EvalSection()

@@ -91,6 +91,17 @@ def _validated(kind: str, data: dict[str, Any], where: str) -> dict[str, Any]:
     return validate(SCHEMAS.get(kind), data, source=where).model_dump(mode="json")
 
 
+def _one_format(cfg: RunConfig, stage: dict[str, Any], name: str) -> dict[str, Any]:
+    """The run's prompt format, which a stage may repeat but not contradict (training and evaluation
+    must join prompts and answers the same way)."""
+    fmt = cfg.prompt_format.model_dump(mode="json")
+    own = stage.get("prompt_format")
+    if own is not None and own != fmt:
+        raise ConfigError(f"{cfg.name}: {name}.prompt_format {own} differs from the run's prompt_format {fmt}; "
+                          "set it once, at the top of the run config")
+    return fmt
+
+
 def plan_run(cfg: RunConfig, run_dir: Path, config_path: Path) -> list[StagePlan]:
     """Resolve every stage's config for ``cfg`` in ``run_dir`` (nothing runs; errors surface first).
     Relative paths resolve against ``config_path``'s folder, as in the file ``cfg`` came from."""
@@ -131,6 +142,7 @@ def plan_run(cfg: RunConfig, run_dir: Path, config_path: Path) -> list[StagePlan
             data["eval"]["seed"] = cfg.seed
             if cfg.data_dir is not None:
                 data["eval"]["data_dir"] = cfg.data_dir
+        data["prompt_format"] = _one_format(cfg, data, "train")
         plans.append(StagePlan("train", _validated("train", data, f"{cfg.name}: train"), train_dir,
                                train_dir / "results.json", source))
     if cfg.eval.enabled:
@@ -143,7 +155,7 @@ def plan_run(cfg: RunConfig, run_dir: Path, config_path: Path) -> list[StagePlan
         if cfg.data_dir is not None:
             data["data_dir"] = cfg.data_dir
         for name, spec in stages:
-            merged = deep_merge(data, {"model": spec})
+            merged = deep_merge(data, {"model": spec, "prompt_format": _one_format(cfg, data, "eval")})
             plans.append(StagePlan(name, _validated("eval", merged, f"{cfg.name}: eval"), run_dir / name,
                                    run_dir / name / "results.json", source))
     # The base model's evaluation first: it needs nothing else and reports something early.

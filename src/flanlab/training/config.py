@@ -8,6 +8,7 @@ from pydantic import Field
 
 from flanlab.core.config import SCHEMAS, Schema
 from flanlab.core.errors import UserError
+from flanlab.inference.prompt_format import PromptFormat
 from flanlab.inference.spec import ModelSpec
 
 __all__ = ["NOT_RESULT_CHANGING", "DataConfig", "EvalSection", "LoraConfig", "OptimConfig", "PackingConfig",
@@ -128,6 +129,9 @@ class TrainConfig(Schema):
     lora: LoraConfig = LoraConfig()
     train: TrainLoopConfig = TrainLoopConfig()
     eval: EvalSection | None = None
+    # How decoder-only examples join inputs and targets; evaluation prompts the model the same way
+    # (``flanlab run`` passes one value to both). Default: inputs, "\n", then the answer.
+    prompt_format: PromptFormat = PromptFormat()
 
     def best_metric(self) -> str:
         """The metric that picks best/: ``heldout_loss`` (lower is better) or ``eval_score``."""

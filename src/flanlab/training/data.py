@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flanlab.core.errors import UserError
+from flanlab.inference.prompt_format import PromptFormat
 
 __all__ = ["Example", "MixtureError", "Tokenized", "is_heldout", "iter_rows", "tokenize_row"]
 
@@ -70,12 +71,14 @@ def is_heldout(example: Example, fraction: float) -> bool:
 
 
 def tokenize_row(example: Example, tokenizer: Any, *, encoder_decoder: bool, max_input: int,
-                 max_target: int) -> Tokenized:
+                 max_target: int, prompt_format: PromptFormat | None = None) -> Tokenized:
     """Token ids for one example.
 
-    Decoder-only: the prompt keeps the tokenizer's specials (BOS) and the target ends with EOS, so a
-    trained model stops by itself. Encoder-decoder: the tokenizer's own specials (T5 appends EOS to
-    both). Long prompts are cut from the left, keeping the end of the prompt nearest the answer.
+    Decoder-only: the prompt is ``prompt_format``'s text for the inputs (the same text evaluation
+    prompts the model with; default: inputs, then a newline), tokenized with the tokenizer's
+    specials (BOS); the target ends with EOS, so a trained model stops by itself. Encoder-decoder:
+    the tokenizer's own specials (T5 appends EOS to both). Long prompts are cut from the left,
+    keeping the end of the prompt nearest the answer.
     """
     eos = tokenizer.eos_token_id
     if encoder_decoder:
@@ -84,7 +87,9 @@ def tokenize_row(example: Example, tokenizer: Any, *, encoder_decoder: bool, max
         if not target or target[-1] != eos:
             target = [*target, eos]
     else:
-        prompt = tokenizer(example.inputs)["input_ids"]
+        fmt = prompt_format or PromptFormat()
+        # The tokenizer adds BOS as in evaluation (a chat template's own BOS text is dropped then).
+        prompt = tokenizer(fmt.prompt(example.inputs, tokenizer))["input_ids"]
         target = [*tokenizer(example.targets, add_special_tokens=False)["input_ids"], eos]
     if len(prompt) > max_input:
         prompt = prompt[:1] + prompt[len(prompt) - max_input + 1:] if not encoder_decoder else prompt[-max_input:]

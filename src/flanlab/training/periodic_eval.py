@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flanlab.core.errors import UserError
+from flanlab.inference.prompt_format import PromptFormat
 from flanlab.training.config import EvalSection
 
 __all__ = ["PeriodicEval"]
@@ -23,11 +24,13 @@ class PeriodicEval:
     """Scores the current model on ``section``'s benchmarks; ``score`` is the mean over every
     (benchmark, strategy) headline score, in percent."""
 
-    def __init__(self, section: EvalSection, out_dir: Path) -> None:
+    def __init__(self, section: EvalSection, out_dir: Path, prompt_format: PromptFormat | None = None) -> None:
         from flanlab.core.paths import data_dir
         from flanlab.evaluation.plan import build_requests, resolve_strategies
 
         self.section = section
+        # Prompts end as training joined inputs and targets (applied with the live tokenizer).
+        self.prompt_format = prompt_format
         self.out_dir = out_dir
         data = data_dir(section.data_dir)
         strategies = resolve_strategies(section.strategies)
@@ -46,6 +49,7 @@ class PeriodicEval:
     def __call__(self, model: Any, tokenizer: Any, *, encoder_decoder: bool, device: Any, step: int,
                  name: str, max_length: int | None = None) -> dict[str, Any]:
         """Evaluate ``model`` (put in eval mode for the evaluation, then restored) at ``step``."""
+        from flanlab.evaluation.plan import apply_prompt_format
         from flanlab.evaluation.results import Results
         from flanlab.evaluation.runner import run_requests
         from flanlab.inference.hf import HFLM
@@ -64,7 +68,8 @@ class PeriodicEval:
         was_training = base.training
         base.eval()
         try:
-            run_requests(lm, self.requests, self.benches, results, path)
+            requests = apply_prompt_format(self.requests, self.prompt_format, tokenizer)
+            run_requests(lm, requests, self.benches, results, path)
         finally:
             base.train(was_training)
         scores = {f"{b}/{s}": agg["score"] for b, by in results.summary().items() for s, agg in by.items()

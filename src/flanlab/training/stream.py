@@ -27,7 +27,7 @@ def _tokenized(cfg: TrainConfig, tokenizer: Any, encoder_decoder: bool, *, heldo
         rows = shuffled(rows, cfg.data.shuffle_buffer, rng)
     for row in rows:
         yield tokenize_row(row, tokenizer, encoder_decoder=encoder_decoder,
-                           max_input=cfg.data.max_input_length, max_target=cfg.data.max_target_length)
+                           max_input=cfg.data.max_input_length, max_target=cfg.data.max_target_length, prompt_format=cfg.prompt_format)
 
 
 def micro_batches(cfg: TrainConfig, tokenizer: Any, encoder_decoder: bool) -> Iterator[list[Row]]:
@@ -39,7 +39,7 @@ def micro_batches(cfg: TrainConfig, tokenizer: Any, encoder_decoder: bool) -> It
         p = cfg.packing
         if p.enabled:
             rows = pack(examples, encoder_decoder=encoder_decoder, max_length=p.max_length,
-                        target_length=p.target_length, window=p.window)
+                        target_length=p.target_length, window=p.window, rng=rng)
         else:
             rows = group_by_length(examples, encoder_decoder=encoder_decoder, max_length=p.max_length,
                                    target_length=p.target_length, batch_size=cfg.train.batch_size,

@@ -179,7 +179,7 @@ class Recipe:
                 from flanlab.training.periodic_eval import PeriodicEval
 
                 # Built before the model loads, so a bad benchmark or subtask fails at once.
-                self.periodic = PeriodicEval(cfg.eval, run.path / "evals")
+                self.periodic = PeriodicEval(cfg.eval, run.path / "evals", cfg.prompt_format)
         if self.main:
             _build_mixture(cfg)
         accelerator.wait_for_everyone()
@@ -245,8 +245,11 @@ class Recipe:
                     log.info("data exhausted after %d steps (data.epochs=%s)", state.step, cfg.data.epochs)
                     break
                 lr, grad_norm = self.step(group, window)
-                bar.update(task, completed=state.step,
-                           description=f"train {cfg.name} loss {window.loss / max(window.target, 1):.3f}")
+                # The loss shown is the quantity metrics.jsonl and results.json report: the mean per
+                # target token since the last logged row; tokens/s counts real (non-padding) tokens.
+                bar.update(task, completed=state.step, description=(
+                    f"train {cfg.name} step {state.step} loss {window.loss / max(window.target, 1):.3f} "
+                    f"{window.real / max(window.seconds, 1e-9):.0f} tok/s"))
                 last = state.step == cfg.train.steps
                 if state.step % cfg.train.log_every == 0 or last:
                     self.log_window(window, lr, grad_norm)
