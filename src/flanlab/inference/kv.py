@@ -13,7 +13,7 @@ import copy
 import inspect
 from typing import Any
 
-__all__ = ["cache_arg", "output_cache", "shared_cache"]
+__all__ = ["cache_arg", "mergeable", "merge_caches", "output_cache", "shared_cache"]
 
 
 def cache_arg(module: Any) -> str:
@@ -55,3 +55,39 @@ def shared_cache(cache: Any, rows: int) -> Any:
             view.values = view.values.expand(rows, -1, -1, -1)
         c.layers.append(view)
     return c
+
+
+def mergeable(caches: list[Any]) -> bool:
+    """Whether :func:`merge_caches` can join ``caches``: every layer is a plain dynamic layer (its
+    length is its tensors' length; a sliding-window layer keeps a running count that padding breaks)."""
+    from transformers.cache_utils import DynamicLayer
+
+    return all(_rebinding_layers(c) and all(type(layer) is DynamicLayer and getattr(layer, "keys", None) is not None
+                                            and layer.keys.dim() == 4 for layer in c.layers)
+               for c in caches) and len({len(c.layers) for c in caches}) == 1
+
+
+def merge_caches(caches: list[Any]) -> tuple[Any, list[int]]:
+    """One cache holding the rows of ``caches`` (see :func:`mergeable`), each left-padded with zeros
+    to the longest; returns it and the padding added to each cache's rows, which the caller masks out.
+
+    Rows of different prompts (different shared prefixes) can then decode in one batch: a decoding
+    step costs about the same for a few rows as for many, so one batch beats several."""
+    import torch
+
+    length = max(c.layers[0].keys.shape[-2] for c in caches)
+    pads = [length - c.layers[0].keys.shape[-2] for c in caches]
+    merged = copy.copy(caches[0])
+    merged.layers = []
+    for i, layer in enumerate(caches[0].layers):
+        out = copy.copy(layer)
+        for name in ("keys", "values"):
+            parts = []
+            for c, pad in zip(caches, pads, strict=True):
+                t = getattr(c.layers[i], name)
+                if pad:
+                    t = torch.cat([t.new_zeros(*t.shape[:2], pad, t.shape[3]), t], dim=2)
+                parts.append(t)
+            setattr(out, name, torch.cat(parts, dim=0))
+        merged.layers.append(out)
+    return merged, pads
