@@ -187,8 +187,11 @@ class Generator:
                 reqs = [requests[j] for j in part]
                 state, logits = self._prefill(reqs, [prompts[j] for j in part], P, prefix_cache)
                 parts.append((part, reqs, state, logits))
-        if len(parts) > 1 and self.lm.kind == "causal" and mergeable([p[2]["cache"] for p in parts]):
-            cache, pads = merge_caches([p[2]["cache"] for p in parts])
+        if self.lm.kind == "causal" and mergeable([p[2]["cache"] for p in parts]):
+            # Even one part is rebuilt: the merged cache has room for the new tokens, so decoding
+            # writes them in place instead of copying the whole cache at every step.
+            room = max(r.max_new_tokens for r in (requests[j] for p in parts for j in p[0]))
+            cache, pads = merge_caches([p[2]["cache"] for p in parts], room)
             masks = [torch.cat([p[2]["mask"].new_zeros(p[2]["mask"].shape[0], pad), p[2]["mask"]], dim=1)
                      for p, pad in zip(parts, pads, strict=True)]
             state = {"cache": cache, "mask": torch.cat(masks), "pos": torch.cat([p[2]["pos"] for p in parts])}
