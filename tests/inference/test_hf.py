@@ -247,3 +247,29 @@ def test_prefix_groups_decode_together_and_equal_plain(tiny_llama_dir, monkeypat
             assert streamed.get((i, k), []) == ids
     plain = HFLM(loaded, batch_size=1, prefix_reuse=False, show_progress=False)
     assert got == dict(plain.generate_tokens(reqs))
+
+
+def test_generation_out_of_memory_halves_the_decoding_batch(tiny_llama_dir, monkeypatch):
+    from flanlab.inference.generation import Generator
+
+    loaded = load_pretrained(ModelSpec(name=str(tiny_llama_dir)))
+    other = "Answer each question with a number, thinking step by step first.\n\n" * 3
+    prompts = [PREFIX + q + "\nAnswer:" for q in QUESTIONS] + [other + q + "\nA:" for q in QUESTIONS[:3]]
+    reqs = [GenerateRequest(p, max_new_tokens=8) for p in prompts]
+    ref = dict(HFLM(loaded, batch_size=1, prefix_reuse=False, show_progress=False).generate_tokens(reqs))
+    lm = HFLM(loaded, batch_size="auto", show_progress=False)
+    real = Generator._batch
+    sizes = []
+
+    def fake_oom(self, requests, prompts, chunk, *args):
+        sizes.append(len(chunk))
+        if len(chunk) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        ran.append(len(chunk))
+        return real(self, requests, prompts, chunk, *args)
+
+    ran: list[int] = []
+    monkeypatch.setattr(Generator, "_batch", fake_oom)
+    assert dict(lm.generate_tokens(reqs)) == ref
+    # all prompts (both prefix groups) tried as one batch, then halved until they fit
+    assert sizes[0] == len(reqs) and sum(ran) == len(reqs) and max(ran) <= 2 and lm.generator.max_rows < 32
