@@ -216,3 +216,60 @@ def test_weight_updates_drop_kept_prefixes(tiny_llama_dir):
     assert after[0].logprob != pytest.approx(before[0].logprob, abs=1e-3)
     for a, b in zip(after, fresh, strict=True):
         assert a.logprob == pytest.approx(b.logprob, abs=1e-4)
+
+
+def test_prefix_groups_decode_together_and_equal_plain(tiny_llama_dir, monkeypatch):
+    from flanlab.inference.generation import Generator
+
+    loaded = load_pretrained(ModelSpec(name=str(tiny_llama_dir)))
+    other = "Answer each question with a number, thinking step by step first.\n\n" * 3
+    prompts = [PREFIX + q + "\nAnswer:" for q in QUESTIONS] + [other + q + "\nA:" for q in QUESTIONS[:3]] + ["Q:"]
+    reqs = [GenerateRequest(p, max_new_tokens=12, stop=("\n\n",)) for p in prompts]
+    reqs.append(GenerateRequest(prompts[5], max_new_tokens=8, temperature=0.9, n=3, seed=4))
+    reuse = HFLM(loaded, batch_size=16, show_progress=False)
+    groups = reuse.generator.groups([reuse.special_prefix + reuse.encode(p) for p in prompts])
+    assert sum(1 for p, _ in groups if p > 0) >= 2
+    decoded = []
+    real = Generator._decode
+
+    def spy(self, reqs, indices, *args, **kwargs):
+        decoded.append(sorted(indices))
+        return real(self, reqs, indices, *args, **kwargs)
+
+    monkeypatch.setattr(Generator, "_decode", spy)
+    streamed: dict[tuple[int, int], list[int]] = {}
+    got = dict(reuse.generate_tokens(reqs, on_token=lambda i, k, t: streamed.setdefault((i, k), []).append(t)))
+    # every prompt, from several prefix groups, decoded in one batch
+    assert decoded == [list(range(len(reqs)))]
+    monkeypatch.setattr(Generator, "_decode", real)
+    for i, samples in got.items():
+        for k, ids in enumerate(samples[:1] if reqs[i].temperature <= 0 else samples):
+            assert streamed.get((i, k), []) == ids
+    plain = HFLM(loaded, batch_size=1, prefix_reuse=False, show_progress=False)
+    assert got == dict(plain.generate_tokens(reqs))
+
+
+def test_generation_out_of_memory_halves_the_decoding_batch(tiny_llama_dir, monkeypatch):
+    from flanlab.inference.generation import Generator
+
+    loaded = load_pretrained(ModelSpec(name=str(tiny_llama_dir)))
+    other = "Answer each question with a number, thinking step by step first.\n\n" * 3
+    prompts = [PREFIX + q + "\nAnswer:" for q in QUESTIONS] + [other + q + "\nA:" for q in QUESTIONS[:3]]
+    reqs = [GenerateRequest(p, max_new_tokens=8) for p in prompts]
+    ref = dict(HFLM(loaded, batch_size=1, prefix_reuse=False, show_progress=False).generate_tokens(reqs))
+    lm = HFLM(loaded, batch_size="auto", show_progress=False)
+    real = Generator._batch
+    sizes = []
+
+    def fake_oom(self, requests, prompts, chunk, *args):
+        sizes.append(len(chunk))
+        if len(chunk) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        ran.append(len(chunk))
+        return real(self, requests, prompts, chunk, *args)
+
+    ran: list[int] = []
+    monkeypatch.setattr(Generator, "_batch", fake_oom)
+    assert dict(lm.generate_tokens(reqs)) == ref
+    # all prompts (both prefix groups) tried as one batch, then halved until they fit
+    assert sizes[0] == len(reqs) and sum(ran) == len(reqs) and max(ran) <= 2 and lm.generator.max_rows < 32

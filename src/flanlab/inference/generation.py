@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from flanlab.core.log import get_logger, progress
 from flanlab.inference.base import GenerateRequest
-from flanlab.inference.kv import output_cache, shared_cache
+from flanlab.inference.kv import merge_caches, mergeable, output_cache, shared_cache
 from flanlab.inference.planning import group_rows
 
 if TYPE_CHECKING:
@@ -93,34 +93,50 @@ class Generator:
             prompts.append(ids)
         with torch.inference_mode(), progress(transient=True) as bar:
             task = bar.add_task("generating", total=len(requests)) if self.lm.show_progress else None
-            for prefix_len, members in self.groups(prompts):
-                prefix_cache = None
-                if prefix_len:
-                    # Few-shot prompts: the shared exemplars run once; every batch runs on views of their cache.
-                    _, prefix_cache = self.lm.prefix_state(tuple(prompts[members[0]][:prefix_len]))
-                order = sorted(members, key=lambda i: -len(prompts[i]))
-                pending = self._batches(order, prompts, requests, prefix_len)
-                while pending:
-                    chunk = pending.pop(0)
-                    try:
-                        done = list(self._batch([requests[j] for j in chunk], [prompts[j] for j in chunk],
-                                                chunk, prefix_len, prefix_cache, on_token))
-                    except (RuntimeError, torch.OutOfMemoryError) as e:
-                        if not is_oom(e) or len(chunk) == 1:
-                            raise
-                        if torch.cuda.is_available():
-                            torch.cuda.empty_cache()
-                        self.lm.token_budget = max(1, self.lm.token_budget // 2)
-                        self.max_rows = max(1, self.max_rows // 2)
-                        log.warning("out of memory generating %d prompts at once; halving the batch", len(chunk))
-                        pending[:0] = [chunk[: len(chunk) // 2], chunk[len(chunk) // 2:]]
-                        continue
-                    yield from done
-                    if task is not None:
-                        bar.advance(task, len(chunk))
+            pending = self._decode_batches(prompts, requests)
+            while pending:
+                chunk = pending.pop(0)
+                try:
+                    done = list(self._batch(requests, prompts, chunk, on_token))
+                except (RuntimeError, torch.OutOfMemoryError) as e:
+                    if not is_oom(e) or len(chunk) == 1:
+                        raise
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+                    self.lm.token_budget = max(1, self.lm.token_budget // 2)
+                    self.max_rows = max(1, self.max_rows // 2)
+                    log.warning("out of memory generating %d prompts at once; halving the batch", len(chunk))
+                    pending[:0] = [chunk[: len(chunk) // 2], chunk[len(chunk) // 2:]]
+                    continue
+                yield from done
+                if task is not None:
+                    bar.advance(task, len(chunk))
+
+    def _decode_batches(self, prompts, requests) -> list[list[tuple[int, int, int]]]:
+        """Decoding batches of ``(prefix group, prefix length, prompt index)``, groups one after the
+        other, longest prompt first within each. A batch spans prefix groups: each group's prefill
+        runs on its own prefix, then all rows decode together (a step costs about the same for 4
+        rows as for 12, so separate groups would multiply the steps). A batch holds at most
+        ``batch_size`` prompts, or with "auto" at most ``max_rows`` sequences (samples included)."""
+        flat = [(g, prefix_len, i) for g, (prefix_len, members) in enumerate(self.groups(prompts))
+                for i in sorted(members, key=lambda i: -len(prompts[i]))]
+        fixed = isinstance(self.lm.batch_size, int)
+        cap = max(1, self.lm.batch_size) if fixed else self.max_rows
+        batches: list[list[tuple[int, int, int]]] = []
+        rows = 0
+        for entry in flat:
+            r = requests[entry[2]]
+            size = 1 if fixed else (r.n if r.temperature > 0 else 1)
+            if batches and rows + size <= cap:
+                batches[-1].append(entry)
+                rows += size
+            else:
+                batches.append([entry])
+                rows = size
+        return batches
 
     def _batches(self, order, prompts, requests, prefix_len: int) -> list[list[int]]:
-        """Batches of prompt indices (longest first). A decoding step reads every weight once
+        """Prefill batches of prompt indices (longest first). A decoding step reads every weight once
         whatever the batch, so rows are cheap: an auto batch is capped by its prefill tokens and by
         ``max_rows`` sequences (samples included), not by the tokens still to generate."""
         if isinstance(self.lm.batch_size, int):
@@ -154,14 +170,44 @@ class Generator:
             out.append((g.prefix_len, members))
         return out
 
-    def _batch(self, reqs, prompts, indices, prefix_len: int = 0, prefix_cache: Any = None, on_token=None):
+    def _batch(self, requests, prompts, chunk, on_token=None):
+        """Generate for one decoding batch: prefill each prefix group's part on its own prefix, then
+        decode all rows together when the caches can be merged, else each part on its own."""
+        import torch
+
+        parts = []
+        for g in dict.fromkeys(e[0] for e in chunk):
+            members = [e[2] for e in chunk if e[0] == g]
+            P = next(e[1] for e in chunk if e[0] == g)
+            prefix_cache = None
+            if P:
+                # Few-shot prompts: the shared exemplars run once; every part runs on views of their cache.
+                _, prefix_cache = self.lm.prefix_state(tuple(prompts[members[0]][:P]))
+            for part in self._batches(members, prompts, requests, P):
+                reqs = [requests[j] for j in part]
+                state, logits = self._prefill(reqs, [prompts[j] for j in part], P, prefix_cache)
+                parts.append((part, reqs, state, logits))
+        if self.lm.kind == "causal" and mergeable([p[2]["cache"] for p in parts]):
+            # Even one part is rebuilt: the merged cache has room for the new tokens, so decoding
+            # writes them in place instead of copying the whole cache at every step.
+            room = max(r.max_new_tokens for r in (requests[j] for p in parts for j in p[0]))
+            cache, pads = merge_caches([p[2]["cache"] for p in parts], room)
+            masks = [torch.cat([p[2]["mask"].new_zeros(p[2]["mask"].shape[0], pad), p[2]["mask"]], dim=1)
+                     for p, pad in zip(parts, pads, strict=True)]
+            state = {"cache": cache, "mask": torch.cat(masks), "pos": torch.cat([p[2]["pos"] for p in parts])}
+            logits = torch.cat([p[3] for p in parts])
+            indices = [j for p in parts for j in p[0]]
+            parts = [(indices, [requests[j] for j in indices], state, logits)]
+        for part, reqs, state, logits in parts:
+            yield from self._decode(reqs, part, state, logits, on_token)
+
+    def _prefill(self, reqs, prompts, prefix_len: int = 0, prefix_cache: Any = None):
+        """Run the prompts (their suffixes after a shared prefix): the decoding state and last logits."""
         import torch
 
         pad = self.lm.tokenizer.pad_token_id
         width = max(map(len, prompts))
         B = len(prompts)
-        # Greedy samples are identical: compute one and copy it.
-        draws = [r.n if r.temperature > 0 else 1 for r in reqs]
         if self.lm.kind == "causal":
             # Left padding so every row's next token comes from the last column; with a shared
             # prefix the pads sit between prefix and suffix, masked out, positions continuing the prefix.
@@ -186,7 +232,15 @@ class Generator:
             start = torch.full((B, 1), self.lm.model.config.decoder_start_token_id, device=self.lm.device)
             out = self.lm.model(encoder_outputs=(enc,), attention_mask=mask, decoder_input_ids=start, use_cache=True)
             state = {"cache": output_cache(out), "mask": mask, "enc": enc}
-        logits = out.logits[:, -1].float()
+        return state, out.logits[:, -1].float()
+
+    def _decode(self, reqs, indices, state, logits, on_token=None):
+        """Decode the prefilled rows until each stops; yields ``(request index, samples)``."""
+        import torch
+
+        B = len(reqs)
+        # Greedy samples are identical: compute one and copy it.
+        draws = [r.n if r.temperature > 0 else 1 for r in reqs]
         # One row per sample: the prompt's cache is indexed into rows, not recomputed.
         sel = torch.tensor([b for b in range(B) for _ in range(draws[b])], device=self.lm.device)
         self._select(state, sel)
