@@ -11,7 +11,7 @@ by the pipeline.
 Fixed up front, never tuned on the evaluation items: the held-out subtasks are the 8 BBH subtasks
 whose targets come from a label set of at most 7 answers (classification / multiple choice) with
 the shortest mean input; the items are the first ``--limit`` of each, in file order. Learning rate,
-schedule and steps come from the held-out-loss sweep in ``configs/sweeps/quickstart_lr.yaml``.
+schedule and steps come from the held-out-loss sweep ``benchmarks/quickstart_lr_sweep.py`` (README).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class QuickstartOptions:
     limit: int = 10
     batch_size: int = 2
     seq_len: int = 256
-    lr: float = 1.0e-3
+    lr: float = 1.0e-4
     cot: bool = True
     fewshot: bool = True
     cap: int = 40

@@ -147,22 +147,30 @@ def muffin_task(name: str, *, inverted: bool = False, data_dir: str | Path | Non
     family = muffin_family(ds.family, "inversion" if inverted else "standard")
     # Inversions generate an input from the answer: no options to show, so no *_opt formats.
     options = ds.mapping.has_options() and not inverted
+    return _muffin_task(ds, inverted, mapped_source(source, ds.mapping), family, options, category,
+                        f"Muffin {ds.name} ({ds.hub_path}" + (f"/{ds.hub_config}" if ds.hub_config else "") + ")",
+                        ("flan2022", "muffin", where) + (("inverted",) if inverted else ()))
+
+
+def _muffin_task(ds: MuffinDataset, inverted: bool, source: Any, family: Any, options: bool, category: str | None,
+                 description: str, tags: tuple[str, ...]) -> Task:
+    """The Task of a Muffin dataset (or its inversion), with our templates or flan/v2's. Its
+    source_kind picks the Flan 2022 submixture (flan2021); where the data lives is a tag."""
     if not category:
         from flanlab.tasks.collection.manifest import load_manifest
 
         category = load_manifest().get(f"muffin/{ds.name}").category
     return Task(
         name=f"muffin/{ds.name}" + (":inverted" if inverted else ""),
-        source=mapped_source(source, ds.mapping),
+        source=source,
         family=family,
         task_type="multiple_choice" if options else "generation",
         category=("Inverted " + category) if inverted else category,
         options_field="options" if options else None,
         answer_field="answer",
-        # source_kind picks the Flan 2022 submixture (flan2021); where the data lives is a tag.
         source_kind="muffin",
-        description=f"Muffin {ds.name} ({ds.hub_path}" + (f"/{ds.hub_config}" if ds.hub_config else "") + ")",
-        tags=("flan2022", "muffin", where) + (("inverted",) if inverted else ()),
+        description=description,
+        tags=tags,
     )
 
 
@@ -260,19 +268,6 @@ def _flan_muffin_task(ds: MuffinDataset, flan_repo: str | Path, *, inverted: boo
     fields = tuple(spec.mapping.fields) + (("options",) if options else ()) + (
         ("answer",) if spec.mapping.answer is not None else ())
     family = flan_family(flan, fields, f"flan/v2 templates for {ds.name}")
-    if not category:
-        from flanlab.tasks.collection.manifest import load_manifest
-
-        category = load_manifest().get(f"muffin/{ds.name}").category
-    return Task(
-        name=f"muffin/{ds.name}" + (":inverted" if inverted else ""),
-        source=mapped_source(source, spec.mapping),
-        family=family,
-        task_type="multiple_choice" if options else "generation",
-        category=("Inverted " + category) if inverted else category,
-        options_field="options" if options else None,
-        answer_field="answer",
-        source_kind="muffin",
-        description=f"Muffin {ds.name} ({ds.hub_path}), flan/v2 templates from {repo.root}",
-        tags=("flan2022", "muffin", where, "flan_repo") + (("inverted", "flan_variant") if inverted else ()),
-    )
+    return _muffin_task(ds, inverted, mapped_source(source, spec.mapping), family, options, category,
+                        f"Muffin {ds.name} ({ds.hub_path}), flan/v2 templates from {repo.root}",
+                        ("flan2022", "muffin", where, "flan_repo") + (("inverted", "flan_variant") if inverted else ()))
