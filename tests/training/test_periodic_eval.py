@@ -51,6 +51,9 @@ def test_keep_best_by_benchmark_score(tmp_path, tiny_llama_dir, tiny_t5_dir, arc
     best = max(scores, key=lambda s: (scores[s], -s))  # ties keep the earlier checkpoint
     assert results["best_by"] == "eval_score" and results["best_step"] == best
     assert results["best_value"] == scores[best] and results["initial_eval_score"] == evals[0]["eval_score"]
+    # Each periodic score carries its n and 95 % interval, as `flanlab eval` writes them.
+    stats = results["eval_stats"]["bbh/direct"]
+    assert stats["n"] == 2 and len(stats["ci95"]) == 2 and stats["ci95"][0] <= evals[4]["eval_score"] <= stats["ci95"][1]
     # best/ holds the weights of that step's checkpoint.
     saved = load_file(str(run / "best" / "model.safetensors"))
     ckpt = load_file(str(run / "checkpoints" / f"step-{best:06d}" / "weights.safetensors"))

@@ -72,8 +72,13 @@ class PeriodicEval:
             run_requests(lm, requests, self.benches, results, path)
         finally:
             base.train(was_training)
-        scores = {f"{b}/{s}": agg["score"] for b, by in results.summary().items() for s, agg in by.items()
+        summary = results.summary()
+        scores = {f"{b}/{s}": agg["score"] for b, by in summary.items() for s, agg in by.items()
                   if agg["score"] is not None}
+        # n, 95 % interval and chance of each score, as `flanlab eval` writes them.
+        stats = {f"{b}/{s}": {"n": agg.get("n"), "ci95": agg.get("ci95"), "ci_method": agg.get("ci_method"),
+                              "chance": agg.get("chance")}
+                 for b, by in summary.items() for s, agg in by.items() if agg["score"] is not None}
         return {"eval_score": statistics.fmean(scores.values()) if scores else None, "eval_scores": scores,
-                "eval_examples": len(self.requests)}
+                "eval_stats": stats, "eval_examples": len(self.requests)}
 

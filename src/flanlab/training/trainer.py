@@ -404,6 +404,7 @@ class Recipe:
             "initial_heldout_loss": state.initial_heldout_loss,
             "best_heldout_loss": state.best_loss,
             "eval_score": last("eval_score"),
+            "eval_stats": last("eval_stats"),  # n and 95 % interval of each score in eval_score
             "initial_eval_score": state.initial_eval_score,
             "best_by": self.best_by,
             "best_value": state.best_value,
