@@ -159,8 +159,11 @@ def test_few_hundred_steps_learn_a_synthetic_task(tmp_path, tiny_llama_dir):
 
     held = [r for r in rows if is_heldout(Example(r["inputs"], r["targets"], "", ""), 0.1)][:40]
     correct = 0
+    from flanlab.inference.prompt_format import PromptFormat
+
     for r in held:
-        ids = tok(r["inputs"], return_tensors="pt").input_ids
+        # The model reads its inputs as training joined them: the config's prompt format (default plain, "\n").
+        ids = tok(PromptFormat().prompt(r["inputs"]), return_tensors="pt").input_ids
         out = model.generate(ids, max_new_tokens=4, do_sample=False, pad_token_id=tok.pad_token_id)
         text = tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
         correct += text.strip().split(" ")[0] == r["targets"].strip()

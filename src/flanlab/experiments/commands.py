@@ -13,7 +13,7 @@ __all__ = ["register"]
 
 # Mirrors QuickstartOptions' defaults without importing it at CLI start (kept in sync by a test).
 QS_DEFAULTS = {"model": "gemma3-270m", "steps": 30, "tasks": 24, "limit": 10, "batch_size": 2, "seq_len": 256,
-               "lr": 1.0e-3, "cap": 40}
+               "lr": 1.0e-4, "cap": 40}
 
 
 def _setup(args: argparse.Namespace, prefix: str):
