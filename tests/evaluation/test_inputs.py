@@ -85,3 +85,23 @@ def test_rerun_with_other_settings_refuses_then_no_resume_starts_over(tiny_llama
     records = [json.loads(line) for line in (tmp_path / "runs" / "r" / "examples.jsonl").read_text().splitlines()]
     sc = [r for r in records if r["strategy"] == "self_consistency"]
     assert len(sc) == 1 and len(sc[0]["outputs"]) == 5  # the maj@3 record was dropped, not reused
+
+
+def test_no_resume_also_drops_an_earlier_data_parallel_runs_files(tmp_path):
+    """Per-process records of an earlier `accelerate launch` run would otherwise be merged into the
+    fresh one; records kept elsewhere (another cache path) are left alone."""
+    from flanlab.core.runs import RunDir
+    from flanlab.evaluation.api import clear_results
+    from flanlab.evaluation.config import EvalConfig
+
+    run = RunDir.create(str(tmp_path / "r"))
+    names = ["examples.jsonl", "examples.rank0.jsonl", "examples.rank1.jsonl", "requests.rank1.sqlite",
+             "requests.rank1.sqlite-wal", "results.json", "config.yaml", "log.txt"]
+    for name in names:
+        (run.path / name).write_text("x")
+    clear_results(run, EvalConfig.model_validate({"model": {"name": "m"}}))
+    assert sorted(p.name for p in run.path.iterdir()) == ["log.txt"]
+    for name in names:
+        (run.path / name).write_text("x")
+    clear_results(run, EvalConfig.model_validate({"model": {"name": "m", "cache": str(tmp_path / "c.sqlite")}}))
+    assert sorted(p.name for p in run.path.iterdir()) == ["log.txt", "requests.rank1.sqlite", "requests.rank1.sqlite-wal"]

@@ -42,6 +42,11 @@ def clear_results(run: RunDir, cfg: EvalConfig) -> None:
         names += ["requests.sqlite", "requests.sqlite-wal", "requests.sqlite-shm"]
     for name in names:
         (run.path / name).unlink(missing_ok=True)
+    # An earlier data-parallel run's per-process records and caches, which a later run would merge.
+    patterns = ["examples.rank*.jsonl"] + (["requests.rank*.sqlite*"] if cfg.model.cache is None else [])
+    for pattern in patterns:
+        for path in run.path.glob(pattern):
+            path.unlink(missing_ok=True)
 
 
 def plan(cfg: EvalConfig) -> tuple[list[EvalRequest], dict[str, Benchmark], list[str], list[StrategySpec]]:

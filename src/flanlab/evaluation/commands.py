@@ -62,6 +62,7 @@ def _eval(args: argparse.Namespace) -> int:
     from flanlab.core.log import setup_logging
     from flanlab.core.runs import RunDir
     from flanlab.evaluation.api import check_resume, clear_results, evaluate, plan
+    from flanlab.evaluation.parallel import processes
 
     cfg = _config(args)
     if args.run_name is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -81,7 +82,8 @@ def _eval(args: argparse.Namespace) -> int:
         resolve_source(cfg.model.name)  # an unknown model fails here, quickly when offline
     run = RunDir.create(args.run_name, args.runs_dir, prefix="eval-dry" if args.dry_run else "eval")
     setup_logging(args.verbose, run.log_file)
-    if args.no_resume:
+    if args.no_resume and processes().main:
+        # One process clears; the others wait at evaluate's first barrier, after it.
         clear_results(run, cfg)
     if args.dry_run:
         return _dry_run(args, cfg, run, planned)
