@@ -17,7 +17,6 @@ schedule and steps come from the held-out-loss sweep ``benchmarks/quickstart_lr_
 from __future__ import annotations
 
 import hashlib
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -234,19 +233,17 @@ def describe(opts: QuickstartOptions, data_dir: Path | None, tasks: list[str], s
 def paired_difference(before: Sequence[float], after: Sequence[float], *, resamples: int = 10_000,
                       seed: int = 0) -> dict[str, Any]:
     """Mean of ``after - before`` over the same items (in points), with a 95 % paired bootstrap
-    interval (items resampled with replacement, ``resamples`` times, fixed ``seed``; percentile)."""
+    interval (items resampled with replacement, ``resamples`` times, fixed ``seed``; percentile),
+    computed by :func:`flanlab.evaluation.stats.paired_bootstrap`."""
+    from flanlab.evaluation.stats import paired_bootstrap
+
     if len(before) != len(after):
         raise ValueError(f"paired difference: {len(before)} items before but {len(after)} after")
-    n = len(before)
-    if n == 0:
+    if not before:
         return {"n": 0, "diff": None, "low": None, "high": None, "excludes_zero": False}
-    diffs = [100.0 * (a - b) for b, a in zip(before, after, strict=True)]
-    rng = random.Random(seed)
-    means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
-    low, high = means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1]
-    return {"n": n, "diff": sum(diffs) / n, "low": low, "high": high, "resamples": resamples, "seed": seed,
-            "method": "paired bootstrap over items, percentile 95 %",
-            "excludes_zero": low > 0 or high < 0}
+    d = paired_bootstrap(list(before), list(after), macro=False, n_boot=resamples, seed=seed)
+    return {"n": d.n, "diff": 100 * d.diff, "low": 100 * d.low, "high": 100 * d.high, "resamples": resamples,
+            "seed": seed, "method": "paired bootstrap over items, percentile 95 %", "excludes_zero": d.excludes_zero}
 
 
 def paired_table(run_dir: Path) -> tuple[str, dict[str, Any]]:
