@@ -15,6 +15,7 @@ import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from flanlab.core.registry import Registry
@@ -42,7 +43,7 @@ class Prompt:
 BENCHMARKS: Registry[type[Benchmark]] = Registry("benchmark")
 
 
-def get_benchmark(name: str, data_dir: Any, spec: BenchmarkSpec | None = None) -> Benchmark:
+def get_benchmark(name: str, data_dir: Path | None, spec: BenchmarkSpec | None = None) -> Benchmark:
     """An instance of benchmark ``name`` reading from ``data_dir`` (None: the hub); ``spec``
     replaces its shipped ``data/benchmarks/NAME.yaml`` (a format file of your own)."""
     return BENCHMARKS.get(name)(data_dir, spec)
@@ -58,7 +59,7 @@ class Benchmark:
     spec_name = ""
     sources: tuple[str, ...] = ()
 
-    def __init__(self, data_dir: Any, spec: BenchmarkSpec | None = None) -> None:
+    def __init__(self, data_dir: Path | None, spec: BenchmarkSpec | None = None) -> None:
         self.spec = spec or load_benchmark_spec(self.spec_name)
         self.data = get_data(self.spec.data or self.spec.name, data_dir)
         self.data_dir = self.data.data_dir

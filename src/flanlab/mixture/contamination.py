@@ -52,7 +52,7 @@ def normalize_tokens(text: str) -> list[str]:
 # ---------------------------------------------------------------- the evaluation sets
 
 
-def read_eval_sets(data_dir: str | Path, benchmarks: Iterable[str] | None = None) -> Iterator[EvalText]:
+def read_eval_sets(data_dir: Path, benchmarks: Iterable[str] | None = None) -> Iterator[EvalText]:
     """Every example of the evaluation files of each benchmark found in ``data_dir`` (all known
     benchmarks, or those named), read by the benchmark's data owner (:mod:`flanlab.tasks.benchmark_data`, the
     reader evaluation uses); a benchmark whose files are absent yields nothing. Ids are

@@ -24,7 +24,7 @@ from pydantic import Field, model_validator
 
 from flanlab.core.config import SCHEMAS, ConfigError, Schema, load_yaml, validate
 from flanlab.core.errors import UserError
-from flanlab.core.paths import DATA_DIR_ENV, data_dir
+from flanlab.core.paths import DATA_DIR_ENV
 from flanlab.core.registry import Registry
 from flanlab.tasks.preprocessors import PREPROCESSORS, rename_fields
 from flanlab.tasks.sources import FileSource, HFSource, Source, SourceError
@@ -267,6 +267,11 @@ class _Key:
 _CACHE: dict[_Key, Registry[Task]] = {}
 
 
+def _root(data_dir_: str | Path | None) -> Path | None:
+    # The data dir as given (None: none); the CLI or config resolved any default from the environment.
+    return Path(data_dir_).expanduser() if data_dir_ not in (None, "") else None
+
+
 def _bigbench_tasks(location: str | Path | None, fetch: bool) -> list[Task]:
     from flanlab.tasks.bigbench import fetch_sdist, make_task, open_store
 
@@ -277,14 +282,14 @@ def _bigbench_tasks(location: str | Path | None, fetch: bool) -> list[Task]:
     return [make_task(info, store) for info in store.index().values()]
 
 
-def build_catalog(data_dir_: str | Path | None = None, *, bigbench: bool | str | Path = True,
+def build_catalog(data_dir_: Path | None = None, *, bigbench: bool | str | Path = True,
                   fetch: bool = True, extra: Iterable[str | Path] = (),
                   flan_repo: str | Path | None = None) -> Registry[Task]:
     """A fresh registry: shipped tasks, BIG-bench (``bigbench``: True for the cached sdist, a path
     to a folder or tarball, False for none) and tasks of ``extra`` catalog files. ``flan_repo`` (a
     google-research/FLAN checkout, default ``$FLANLAB_FLAN_REPO``) renders the Flan 2022 collection
     with flan/v2's own templates and assembly."""
-    root = data_dir(data_dir_)
+    root = _root(data_dir_)
     reg: Registry[Task] = Registry("task")
     tasks = _shipped(root)
     from flanlab.tasks.collection.collection import collection_tasks, flan_repo_default
@@ -307,12 +312,12 @@ def build_catalog(data_dir_: str | Path | None = None, *, bigbench: bool | str |
     return reg
 
 
-def catalog(data_dir_: str | Path | None = None, *, bigbench: bool | str | Path = True,
+def catalog(data_dir_: Path | None = None, *, bigbench: bool | str | Path = True,
             fetch: bool = True, flan_repo: str | Path | None = None) -> Registry[Task]:
     """The catalog for a data dir (and FLAN checkout), built once per process (lazily) and cached."""
     from flanlab.tasks.collection.collection import flan_repo_default
 
-    root = data_dir(data_dir_)
+    root = _root(data_dir_)
     flan = flan_repo_default(flan_repo)
     key = _Key(str(root) if root else None, None if bigbench is True else str(bigbench) if bigbench else "",
                None if flan is None else str(Path(flan).expanduser().resolve()))
@@ -321,7 +326,7 @@ def catalog(data_dir_: str | Path | None = None, *, bigbench: bool | str | Path 
     return _CACHE[key]
 
 
-def get_task(name: str, data_dir_: str | Path | None = None, *, fetch: bool = True,
+def get_task(name: str, data_dir_: Path | None = None, *, fetch: bool = True,
              flan_repo: str | Path | None = None) -> Task:
     """A task by name; BIG-bench (``bigbench.*``) is only indexed when such a name is asked for."""
     if not name.startswith("bigbench."):
@@ -331,7 +336,7 @@ def get_task(name: str, data_dir_: str | Path | None = None, *, fetch: bool = Tr
     return catalog(data_dir_, fetch=fetch, flan_repo=flan_repo).get(name)
 
 
-def list_tasks(data_dir_: str | Path | None = None, *, source: str | None = None, tag: str | None = None,
+def list_tasks(data_dir_: Path | None = None, *, source: str | None = None, tag: str | None = None,
                fetch: bool = True, flan_repo: str | Path | None = None) -> list[Task]:
     """Tasks filtered by source kind (``flan_cot``, ``gsm8k``, ``bigbench`` ...) and by tag (a
     held-out tag, a task type, a BIG-bench keyword, or ``heldout`` for any held-out task)."""
