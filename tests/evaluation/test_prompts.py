@@ -174,7 +174,7 @@ def test_a_style_and_strategy_defined_only_in_yaml_make_requests(tiny_data, tmp_
     spec = yaml.safe_load((DATA / "benchmarks" / "gsm8k.yaml").read_text(encoding="utf-8"))
     spec["templates"]["terse_exemplar"] = "{{ question }} => {{ answer }}"
     spec["templates"]["terse_query"] = "{{ question }} =>"
-    spec["styles"]["terse"] = {"exemplars": "standard", "exemplar": "terse_exemplar", "query": "terse_query",
+    spec["styles"]["terse"] = {"exemplars": "file:gsm8k_exemplars.yaml", "exemplar": "terse_exemplar", "query": "terse_query",
                                "joiner": "\n", "filter": "last_number", "stop": ["\n"], "max_new_tokens": 7}
     folder = tmp_path / "benchmarks"
     folder.mkdir()
@@ -209,5 +209,5 @@ def test_a_style_naming_a_missing_template_or_source_is_refused(tmp_path, tiny_d
                              "filter": "last_number"}
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "gsm8k.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
-    with pytest.raises(DataError, match=r"styles.bad.exemplars: unknown exemplar source 'elsewhere'.*standard"):
+    with pytest.raises(DataError, match=r"styles.bad.exemplars: unknown exemplar source 'elsewhere'.*file:NAME"):
         get_benchmark("gsm8k", tiny_data, spec=load_benchmark_spec("gsm8k", tmp_path / "x"))

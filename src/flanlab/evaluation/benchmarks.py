@@ -30,6 +30,17 @@ __all__ = ["BENCHMARKS", "Benchmark", "DataError", "Example", "MissingDataError"
            "malformed_data"]
 
 Shot = dict[str, Any]
+# An exemplar source that is a data file: ``file:NAME.yaml`` under ``evaluation/data/``.
+FILE_SOURCE = "file:"
+
+
+def exemplar_file(path: Path) -> list[Shot]:
+    """The ``exemplars`` of a YAML data file: a list of field mappings (all with the same keys)."""
+    raw = read_data_yaml(path)
+    ex = raw.get("exemplars") if isinstance(raw, dict) else None
+    if not isinstance(ex, list) or not ex or not all(isinstance(e, dict) and set(e) == set(ex[0]) for e in ex):
+        raise DataError(f"{path}: expected exemplars: a list of mappings with the same keys")
+    return ex
 
 
 @dataclass(frozen=True)
@@ -64,9 +75,11 @@ class Benchmark:
         self.data = get_data(self.spec.data or self.spec.name, data_dir)
         self.data_dir = self.data.data_dir
         for style, body in self.spec.styles.items():
-            if body.exemplars is not None and body.exemplars not in self.sources:
+            src = body.exemplars
+            if src is not None and src not in self.sources and not src.startswith(FILE_SOURCE):
                 raise DataError(f"{DATA}/benchmarks/{self.spec_name}.yaml: key styles.{style}.exemplars: unknown "
-                                f"exemplar source {body.exemplars!r}; {self.name} has: {', '.join(self.sources)}")
+                                f"exemplar source {src!r}; {self.name} has: "
+                                f"{', '.join([*self.sources, FILE_SOURCE + 'NAME.yaml'])}")
 
     # -- data (the data owner's) ----------------------------------------------------------------
     def subtasks(self) -> list[str]:
@@ -100,7 +113,11 @@ class Benchmark:
         return dict(example.fields)
 
     def shots(self, source: str, subtask: str) -> list[Shot]:
-        """The exemplars of ``subtask`` from exemplar source ``source`` (one field dict each)."""
+        """The exemplars of ``subtask`` from exemplar source ``source`` (one field dict each):
+        ``file:NAME.yaml`` is the ``exemplars`` list of ``evaluation/data/NAME.yaml``, the same for
+        every subtask; other sources are the benchmark's own (its ``sources``)."""
+        if source.startswith(FILE_SOURCE):
+            return self.data.memo(source, lambda: exemplar_file(DATA / source[len(FILE_SOURCE):]))
         raise DataError(f"{self.name}: no exemplar source {source!r}")
 
     def prompt(self, example: Example, strategy: StrategySpec) -> Prompt:
@@ -273,26 +290,14 @@ class BBH(Benchmark):
 
 
 # ---------------------------------------------------------------------------------------------
-# GSM8K: the 8 standard exemplars of Wei et al. (2022), data/gsm8k_exemplars.yaml.
+# GSM8K: nothing but data (the 8 standard exemplars are the file source gsm8k_exemplars.yaml).
 
 
 @BENCHMARKS.decorator("gsm8k")
 class GSM8K(Benchmark):
-    """GSM8K test with the 8 standard CoT exemplars (``standard``: question, reasoning, answer)."""
+    """GSM8K test, 8-shot: its styles are all in ``data/benchmarks/gsm8k.yaml``."""
 
     name = spec_name = "gsm8k"
-    sources = ("standard",)
-
-    def shots(self, source: str, subtask: str) -> list[Shot]:
-        def read() -> list[Shot]:
-            path = DATA / "gsm8k_exemplars.yaml"
-            raw = read_data_yaml(path)
-            ex = raw.get("exemplars") if isinstance(raw, dict) else None
-            if not isinstance(ex, list) or not all(
-                    isinstance(e, dict) and {"question", "reasoning", "answer"} <= set(e) for e in ex):
-                raise DataError(f"{path}: expected exemplars: [{{question, reasoning, answer}}, ...]")
-            return ex
-        return self.data.memo("gsm8k_exemplars", read)
 
 
 # ---------------------------------------------------------------------------------------------
