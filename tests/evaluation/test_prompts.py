@@ -6,13 +6,7 @@ import json
 
 import pytest
 
-from flanlab.evaluation.benchmarks import (
-    DataError,
-    get_benchmark,
-    hub_row_mmlu,
-    hub_row_tydiqa,
-    parse_bbh_prompt,
-)
+from flanlab.evaluation.benchmarks import DataError, get_benchmark, parse_bbh_prompt
 from flanlab.evaluation.specs import load_strategies
 
 S = load_strategies()
@@ -134,7 +128,7 @@ def test_mgsm_real_exemplars(shared_data):
 
 def test_tydiqa_one_shot_and_exemplar_left_out(tiny_data):
     b = get_benchmark("tydiqa", tiny_data)
-    assert b.spec.default_subtasks == ["arabic", "bengali", "finnish", "indonesian", "korean", "russian",
+    assert b.data.spec.default_subtasks == ["arabic", "bengali", "finnish", "indonesian", "korean", "russian",
                                        "swahili", "telugu"]
     assert b.default_subtasks() == ["finnish", "indonesian"]  # those of the 8 in this small file
     (ex,) = b.examples("finnish")  # finnish-1 is the exemplar (no train file), so it is not scored
@@ -157,14 +151,6 @@ def test_tydiqa_train_file_gives_the_exemplar(tiny_data):
     assert b.prompt(exs[0], S["direct"]).text.startswith("Oulu on kaupunki.\n\nQ: Mikä Oulu on?\n\nA: kaupunki\n\n")
 
 
-def test_hub_rows_convert_to_the_local_layout():
-    assert hub_row_mmlu({"question": "q", "subject": "x", "choices": ["a", "b", "c", "d"], "answer": 2}) == {
-        "question": "q", "choices": ["a", "b", "c", "d"], "answer": "C"}
-    row = {"id": "arabic-1", "title": "t", "context": "c", "question": "q",
-           "answers": {"text": ["x", "y"], "answer_start": [0, 2]}}
-    assert hub_row_tydiqa(row) == {"id": "arabic-1", "context": "c", "question": "q", "answers": ["x", "y"]}
-
-
 def test_missing_local_file_is_named(tmp_path):
     b = get_benchmark("gsm8k", tmp_path)
     with pytest.raises(DataError, match=r"gsm8k/test.jsonl not found"):
@@ -175,3 +161,53 @@ def test_malformed_mmlu_row_names_file_and_line(tiny_data):
     (tiny_data / "mmlu/test/astronomy_test.csv").write_text("q,a,b,c,d,B\nbad,row\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"astronomy_test.csv:2: expected 6 columns"):
         get_benchmark("mmlu", tiny_data).examples("astronomy")
+
+
+def test_a_style_and_strategy_defined_only_in_yaml_make_requests(tiny_data, tmp_path):
+    """A new prompt style is a YAML entry of the benchmark file and a new strategy a YAML entry of
+    the strategies file: no Python changes, and the request carries the style's stop and budget."""
+    import yaml
+
+    from flanlab.evaluation.plan import request_for
+    from flanlab.evaluation.specs import DATA, load_benchmark_spec
+
+    spec = yaml.safe_load((DATA / "benchmarks" / "gsm8k.yaml").read_text(encoding="utf-8"))
+    spec["templates"]["terse_exemplar"] = "{{ question }} => {{ answer }}"
+    spec["templates"]["terse_query"] = "{{ question }} =>"
+    spec["styles"]["terse"] = {"exemplars": "file:gsm8k_exemplars.yaml", "exemplar": "terse_exemplar", "query": "terse_query",
+                               "joiner": "\n", "filter": "last_number", "stop": ["\n"], "max_new_tokens": 7}
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    (folder / "gsm8k.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    (tmp_path / "strategies.yaml").write_text(
+        "terse_2:\n  style: terse\n  exemplars: true\n  mode: generate\n  samples: 2\n  temperature: 0.5\n"
+        "  vote: majority\n", encoding="utf-8")
+    strategy = load_strategies(tmp_path / "strategies.yaml", folder)["terse_2"]
+    bench = get_benchmark("gsm8k", tiny_data, spec=load_benchmark_spec("gsm8k", folder))
+    req = request_for(bench, bench.examples("main")[0], strategy)
+    lines = req.prompt.split("\n")
+    assert len(lines) == 9 and lines[0].endswith("=> 6") and " => " in lines[7]
+    assert lines[-1] == "Tom has 3 apples and buys 2. How many? =>"
+    assert (req.kind, req.stop, req.max_new_tokens, req.n, req.temperature) == ("generate", ("\n",), 7, 2, 0.5)
+    assert bench.extract("12 => 5", "terse") == "5"
+    # The shipped styles still render as before, from the same file.
+    assert request_for(bench, bench.examples("main")[0], S["cot"]).prompt == \
+        request_for(get_benchmark("gsm8k", tiny_data), bench.examples("main")[0], S["cot"]).prompt
+
+
+def test_a_style_naming_a_missing_template_or_source_is_refused(tmp_path, tiny_data):
+    import yaml
+
+    from flanlab.evaluation.specs import DATA, SpecError, load_benchmark_spec
+
+    spec = yaml.safe_load((DATA / "benchmarks" / "gsm8k.yaml").read_text(encoding="utf-8"))
+    spec["styles"]["bad"] = {"query": "nope", "filter": "last_number"}
+    (tmp_path / "gsm8k.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
+    with pytest.raises(SpecError, match=r"gsm8k.yaml: key styles.bad.query: no template 'nope'"):
+        load_benchmark_spec("gsm8k", tmp_path)
+    spec["styles"]["bad"] = {"query": "query", "exemplars": "elsewhere", "exemplar": "cot_exemplar",
+                             "filter": "last_number"}
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "gsm8k.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
+    with pytest.raises(DataError, match=r"styles.bad.exemplars: unknown exemplar source 'elsewhere'.*file:NAME"):
+        get_benchmark("gsm8k", tiny_data, spec=load_benchmark_spec("gsm8k", tmp_path / "x"))

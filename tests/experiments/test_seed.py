@@ -85,7 +85,7 @@ def test_sweep_and_mix_seed_flags_set_the_config_seed(tmp_path, tiny_llama_dir):
     path = write_config(tmp_path / "sweep.yaml", sweep, "flanlab sweep sweep.yaml")
     # `flanlab sweep --seed 9 --data-dir D` becomes these overrides (experiments.commands._cli_overrides).
     cells = plan_cells(load_config(path, ["seed=9", f"data_dir={tmp_path}"], schema=SweepConfig), path)
-    assert [(c.config.seed, c.config.data_dir) for c in cells] == [(9, str(tmp_path))] * 2
+    assert [(c.config.seed, c.config.data_dir) for c in cells] == [(9, tmp_path)] * 2
 
     (tmp_path / "toy").mkdir()
     mix = toy_mixture(tmp_path / "toy")

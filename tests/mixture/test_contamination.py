@@ -28,8 +28,10 @@ def eval_dir(root):
     (root / "mgsm").mkdir()
     (root / "mgsm" / "mgsm_zh.tsv").write_text(f"{MGSM_ZH}\t18\n", encoding="utf-8")
     (root / "tydiqa").mkdir()
-    (root / "tydiqa" / "dev.json").write_text(json.dumps({"data": [{"paragraphs": [{
-        "context": TYDI_CONTEXT, "qas": [{"id": "tydi-1", "question": "Where does the Nile flow?"}]}]}]}))
+    # The official TyDiQA-GoldP dev file name; a question's language is its id's prefix.
+    (root / "tydiqa" / "tydiqa-goldp-v1.1-dev.json").write_text(json.dumps({"data": [{"paragraphs": [{
+        "context": TYDI_CONTEXT, "qas": [{"id": "english-1", "question": "Where does the Nile flow?",
+                                          "answers": [{"text": "the Mediterranean Sea", "answer_start": 85}]}]}]}]}))
     return root
 
 
@@ -78,7 +80,7 @@ def test_finds_planted_overlaps_and_none_on_a_clean_mixture(tmp_path, capsys):
     # Fixed equal weights: leaky's 4 rows fill half of 304 examples, so each planted row appears 38 times.
     assert all(o["examples"] == 38 and o["eval_examples"] == 1 for o in found.values())
     sample = found[("leaky", "gsm8k")]["samples"][0]
-    assert sample["eval_id"] == "test:1" and len(sample["ngram"].split()) == 13
+    assert sample["eval_id"] == "main:0" and len(sample["ngram"].split()) == 13
     assert sample["ngram"] in " ".join(normalize_tokens(GSM))
     assert "| leaky | gsm8k | 38 | 1 |" in (tmp_path / "leaky" / "contamination.md").read_text()
 

@@ -142,7 +142,7 @@ def test_bad_mmlu_row_names_file_and_line(tmp_path):
     (tmp_path / "mmlu" / "dev").mkdir(parents=True)
     (tmp_path / "mmlu" / "test" / "toy_test.csv").write_text("1+1?,1,2,3,4,B\n2+2?,2,4,6,8,E\n", encoding="utf-8")
     task = build_catalog(tmp_path, bigbench=False).get("mmlu.toy")
-    with pytest.raises(UserError, match=r"toy_test.csv:2: answer letter 'E' is not one of A, B, C, D"):
+    with pytest.raises(UserError, match=r"toy_test.csv:2: expected 6 columns question,A,B,C,D,answer-letter"):
         list(task.examples("test"))
 
 

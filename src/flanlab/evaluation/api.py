@@ -51,11 +51,10 @@ def clear_results(run: RunDir, cfg: EvalConfig) -> None:
 
 def plan(cfg: EvalConfig) -> tuple[list[EvalRequest], dict[str, Benchmark], list[str], list[StrategySpec]]:
     """``(requests, benchmarks, notes, strategies)`` that ``cfg`` asks for; nothing is loaded."""
-    from flanlab.core.paths import data_dir as resolve_data_dir
     from flanlab.evaluation.plan import build_requests, resolve_strategies
 
     strategies = resolve_strategies(cfg.strategies, cfg.samples)
-    reqs, benches, notes = build_requests(cfg.benchmarks, strategies, resolve_data_dir(cfg.data_dir),
+    reqs, benches, notes = build_requests(cfg.benchmarks, strategies, cfg.data_dir,
                                           limit=cfg.limit, subtasks=cfg.subtasks, seed=cfg.seed,
                                           max_new_tokens=cfg.max_new_tokens, strict=cfg.strict)
     return reqs, benches, notes, strategies

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from flanlab.core.config import SCHEMAS, Schema
+from flanlab.core.paths import DataDir
 from flanlab.inference.prompt_format import PromptFormat
 from flanlab.inference.spec import ModelSpec
 
@@ -29,7 +30,8 @@ class EvalConfig(Schema):
     limit: int | None = None
     samples: int | None = None
     max_new_tokens: int | None = None
-    data_dir: str | None = None
+    # The benchmark data folder (unset: $FLANLAB_DATA_DIR, read when the config is validated; else the hub).
+    data_dir: DataDir = None
     seed: int = 0
     # A benchmark whose local data is missing fails the run instead of being skipped with a warning.
     strict: bool = False

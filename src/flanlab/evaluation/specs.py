@@ -43,7 +43,7 @@ class StrategySpec(_Model):
 
     name: str
     description: str = ""
-    style: Literal["direct", "cot", "zs_cot"]
+    style: str = Field(min_length=1, description="a prompt style of the benchmark files (direct, cot, ...)")
     exemplars: bool = True
     mode: Literal["auto", "loglikelihood", "generate"] = "auto"
     samples: int = Field(1, ge=1)
@@ -107,18 +107,35 @@ class FilterSpec(_Model):
 
 
 class StyleSpec(_Model):
-    """Per prompt style of a benchmark: answer filter, stop sequences, generation budget."""
+    """A prompt style of a benchmark: the prompt is the ``head`` template, the ``exemplar`` template
+    rendered for each exemplar of source ``exemplars`` (when the strategy uses exemplars), then the
+    ``query`` template, joined by ``joiner``. ``zero_shot_head`` replaces ``head`` when the strategy
+    uses no exemplars; ``continuations`` (a template rendered for each of the benchmark's
+    ``letters``) makes the style scorable by log-likelihood. Then the answer filter, stop sequences
+    and generation budget."""
 
+    query: str
+    head: str | None = None
+    zero_shot_head: str | None = None
+    exemplars: str | None = None
+    exemplar: str | None = None
+    joiner: str = "\n\n"
+    continuations: str | None = None
     filter: str
     stop: list[str] = []
     max_new_tokens: int = Field(256, ge=1)
 
+    @model_validator(mode="after")
+    def _pairs(self) -> StyleSpec:
+        if (self.exemplars is None) != (self.exemplar is None):
+            raise ValueError("exemplars (the source) and exemplar (its template) go together")
+        return self
 
-class HubSpec(_Model):
-    path: str
-    config: str | None = None
-    test_split: str = "test"
-    dev_split: str | None = None
+    def template_keys(self) -> dict[str, str]:
+        """Each field that names a template, with the template key it names."""
+        keys = {"query": self.query, "head": self.head, "zero_shot_head": self.zero_shot_head,
+                "exemplar": self.exemplar, "continuations": self.continuations}
+        return {k: v for k, v in keys.items() if v is not None}
 
 
 class LanguageSpec(_Model):
@@ -131,16 +148,13 @@ class BenchmarkSpec(_Model):
 
     name: str
     description: str = ""
-    hub: HubSpec
-    # Where a user gets the local files (said when a run skips the benchmark for missing data).
-    get: str = ""
+    # The data owner in flanlab.tasks.benchmark_data (default: name); it reads the files or the hub.
+    data: str | None = None
     metric: Literal["accuracy", "exact_match", "numeric", "squad"]
     templates: dict[str, str]
-    styles: dict[Literal["direct", "cot", "zs_cot"], StyleSpec]
+    styles: dict[str, StyleSpec]
     letters: list[str] = []
     languages: dict[str, LanguageSpec] = {}
-    default_subtasks: list[str] = []
-    all_subtasks: list[str] = []
 
 
 def _where(err: dict[str, Any]) -> str:
@@ -169,15 +183,21 @@ def _validate(model: type[BaseModel], data: Any, path: Path, key: str = "") -> A
 
 
 @lru_cache(maxsize=8)
-def load_strategies(path: Path = DATA / "strategies.yaml") -> dict[str, StrategySpec]:
-    """All strategies, by name."""
+def load_strategies(path: Path = DATA / "strategies.yaml",
+                    benchmarks: Path = DATA / "benchmarks") -> dict[str, StrategySpec]:
+    """All strategies, by name; each one's style must be defined by a benchmark file of ``benchmarks``."""
     raw = read_data_yaml(path)
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: expected a mapping of strategy name -> settings")
     out = {name: _validate(StrategySpec, {"name": name, **(body or {})}, path, name) for name, body in raw.items()}
+    styles = sorted({style for f in benchmarks.glob("*.yaml")
+                     for style in load_benchmark_spec(f.stem, benchmarks).styles})
     for name, s in out.items():
         if s.companion is not None and s.companion not in out:
             raise SpecError(f"{path}: key {name}.companion: unknown strategy {s.companion!r}")
+        if s.style not in styles:
+            raise SpecError(f"{path}: key {name}.style: no benchmark file in {benchmarks} defines style "
+                            f"{s.style!r}; styles: {', '.join(styles)}")
     return out
 
 
@@ -192,7 +212,8 @@ def load_filters(path: Path = DATA / "filters.yaml") -> dict[str, FilterSpec]:
 
 @lru_cache(maxsize=16)
 def load_benchmark_spec(name: str, folder: Path = DATA / "benchmarks") -> BenchmarkSpec:
-    """The format file of benchmark ``name``; its filters must exist."""
+    """The format file of benchmark ``name`` (``folder/NAME.yaml``); its filters and the templates
+    its styles name must exist."""
     path = folder / f"{name}.yaml"
     spec = _validate(BenchmarkSpec, read_data_yaml(path), path)
     filters = load_filters()
@@ -200,6 +221,10 @@ def load_benchmark_spec(name: str, folder: Path = DATA / "benchmarks") -> Benchm
         if body.filter not in filters:
             raise SpecError(f"{path}: key styles.{style}.filter: unknown filter {body.filter!r}; "
                             f"known: {', '.join(sorted(filters))}")
+        for key, template in body.template_keys().items():
+            if template not in spec.templates:
+                raise SpecError(f"{path}: key styles.{style}.{key}: no template {template!r}; "
+                                f"templates: {', '.join(spec.templates)}")
     return spec
 
 

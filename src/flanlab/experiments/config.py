@@ -8,11 +8,13 @@ stage config against that stage's own schema before anything runs.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from flanlab.core.config import SCHEMAS, Schema
+from flanlab.core.paths import DataDir
 from flanlab.inference.prompt_format import PromptFormat
 from flanlab.inference.spec import ModelSpec
 
@@ -46,8 +48,9 @@ class RunConfig(Schema):
     name: str = Field("run", min_length=1)
     # Every stage's seed (mixture sampling, training data order and init, evaluation sampling).
     seed: int = 0
-    # Local task and benchmark data for every stage (None: $FLANLAB_DATA_DIR, else the hub).
-    data_dir: str | None = None
+    # Local task and benchmark data for every stage (unset: $FLANLAB_DATA_DIR, read when the config
+    # is validated; else the hub).
+    data_dir: DataDir = None
     model: ModelSpec
     # Finetune on the first N mixture members only (the sweep's "number of tasks"); 0 skips
     # finetuning, so only the base model is evaluated. None keeps every member.
@@ -93,7 +96,7 @@ class SweepConfig(Schema):
     name: str = Field("sweep", min_length=1)
     run: str = Field(description="the base run config (a path, relative to the sweep config)")
     seed: int | None = Field(None, description="every cell's seed (None: the base run config's)")
-    data_dir: str | None = Field(None, description="every cell's data folder (None: the base run config's)")
+    data_dir: Path | None = Field(None, description="every cell's data folder (None: the base run config's)")
     set: dict[str, Any] = Field(default_factory=dict, description="values merged over the base run config")
     axes: SweepAxes
     # The CoT members appended in cells with cot: true (mixture member mappings).

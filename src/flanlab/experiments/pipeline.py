@@ -55,7 +55,7 @@ class StagePlan:
     out: Path
     marker: Path
     source: Path | None = None  # the stage config file, for resolving relative paths in it
-    data_dir: str | None = None  # the run's data folder (the mixture stage takes it as an argument)
+    data_dir: Path | None = None  # the run's data folder (the mixture stage takes it as an argument)
 
     @property
     def done(self) -> bool:

@@ -81,7 +81,7 @@ def _absolute(cfg: RunConfig, config_dir: Path) -> dict[str, Any]:
     return data
 
 
-def emit_jobs(cells: list[Cell], sweep_dir: Path, jobs_dir: Path, data_dir: str | None = None) -> list[Path]:
+def emit_jobs(cells: list[Cell], sweep_dir: Path, jobs_dir: Path, data_dir: Path | None = None) -> list[Path]:
     """Write ``<jobs_dir>/<cell>.yaml`` and an executable ``<jobs_dir>/<cell>.sh`` per cell (passing
     ``data_dir`` on as ``--data-dir``)."""
     import yaml

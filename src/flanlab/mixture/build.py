@@ -418,16 +418,15 @@ def _prepare_out(out: Path, fingerprint: str, overwrite: bool) -> str:
 
 def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | Path | None = None,
                   workers: int = 1, examples: int | None = None, tokenizer: str | None = None,
-                  overwrite: bool = False, data_dir: str | Path | None = None) -> BuildResult:
-    """Resolve, plan and write the mixture ``config`` into ``out`` (see the module docstring)."""
+                  overwrite: bool = False, data_dir: Path | None = None) -> BuildResult:
+    """Resolve, plan and write the mixture ``config`` into ``out`` (see the module docstring);
+    ``data_dir``: the task data folder (None: none; the caller resolves any default)."""
     from flanlab.mixture.resolve import resolve_mixture
 
     out = Path(out)
     examples = examples if examples is not None else config.examples
     tokenizer = tokenizer or config.tokenizer
-    from flanlab.core.paths import data_dir as resolve_data_dir
-
-    root = resolve_data_dir(data_dir)
+    root = Path(data_dir).expanduser() if data_dir is not None else None
     from flanlab.tasks.collection.collection import flan_repo_default
 
     # The FLAN checkout (config, else $FLANLAB_FLAN_REPO) as an absolute path: workers and the
@@ -435,7 +434,7 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
     flan = flan_repo_default(config.flan_repo)
     config = config.model_copy(update={"flan_repo": str(Path(flan).expanduser().resolve()) if flan else None})
     cpu0 = time.process_time()
-    mixture = resolve_mixture(config, config_path, str(root.resolve()) if root else None, workers=workers)
+    mixture = resolve_mixture(config, config_path, root.resolve() if root else None, workers=workers)
     plan = plan_mixture(mixture, examples, config.shard_size, config.seed)
     config = config.model_copy(update={"examples": plan.examples, "tokenizer": tokenizer})
     fingerprint = _fingerprint(config, plan, tokenizer)

@@ -113,7 +113,7 @@ def _bigbench_store(fetch: bool):
 class _Catalog:
     """Task names → factories making a fresh task object each time."""
 
-    def __init__(self, data_dir: str | None, fetch: bool = True, flan_repo: str | None = None) -> None:
+    def __init__(self, data_dir: Path | None, fetch: bool = True, flan_repo: str | None = None) -> None:
         from flanlab.tasks.bigbench import task_name
         from flanlab.tasks.catalog import build_catalog
 
@@ -137,7 +137,7 @@ class _Catalog:
 _CATALOGS: dict[tuple[str | None, str | None], _Catalog] = {}
 
 
-def _catalog(data_dir: str | None, flan_repo: str | None = None) -> _Catalog:
+def _catalog(data_dir: Path | None, flan_repo: str | None = None) -> _Catalog:
     """The catalog of a data dir and FLAN checkout (None: flanlab's own templates), built once."""
     key = (data_dir, flan_repo)
     if key not in _CATALOGS:
@@ -228,7 +228,7 @@ def _count_job(args: tuple[str, str, str | None, str | None]) -> int | str:
     return _count(_catalog(data_dir, flan_repo).get(name), split)
 
 
-def count_many(names: list[str], split: str, data_dir: str | None, workers: int = 1,
+def count_many(names: list[str], split: str, data_dir: Path | None, workers: int = 1,
                flan_repo: str | None = None) -> dict[str, int | str]:
     """Split sizes (or why unusable) of many tasks: cached BIG-bench counts first, the rest counted
     in ``workers`` processes."""
@@ -263,7 +263,7 @@ def count_many(names: list[str], split: str, data_dir: str | None, workers: int 
 
 
 def expand(pattern: str, exclude: list[str], where: str, split: str = "train",
-           data_dir: str | None = None, allow: frozenset[str] = frozenset(), workers: int = 1,
+           data_dir: Path | None = None, allow: frozenset[str] = frozenset(), workers: int = 1,
            flan_repo: str | None = None) -> list[TaskInfo]:
     """The tasks a member names. A plain name must exist (and is refused later if held out);
     a glob skips, with a log line, tasks that are held out (unless allowed by name), excluded, or
@@ -306,7 +306,7 @@ def expand(pattern: str, exclude: list[str], where: str, split: str = "train",
 # ---------------------------------------------------------------- counting and rendering
 
 
-def count_task(name: str, split: str, data_dir: str | None = None, flan_repo: str | None = None) -> int:
+def count_task(name: str, split: str, data_dir: Path | None = None, flan_repo: str | None = None) -> int:
     """Examples in a task's split (cached for BIG-bench), counted by streaming its raw records."""
     n = count_many([name], split, data_dir, flan_repo=flan_repo)[name]
     if isinstance(n, str):
@@ -342,7 +342,7 @@ class _Selected:
 _RECENT: dict[tuple[str, str | None], Any] = {}
 
 
-def _recent_task(name: str, data_dir: str | None, flan_repo: str | None = None):
+def _recent_task(name: str, data_dir: Path | None, flan_repo: str | None = None):
     """The task object, reused while consecutive streams render the same task (its formats share
     one load of its examples); only one is kept, so memory stays at one task's worth."""
     key = (name, data_dir, flan_repo)
@@ -352,7 +352,7 @@ def _recent_task(name: str, data_dir: str | None, flan_repo: str | None = None):
     return _RECENT[key]
 
 
-def iter_task(name: str, fmt: str, split: str, seed: int, data_dir: str | None = None,
+def iter_task(name: str, fmt: str, split: str, seed: int, data_dir: Path | None = None,
               keep: bytearray | None = None, flan_repo: str | None = None, tokenizer: Any = None) -> Iterator[Rendered]:
     """A task's split rendered in ``fmt`` (templates and exemplars picked by ``seed``); with
     ``keep``, only the examples whose index is marked. With ``tokenizer`` the Flan token budgets

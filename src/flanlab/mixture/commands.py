@@ -11,6 +11,7 @@ import argparse
 import sys
 
 import flanlab.mixture.config  # noqa: F401  (registers `kind: mixture`, so shipped configs load; pydantic only)
+from flanlab.core.paths import data_dir
 
 __all__ = ["register"]
 
@@ -85,7 +86,7 @@ def _run_build(a: argparse.Namespace) -> int:
         raise UserError(f"--examples: expected an integer >= 1, got {a.examples}")
     config = _with_flan_repo(load_config(a.config, [*a.overrides, *_seed(a)], schema=MixtureConfig), a)
     result = build_mixture(config, a.out, config_path=a.config, workers=a.workers, examples=a.examples,
-                           tokenizer=a.tokenizer, overwrite=a.overwrite, data_dir=a.data_dir)
+                           tokenizer=a.tokenizer, overwrite=a.overwrite, data_dir=data_dir(a.data_dir))
     m = result.manifest
     state = "already complete" if result.already_complete else (
         f"resumed ({result.resumed_streams} streams, {result.resumed_shards} shards reused)"
@@ -140,7 +141,7 @@ def _run_dry(a: argparse.Namespace) -> int:
     config = _with_flan_repo(load_config(a.config, a.overrides, schema=MixtureConfig), a)
     # Index BIG-bench only when a member can name its tasks (indexing may fetch the sdist).
     bigbench = any(m.task and fnmatch.fnmatchcase("bigbench.x", m.task.split(".")[0] + ".*") for m in config.members)
-    reg, consts = catalog(a.data_dir, bigbench=bigbench, flan_repo=config.flan_repo), flan2022()
+    reg, consts = catalog(data_dir(a.data_dir), bigbench=bigbench, flan_repo=config.flan_repo), flan2022()
     streams: list[dict] = []
     for i, m in enumerate(config.members):
         where = f"{a.config}: members.{i}"

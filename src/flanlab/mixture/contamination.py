@@ -7,15 +7,12 @@ are a common phrase, not evidence of a copied example. Every evaluation n-gram g
 hashes; mixture examples are hashed in batches and looked up with a binary search, so the index
 stays small and the scan streams the shards.
 
-The evaluation sets are read here with small readers of the data dir's layouts (mmlu/test/*.csv,
-bbh/tasks/*.json, gsm8k/test.jsonl, mgsm/mgsm_*.tsv, tydiqa/**/*.json in SQuAD layout): the
-mixture stage does not import evaluation.
+The evaluation sets are the scored examples of each benchmark, read through the benchmark's one
+data owner in :mod:`flanlab.tasks.benchmark_data` (the mixture stage does not import evaluation).
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -27,7 +24,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from flanlab.core.errors import UserError
-from flanlab.mixture.sources import iter_jsonl_file
+from flanlab.tasks.benchmark_data import BENCHMARK_DATA, MissingDataError, get_data, malformed_data
 
 __all__ = ["CHAR_FACTOR", "EvalIndex", "EvalText", "ngrams", "normalize_tokens", "read_eval_sets", "scan_mixture"]
 
@@ -52,75 +49,31 @@ def normalize_tokens(text: str) -> list[str]:
     return _TOKEN.findall(unicodedata.normalize("NFKC", text).lower())
 
 
-# ---------------------------------------------------------------- readers of the data-dir layouts
+# ---------------------------------------------------------------- the evaluation sets
 
 
-def _mmlu(root: Path) -> Iterator[EvalText]:
-    for path in sorted((root / "mmlu" / "test").glob("*_test.csv")):
-        subject = path.name.removesuffix("_test.csv")
-        with open(path, encoding="utf-8", newline="") as f:
-            for i, row in enumerate(csv.reader(f), 1):
-                if len(row) != 6:
-                    raise UserError(f"{path}:{i}: expected 6 columns (question, A-D, answer), got {len(row)}")
-                yield EvalText("mmlu", f"{subject}:{i}", " ".join(row[:5]))
-
-
-def _bbh(root: Path) -> Iterator[EvalText]:
-    for path in sorted((root / "bbh" / "tasks").glob("*.json")):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            examples = data["examples"]
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise UserError(f"{path}: expected JSON {{\"examples\": [{{\"input\", \"target\"}}]}} ({e})") from None
-        for i, ex in enumerate(examples):
-            yield EvalText("bbh", f"{path.stem}:{i}", str(ex.get("input", "")))
-
-
-def _gsm8k(root: Path) -> Iterator[EvalText]:
-    path = root / "gsm8k" / "test.jsonl"
-    if not path.is_file():
-        return
-    for i, row in enumerate(iter_jsonl_file(path), 1):
-        yield EvalText("gsm8k", f"test:{i}", str(row.get("question", "")))
-
-
-def _mgsm(root: Path) -> Iterator[EvalText]:
-    for path in sorted((root / "mgsm").glob("mgsm_*.tsv")):
-        lang = path.stem.removeprefix("mgsm_")
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
-                if line.strip():
-                    yield EvalText("mgsm", f"{lang}:{i}", line.split("\t")[0])
-
-
-def _tydiqa(root: Path) -> Iterator[EvalText]:
-    folder = root / "tydiqa"
-    if not folder.is_dir():
-        return
-    for path in sorted(folder.rglob("*.json")):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))["data"]
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise UserError(f"{path}: expected SQuAD-style JSON {{\"data\": [{{\"paragraphs\": ...}}]}} ({e})") from None
-        for article in data:
-            for p in article.get("paragraphs", []):
-                for qa in p.get("qas", []):
-                    yield EvalText("tydiqa", str(qa.get("id", "")), f"{p.get('context', '')} {qa.get('question', '')}")
-
-
-READERS = {"mmlu": _mmlu, "bbh": _bbh, "gsm8k": _gsm8k, "mgsm": _mgsm, "tydiqa": _tydiqa}
-
-
-def read_eval_sets(data_dir: str | Path, benchmarks: Iterable[str] | None = None) -> Iterator[EvalText]:
-    """Every evaluation text found in ``data_dir`` (all known benchmarks, or those named)."""
+def read_eval_sets(data_dir: Path, benchmarks: Iterable[str] | None = None) -> Iterator[EvalText]:
+    """Every example of the evaluation files of each benchmark found in ``data_dir`` (all known
+    benchmarks, or those named), read by the benchmark's data owner (:mod:`flanlab.tasks.benchmark_data`, the
+    reader evaluation uses); a benchmark whose files are absent yields nothing. Ids are
+    ``subtask:index``, as in evaluation records."""
     root = Path(data_dir)
     if not root.is_dir():
         raise UserError(f"{root}: data dir not found")
-    names = list(benchmarks) if benchmarks else list(READERS)
+    names = list(benchmarks) if benchmarks else BENCHMARK_DATA.names()
     for name in names:
-        if name not in READERS:
-            raise UserError(f"unknown benchmark {name!r}; known: {', '.join(READERS)}")
-        yield from READERS[name](root)
+        if name not in BENCHMARK_DATA:
+            raise UserError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARK_DATA.names())}")
+        data = get_data(name, root)
+        try:
+            subtasks = data.present_subtasks()
+        except MissingDataError:
+            continue
+        for sub in subtasks:
+            with malformed_data(name, f"subtask {sub!r}", root):
+                examples = data.all_examples(sub)
+            for ex in examples:
+                yield EvalText(name, f"{sub}:{ex.index}", data.text(ex))
 
 
 # ---------------------------------------------------------------- hashing and the index

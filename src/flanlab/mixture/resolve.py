@@ -40,7 +40,7 @@ def _file_streams(member: MemberConfig, config: MixtureConfig, base: Path, where
                    cap=member.cap, tags=tuple(member.tags), source=spec)]
 
 
-def _task_streams(member: MemberConfig, config: MixtureConfig, where: str, data_dir: str | None,
+def _task_streams(member: MemberConfig, config: MixtureConfig, where: str, data_dir: Path | None,
                   allowed: frozenset[str], workers: int) -> list[Stream]:
     from flanlab.mixture import catalog
 
@@ -63,14 +63,14 @@ def _task_streams(member: MemberConfig, config: MixtureConfig, where: str, data_
         sub = canonical_submixture(member.submixture or info.submixture)
         for fmt in usable:
             spec = {"type": "task", "task": info.name, "format": fmt, "split": config.split,
-                    "data_dir": data_dir, "flan_repo": config.flan_repo}
+                    "data_dir": str(data_dir) if data_dir else None, "flan_repo": config.flan_repo}
             streams.append(Stream(task=info.name, format=fmt, submixture=sub, size=size,
                                   category=member.category or info.category, weight=member.weight,
                                   cap=member.cap, tags=tuple(info.tags) + tuple(member.tags), source=spec))
     return streams
 
 
-def resolve_mixture(config: MixtureConfig, path: str | Path | None = None, data_dir: str | None = None,
+def resolve_mixture(config: MixtureConfig, path: str | Path | None = None, data_dir: Path | None = None,
                     allow: frozenset[str] = frozenset(), _seen: tuple[str, ...] = (), workers: int = 1) -> Mixture:
     """Resolve every member of ``config`` (read from ``path``) into sized streams and sub-mixtures.
 

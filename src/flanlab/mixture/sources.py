@@ -71,7 +71,7 @@ def iter_source(spec: dict[str, Any], seed: int, keep: bytearray | None = None,
     elif spec["type"] == "task":
         from flanlab.mixture.catalog import iter_task
 
-        yield from iter_task(spec["task"], spec["format"], spec["split"], seed, spec.get("data_dir"), keep,
+        yield from iter_task(spec["task"], spec["format"], spec["split"], seed, _data_dir(spec), keep,
                              spec.get("flan_repo"), tokenizer)
     else:  # pragma: no cover - specs are built by this package
         raise ValueError(f"unknown source type {spec['type']!r}")
@@ -83,7 +83,12 @@ def count_source(spec: dict[str, Any]) -> int:
         return sum(1 for _ in iter_jsonl_file(spec["path"]))
     from flanlab.mixture.catalog import count_task
 
-    return count_task(spec["task"], spec["split"], spec.get("data_dir"), spec.get("flan_repo"))
+    return count_task(spec["task"], spec["split"], _data_dir(spec), spec.get("flan_repo"))
+
+
+def _data_dir(spec: dict[str, Any]) -> Path | None:
+    # A source spec is JSON (manifest, worker arguments): the data dir travels as a string.
+    return Path(spec["data_dir"]) if spec.get("data_dir") else None
 
 
 def source_identity(spec: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 The shipped catalog (``data/catalog.yaml``) holds the 9 Flan CoT datasets, GSM8K with CoT (its test
 split held out) and, tagged held out, the benchmarks found in the data dir (MMLU subjects, BBH
-subtasks, MGSM languages; one task per file through ``expand``). File paths are relative to the
+subtasks, MGSM and TyDiQA languages; one task per subtask through ``benchmark``, read by the
+benchmark's data owner in :mod:`flanlab.tasks.benchmark_data`, the reader evaluation uses). File paths are relative to the
 data dir (``--data-dir`` / ``$FLANLAB_DATA_DIR``). BIG-bench tasks
 come from the sdist in ``cache_dir("downloads")`` (fetched with pip when missing) through its cached
 index, so building the catalog is cheap; examples are read only when a task is iterated.
@@ -23,7 +24,7 @@ from pydantic import Field, model_validator
 
 from flanlab.core.config import SCHEMAS, ConfigError, Schema, load_yaml, validate
 from flanlab.core.errors import UserError
-from flanlab.core.paths import DATA_DIR_ENV, data_dir
+from flanlab.core.paths import DATA_DIR_ENV
 from flanlab.core.registry import Registry
 from flanlab.tasks.preprocessors import PREPROCESSORS, rename_fields
 from flanlab.tasks.sources import FileSource, HFSource, Source, SourceError
@@ -64,6 +65,10 @@ class CatalogEntry(Schema):
     rename: dict[str, str] = Field(default_factory=dict, description="rename fields first: {old: new}")
     expand: dict[str, str] | None = Field(
         default=None, description="one task per data-dir file matching a pattern: {var: 'dir/{var}.csv'}")
+    benchmark: str | None = Field(
+        default=None, description="an evaluation benchmark (mmlu, bbh, gsm8k, mgsm, tydiqa): one task per "
+                                  "subtask the data dir holds, read by flanlab.tasks.benchmark_data; "
+                                  "'{subtask}' in name and language is replaced")
     family: str | None = Field(default=None, description="a template family (shipped name or YAML file)")
     task_type: Literal["multiple_choice", "generation", "cot"] = "generation"
     category: str = ""
@@ -83,6 +88,8 @@ class CatalogEntry(Schema):
     def _one_family(self) -> CatalogEntry:
         if bool(self.family) == bool(self.flan_pattern):
             raise ValueError("give exactly one of family (flanlab templates) and flan_pattern (flan/v2's)")
+        if self.benchmark and (self.files or self.hf or self.expand):
+            raise ValueError("a benchmark entry reads its rows through its benchmark; drop files, hf and expand")
         return self
 
 
@@ -126,19 +133,20 @@ def _flan_entry_family(entry: CatalogEntry, flan_repo: str | None, where: str):
     return flan_family(spec, (), f"flan/v2 templates {entry.flan_pattern}")
 
 
-def _entry_task(entry: CatalogEntry, root: Path | None, where: str, family_root: Path | None,
-                flan_repo: str | None = None) -> Task:
-    source: Source
+def _entry_source(entry: CatalogEntry, root: Path | None, where: str) -> Source:
     if entry.hf is not None:
-        source = HFSource(entry.hf.path, entry.hf.config, entry.hf.splits, entry.hf.data_files, entry.hf.revision)
-    elif entry.files:
+        return HFSource(entry.hf.path, entry.hf.config, entry.hf.splits, entry.hf.data_files, entry.hf.revision)
+    if entry.files:
         if root is None:
-            source = _MissingData(f"task {entry.name!r}", entry.files)
-        else:
-            files = {split: Path(p) if Path(p).is_absolute() else root / p for split, p in entry.files.items()}
-            source = FileSource(files, entry.format, entry.columns, entry.unescape)
-    else:
-        raise ConfigError(f"{where}: task {entry.name!r}: expected 'files' or 'hf'")
+            return _MissingData(f"task {entry.name!r}", entry.files)
+        files = {split: Path(p) if Path(p).is_absolute() else root / p for split, p in entry.files.items()}
+        return FileSource(files, entry.format, entry.columns, entry.unescape)
+    raise ConfigError(f"{where}: task {entry.name!r}: expected 'files', 'hf' or 'benchmark'")
+
+
+def _entry_task(entry: CatalogEntry, root: Path | None, where: str, family_root: Path | None,
+                flan_repo: str | None = None, source: Source | None = None) -> Task:
+    source = source or _entry_source(entry, root, where)
     try:
         pre = tuple(PREPROCESSORS.get(p) for p in entry.preprocessors)
     except KeyError as e:
@@ -179,9 +187,38 @@ def _tasks(spec: TaskCatalog, where: str, root: Path | None, family_root: Path |
     if flan_repo and family_root is not None and not Path(flan_repo).expanduser().is_absolute():
         flan_repo = str(family_root / flan_repo)  # relative to the catalog file, like its families
     for entry in spec.tasks:
+        if entry.benchmark:
+            for concrete, source in _benchmark_entries(entry, root, where):
+                tasks.append(_entry_task(concrete, root, where, family_root, flan_repo, source))
+            continue
         for concrete in _expand(entry, root, where):
             tasks.append(_entry_task(concrete, root, where, family_root, flan_repo))
     return tasks
+
+
+def _benchmark_entries(entry: CatalogEntry, root: Path | None, where: str) -> list[tuple[CatalogEntry, Source]]:
+    """One entry per subtask of the benchmark that the data dir holds (none without a data dir or
+    with the benchmark's files absent), each with a source reading that subtask through the
+    benchmark's data owner."""
+    from flanlab.tasks.benchmark_data import BENCHMARK_DATA, BenchmarkSource, MissingDataError, get_data
+
+    assert entry.benchmark is not None
+    if entry.benchmark not in BENCHMARK_DATA:
+        raise ConfigError(f"{where}: task {entry.name!r}: unknown benchmark {entry.benchmark!r}; "
+                          f"known: {', '.join(BENCHMARK_DATA.names())}")
+    if root is None:
+        return []
+    data = get_data(entry.benchmark, root)
+    try:
+        subtasks = data.present_subtasks()
+    except MissingDataError:
+        return []
+    out: list[tuple[CatalogEntry, Source]] = []
+    for sub in subtasks:
+        concrete = entry.model_copy(update={"name": entry.name.replace("{subtask}", sub),
+                                            "language": entry.language.replace("{subtask}", sub)})
+        out.append((concrete, BenchmarkSource(data, sub)))
+    return out
 
 
 def _expand(entry: CatalogEntry, root: Path | None, where: str) -> list[CatalogEntry]:
@@ -230,6 +267,11 @@ class _Key:
 _CACHE: dict[_Key, Registry[Task]] = {}
 
 
+def _root(data_dir_: str | Path | None) -> Path | None:
+    # The data dir as given (None: none); the CLI or config resolved any default from the environment.
+    return Path(data_dir_).expanduser() if data_dir_ not in (None, "") else None
+
+
 def _bigbench_tasks(location: str | Path | None, fetch: bool) -> list[Task]:
     from flanlab.tasks.bigbench import fetch_sdist, make_task, open_store
 
@@ -240,14 +282,14 @@ def _bigbench_tasks(location: str | Path | None, fetch: bool) -> list[Task]:
     return [make_task(info, store) for info in store.index().values()]
 
 
-def build_catalog(data_dir_: str | Path | None = None, *, bigbench: bool | str | Path = True,
+def build_catalog(data_dir_: Path | None = None, *, bigbench: bool | str | Path = True,
                   fetch: bool = True, extra: Iterable[str | Path] = (),
                   flan_repo: str | Path | None = None) -> Registry[Task]:
     """A fresh registry: shipped tasks, BIG-bench (``bigbench``: True for the cached sdist, a path
     to a folder or tarball, False for none) and tasks of ``extra`` catalog files. ``flan_repo`` (a
     google-research/FLAN checkout, default ``$FLANLAB_FLAN_REPO``) renders the Flan 2022 collection
     with flan/v2's own templates and assembly."""
-    root = data_dir(data_dir_)
+    root = _root(data_dir_)
     reg: Registry[Task] = Registry("task")
     tasks = _shipped(root)
     from flanlab.tasks.collection.collection import collection_tasks, flan_repo_default
@@ -270,12 +312,12 @@ def build_catalog(data_dir_: str | Path | None = None, *, bigbench: bool | str |
     return reg
 
 
-def catalog(data_dir_: str | Path | None = None, *, bigbench: bool | str | Path = True,
+def catalog(data_dir_: Path | None = None, *, bigbench: bool | str | Path = True,
             fetch: bool = True, flan_repo: str | Path | None = None) -> Registry[Task]:
     """The catalog for a data dir (and FLAN checkout), built once per process (lazily) and cached."""
     from flanlab.tasks.collection.collection import flan_repo_default
 
-    root = data_dir(data_dir_)
+    root = _root(data_dir_)
     flan = flan_repo_default(flan_repo)
     key = _Key(str(root) if root else None, None if bigbench is True else str(bigbench) if bigbench else "",
                None if flan is None else str(Path(flan).expanduser().resolve()))
@@ -284,7 +326,7 @@ def catalog(data_dir_: str | Path | None = None, *, bigbench: bool | str | Path 
     return _CACHE[key]
 
 
-def get_task(name: str, data_dir_: str | Path | None = None, *, fetch: bool = True,
+def get_task(name: str, data_dir_: Path | None = None, *, fetch: bool = True,
              flan_repo: str | Path | None = None) -> Task:
     """A task by name; BIG-bench (``bigbench.*``) is only indexed when such a name is asked for."""
     if not name.startswith("bigbench."):
@@ -294,7 +336,7 @@ def get_task(name: str, data_dir_: str | Path | None = None, *, fetch: bool = Tr
     return catalog(data_dir_, fetch=fetch, flan_repo=flan_repo).get(name)
 
 
-def list_tasks(data_dir_: str | Path | None = None, *, source: str | None = None, tag: str | None = None,
+def list_tasks(data_dir_: Path | None = None, *, source: str | None = None, tag: str | None = None,
                fetch: bool = True, flan_repo: str | Path | None = None) -> list[Task]:
     """Tasks filtered by source kind (``flan_cot``, ``gsm8k``, ``bigbench`` ...) and by tag (a
     held-out tag, a task type, a BIG-bench keyword, or ``heldout`` for any held-out task)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from flanlab.core.commands import add_common_args
+from flanlab.core.paths import data_dir
 
 __all__ = ["register"]
 
@@ -22,7 +23,7 @@ def _list(args: argparse.Namespace) -> int:
         from flanlab.tasks.collection.listing import list_collection
 
         return list_collection(args)
-    tasks = list_tasks(args.data_dir, source=args.source, tag=args.tag, flan_repo=args.flan_repo)
+    tasks = list_tasks(data_dir(args.data_dir), source=args.source, tag=args.tag, flan_repo=args.flan_repo)
     rows = [task_row(t) for t in tasks]
     if args.json:
         import json
@@ -46,7 +47,7 @@ def _show(args: argparse.Namespace) -> int:
     from flanlab.tasks.task import render
 
     # With a FLAN checkout the collection renders with flan/v2's templates (read with ast, never run).
-    task = get_task(args.name, args.data_dir, flan_repo=args.flan_repo)
+    task = get_task(args.name, data_dir(args.data_dir), flan_repo=args.flan_repo)
     tokenizer = None
     if args.tokenizer:
         from transformers import AutoTokenizer
@@ -76,7 +77,7 @@ def _check_flan(args: argparse.Namespace) -> int:
     flan_repo = flan_repo_default(args.flan_repo)
     if flan_repo is None:
         raise UserError("--flan-repo: a google-research/FLAN checkout is required (or $FLANLAB_FLAN_REPO)")
-    rows = check_flan(flan_repo, args.data_dir, args.niv2_repo)
+    rows = check_flan(flan_repo, data_dir(args.data_dir), args.niv2_repo)
     totals = summarize(rows)
     failed = sum(t["load errors"] for t in totals)
     if args.json:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import flanlab.training.config  # noqa: F401  (registers `kind: train`, so shipped configs load; pydantic only)
@@ -15,11 +16,10 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 
-def with_cli_settings(cfg: TrainConfig, seed: int | None, data_dir: str | None) -> TrainConfig:
+def with_cli_settings(cfg: TrainConfig, seed: int | None, data_dir: str | Path | None) -> TrainConfig:
     """``cfg`` with ``--seed`` as the seed of training and of its ``eval:`` section, and ``--data-dir``
-    as the data folder of the mixture build and of that evaluation (the flags win over the file)."""
-    from pathlib import Path
-
+    as the data folder of the mixture build and of that evaluation (the flags win over the file; an
+    unset one was filled from $FLANLAB_DATA_DIR when the config was validated)."""
     data: dict[str, object] = {}
     train: dict[str, object] = {}
     section: dict[str, object] = {}
@@ -27,7 +27,7 @@ def with_cli_settings(cfg: TrainConfig, seed: int | None, data_dir: str | None) 
         train["seed"] = seed
         section["seed"] = seed
     if data_dir:
-        data["data_dir"] = str(Path(data_dir).expanduser().resolve())
+        data["data_dir"] = Path(data_dir).expanduser().resolve()
         section["data_dir"] = data["data_dir"]
     update = {"data": cfg.data.model_copy(update=data), "train": cfg.train.model_copy(update=train)}
     if cfg.eval is not None:

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from flanlab.core.config import SCHEMAS, Schema
 from flanlab.core.errors import UserError
+from flanlab.core.paths import DataDir
 from flanlab.inference.prompt_format import PromptFormat
 from flanlab.inference.spec import ModelSpec
 
@@ -27,7 +28,7 @@ class DataConfig(Schema):
 
     mixture: str
     build_config: str | None = None
-    data_dir: str | None = Field(None, description="task data for build_config (None: $FLANLAB_DATA_DIR)")
+    data_dir: DataDir = Field(None, description="task data for build_config (unset: $FLANLAB_DATA_DIR)")
     heldout_fraction: float = Field(0.02, ge=0.0, lt=1.0)
     max_heldout: int = Field(256, ge=0)
     shuffle_buffer: int = Field(2048, ge=1)
@@ -113,7 +114,7 @@ class EvalSection(Schema):
     subtasks: list[str] = []
     limit: int | None = Field(16, ge=1, description="examples per subtask (None: all; slow)")
     max_new_tokens: int | None = Field(None, ge=1)
-    data_dir: str | None = Field(None, description="benchmark data folder (None: $FLANLAB_DATA_DIR or the hub)")
+    data_dir: DataDir = Field(None, description="benchmark data folder (unset: $FLANLAB_DATA_DIR, else the hub)")
     seed: int = 0
 
 

@@ -25,17 +25,15 @@ class PeriodicEval:
     (benchmark, strategy) headline score, in percent."""
 
     def __init__(self, section: EvalSection, out_dir: Path, prompt_format: PromptFormat | None = None) -> None:
-        from flanlab.core.paths import data_dir
         from flanlab.evaluation.plan import build_requests, resolve_strategies
 
         self.section = section
         # Prompts end as training joined inputs and targets (applied with the live tokenizer).
         self.prompt_format = prompt_format
         self.out_dir = out_dir
-        data = data_dir(section.data_dir)
         strategies = resolve_strategies(section.strategies)
         self.requests, self.benches, self.notes = build_requests(
-            section.benchmarks, strategies, data, limit=section.limit, subtasks=section.subtasks,
+            section.benchmarks, strategies, section.data_dir, limit=section.limit, subtasks=section.subtasks,
             seed=section.seed, max_new_tokens=section.max_new_tokens, subtasks_field="eval.subtasks")
         if section.subtasks:
             known = {s for b in self.benches.values() for s in b.subtasks()}

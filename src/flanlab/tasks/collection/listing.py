@@ -15,7 +15,9 @@ __all__ = ["list_collection"]
 
 def list_collection(args: argparse.Namespace) -> int:
     """Print the availability table (or JSON rows with ``--json``); a summary line goes last."""
-    rows = [a.row() for a in availability(args.data_dir, niv2_repo=getattr(args, "niv2_repo", None),
+    from flanlab.core.paths import data_dir
+
+    rows = [a.row() for a in availability(data_dir(args.data_dir), niv2_repo=getattr(args, "niv2_repo", None),
                                           collection=args.collection)]
     if getattr(args, "source", None):
         rows = [r for r in rows if r["collection"] == args.source or r["submixture"] == args.source]
