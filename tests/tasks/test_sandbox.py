@@ -90,7 +90,7 @@ def test_substitution_fast_path_matches_the_sandbox_on_every_shipped_template():
     assert len(fast) > len(texts) // 2
     for text in texts:
         names = sorted(placeholders(text))
-        for k, value in enumerate(_VALUES):
+        for k in range(len(_VALUES)):
             # Each field gets a different value, rotating through the kinds.
             fields = {n: _VALUES[(k + j) % len(_VALUES)] for j, n in enumerate(names)}
             fields.setdefault("options_", "OPTIONS:\n- a\n- b")
