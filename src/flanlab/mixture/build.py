@@ -212,6 +212,8 @@ def _stream_examples(job: dict[str, Any]):
 
 
 def _token_lengths(tok: Any, texts: list[str]) -> list[int]:
+    if hasattr(tok, "counts"):  # HFCounter: cached pre-token counts, else one batched tokenizer call
+        return tok.counts(texts)
     backend = getattr(tok, "_backend", None)
     if backend is not None:  # one Rust call for the batch, no Python objects per token
         return [len(e.ids) for e in backend.encode_batch(texts, add_special_tokens=False)]
@@ -238,6 +240,12 @@ def render_stream(job: dict[str, Any]) -> dict[str, Any]:
     if tok is not None:
         stats.update(input_tokens=LengthStats(), target_tokens=LengthStats())
     templates: Counter[str] = Counter()
+    # Each line is what json.dumps(row dict, ensure_ascii=False) writes, built from json's own string
+    # encoder with the constant fields' text made once per stream (and template) instead of per row.
+    quote = json.encoder.encode_basestring
+    tails: dict[str, str] = {}
+    tail_rest = (f', "format": {quote(job["format"])}, "submixture": {quote(job["submixture"])}}}\n')
+    task_field = f', "task": {quote(job["task"])}, "template_id": '
     written = 0
     pos = 0
     batch: list[Any] = []
@@ -253,9 +261,10 @@ def render_stream(job: dict[str, Any]) -> dict[str, Any]:
         t1 = time.process_time()
         cpu["stats_tokenize"] += t1 - t0
         for row in batch:
-            line = json.dumps({"inputs": row.inputs, "targets": row.targets, "task": job["task"],
-                               "template_id": row.template_id, "format": job["format"],
-                               "submixture": job["submixture"]}, ensure_ascii=False).encode() + b"\n"
+            tail = tails.get(row.template_id)
+            if tail is None:
+                tail = tails[row.template_id] = f"{task_field}{quote(row.template_id)}{tail_rest}"
+            line = f'{{"inputs": {quote(row.inputs)}, "targets": {quote(row.targets)}{tail}'.encode()
             f.write(line)
             pos += len(line)
             written += 1

@@ -177,6 +177,34 @@ class Task:
         """Whether the task (or, given ``split``, that split) must stay out of training."""
         return bool(self.heldout) or (split is not None and split in self.heldout_splits)
 
+    def _split_records(self, split: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """:meth:`records`, kept in memory for the training split after the first read (the
+        exemplar pool holds those examples anyway), so every pass and format of a task reads and
+        preprocesses its source once."""
+        if split != self.train_split:
+            return self.records(split)
+        cached = self._pool.get("records")
+        if cached is None:
+            cached = self._pool["records"] = list(self.records(split, allow_empty=True))
+        if not cached:
+            return self.records(split)  # raises the empty-split error
+        return iter(cached)
+
+    def _fingerprint(self, example: dict[str, Any]) -> str:
+        """:func:`fingerprint`, remembered per example object (a query's and its exemplars'
+        fingerprints are asked for again on every pass); the memo holds the objects it keys."""
+        memo = self._pool.get("fingerprints")
+        if memo is None:
+            # A view of this task made for one pass (same pool) shares the pool's memo.
+            memo = getattr(self._pool.get("pool"), "fingerprints", None)
+            memo = self._pool["fingerprints"] = {} if memo is None else memo
+        hit = memo.get(id(example))
+        if hit is not None and hit[0] is example:
+            return hit[1]
+        fp = fingerprint(example)
+        memo[id(example)] = (example, fp)
+        return fp
+
     def exemplar_pool(self) -> list[dict[str, Any]]:
         """The training split's examples, minus anything equal to an example of a held-out split
         (cached)."""
@@ -186,11 +214,22 @@ class Task:
                 if split in self.splits():
                     banned |= {fingerprint(ex) for ex in self.examples(split)}
             # A tiny task may have no training examples: few-shot then has no exemplars.
-            pool = [ex for _, ex in self.records(self.train_split, allow_empty=True)]
+            if "records" in self._pool:
+                pool = [ex for _, ex in self._pool["records"]]
+            else:
+                pool = [ex for _, ex in self.records(self.train_split, allow_empty=True)]
             if banned:
                 pool = [ex for ex in pool if fingerprint(ex) not in banned]
-            self._pool["pool"] = pool
+            self._pool["pool"] = _Pool(pool, self._pool.setdefault("fingerprints", {}))
         return self._pool["pool"]
+
+
+class _Pool(list):
+    """The exemplar pool: a list that carries the fingerprint memo of the task it came from."""
+
+    def __init__(self, items: list[dict[str, Any]], fingerprints: dict[int, tuple[Any, str]]) -> None:
+        super().__init__(items)
+        self.fingerprints = fingerprints
 
 
 def _check_options(where: str, ex: Mapping[str, Any], options_field: str, answer_field: str) -> None:
@@ -234,6 +273,16 @@ def _fit(counter: TokenCounter | None, query: str, shots: list[str], budget: Bud
     if not counter.fits(query, budget.inputs):
         query = counter.truncate(query, budget.inputs)
     kept: list[int] = []
+    joined = getattr(counter, "joined", None)
+    if joined is not None:
+        # The same checks on the same joined texts, each piece measured at most once (the joined
+        # candidates grow by one exemplar at a time; counting each anew re-tokenized the others).
+        parts = joined([*shots, query], FEWSHOT_SEPARATOR)
+        q = len(shots)
+        for i in range(len(shots)):
+            if parts.fits([*kept, i], budget.fewshot_inputs) and parts.fits([*kept, i, q], budget.inputs):
+                kept.append(i)
+        return FEWSHOT_SEPARATOR.join([*(shots[j] for j in kept), query]), kept
     for i, shot in enumerate(shots):
         # An exemplar that does not fit is skipped; a shorter later one may still fit.
         candidate = FEWSHOT_SEPARATOR.join([*(shots[j] for j in kept), shot])
@@ -285,14 +334,17 @@ def render(
     budget = budget or Budget()
     fewshot = is_fewshot(fmt)
     pool = task.exemplar_pool() if fewshot else []
-    for i, (where, ex) in enumerate(task.records(split)):
+    # A whole pass re-reads the same records (every epoch and format of a mixture stream): keep them.
+    records = task.records(split) if limit is not None else task._split_records(split)
+    ex_fmt = "fs_cot" if fmt in COT_FORMATS else fmt
+    for i, (where, ex) in enumerate(records):
         if limit is not None and i >= limit:
             return
         rng = _rng(seed, task.name, split, i, fmt)
         template = rng.choice(templates)
         style = random_style(rng) if option_styles == "random" else deterministic_style()
         inputs, targets = render_example(task, template, ex, fmt, style, where)
-        fp = fingerprint(ex)
+        fp = task._fingerprint(ex)
         chosen: list[str] = []
         if fewshot:
             picks = rng.sample(range(len(pool)), min(len(pool), shots + 1)) if pool else []
@@ -301,10 +353,9 @@ def render(
                 if len(blocks) == shots:
                     break
                 exemplar = pool[j]
-                efp = fingerprint(exemplar)
+                efp = task._fingerprint(exemplar)
                 if efp == fp:
                     continue
-                ex_fmt = "fs_cot" if fmt in COT_FORMATS else fmt
                 xi, xt = render_example(task, template, exemplar, ex_fmt, style)
                 blocks.append(f"{xi}\n{xt}")
                 chosen.append(efp)
