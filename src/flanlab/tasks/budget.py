@@ -85,8 +85,30 @@ def _probe_classes(pre_tokenizer: Any) -> tuple[dict[str, str], dict[int, str]] 
     return (classes, byte_map) if classes else None
 
 
+class _PreTokenCounts(dict):
+    """Token counts of pre-tokens; a missing one is mapped to the byte-level alphabet and encoded by
+    the BPE model alone (what the tokenizer does to each pre-token)."""
+
+    def __init__(self, counter: HFCounter) -> None:
+        super().__init__()
+        self.counter = counter
+
+    def __missing__(self, word: str) -> int:
+        c = self.counter
+        n = self[word] = len(c._backend.model.tokenize(word.encode("utf-8").decode("latin-1").translate(c._latin1_map)))
+        return n
+
+
 def _class_pattern(chars: list[str]) -> str:
-    return "".join(re.escape(c) for c in sorted(chars))
+    """A regex character-class body of ``chars``, as ranges of consecutive code points."""
+    codes = sorted(map(ord, chars))
+    runs: list[list[int]] = []
+    for c in codes:
+        if runs and c == runs[-1][1] + 1:
+            runs[-1][1] = c
+        else:
+            runs.append([c, c])
+    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in runs)
 
 
 class HFCounter:
@@ -115,9 +137,10 @@ class HFCounter:
         self._bounded = backend is not None and backend.normalizer is None
         self.calls = 0  # tokenizer calls made and their CPU seconds (the mixture benchmark reports them)
         self.seconds = 0.0
-        self._words: dict[str, int] = {}
+        self._words = _PreTokenCounts(self)
         self._split: Any = None  # the pre-tokenizer pattern over safe characters, when there is one
         self._unsafe: Any = None
+        self._has_added: Any = None
         self._latin1_map: dict[int, str] = {}
         self._added: tuple[str, ...] = ()
         self._separators: dict[str, int] = {}
@@ -131,10 +154,14 @@ class HFCounter:
                 L, N, W = (_class_pattern(by[k]) for k in "LNW")
                 self._split = re.compile(rf"'s|'t|'re|'ve|'m|'ll|'d| ?[{L}]+| ?[{N}]+| ?[^{W}{L}{N}]+"
                                          rf"|[{W}]+(?![^{W}])|[{W}]+")
-                self._unsafe = re.compile(f"[^{_class_pattern(list(classes))}]")
                 # Pre-tokens are mapped byte by byte; latin-1 turns UTF-8 bytes into code points 0-255.
                 self._latin1_map = byte_map
                 self._added = tuple(t.content for t in backend.get_added_tokens_decoder().values())
+                # Outside the fast path: a character not probed, or an added token's text (the
+                # tokenizer splits those out before pre-tokenizing).
+                self._unsafe = re.compile(f"[^{_class_pattern(list(classes))}]")
+                added = [re.escape(a) for a in self._added if a]
+                self._has_added = re.compile("|".join(added)) if added else None
                 # A last guard: the fast count must agree with the tokenizer on a few mixed texts.
                 probes = ["Q: What's 12+7?\n\nA: 19.", "  two  spaces\tand\r\nCRLF ...!!", "x\n\n\n y",
                           "'re 've'll Café – “quoted” 3½ × 2 ≤ 9", "a\u00a0b\u2028c  \u2003d"]
@@ -149,19 +176,12 @@ class HFCounter:
 
     def _word_count(self, text: str) -> int | None:
         """The exact count from cached pre-token counts, or None when the text is outside the fast path."""
-        if self._split is None or self._unsafe.search(text) or any(a in text for a in self._added):
+        if self._split is None or self._unsafe.search(text) or (self._has_added and self._has_added.search(text)):
             return None
         words = self._words
         if len(words) > _WORD_CACHE_MAX:
             words.clear()
-        total = 0
-        for w in self._split.findall(text):
-            n = words.get(w)
-            if n is None:
-                mapped = w.encode("utf-8").decode("latin-1").translate(self._latin1_map)
-                n = words[w] = len(self._backend.model.tokenize(mapped))
-            total += n
-        return total
+        return sum(map(words.__getitem__, self._split.findall(text)))  # a miss encodes the pre-token
 
     def _exact(self, text: str) -> int:
         n = self._word_count(text)
@@ -259,8 +279,9 @@ def _edge_safe(piece: str) -> bool:
 class Joined:
     """Budget checks of ``sep.join(pieces[k] for k in which)`` for varying ``which``, answering as
     :meth:`HFCounter.fits` of the joined text would: the same ``1 + bytes`` bound first, then the
-    exact count, from each piece's count (measured at most once) where counts are additive
-    (:meth:`HFCounter._separator_count`), else by counting the joined text."""
+    exact count, from each piece's count (measured at most once, and only while the bound from the
+    others' bytes does not settle it) where counts are additive (:meth:`HFCounter._separator_count`),
+    else by counting the joined text."""
 
     def __init__(self, counter: HFCounter, pieces: Sequence[str], sep: str) -> None:
         self.counter, self.pieces, self.sep = counter, pieces, sep
@@ -271,19 +292,26 @@ class Joined:
 
     def fits(self, which: Sequence[int], n: int) -> bool:
         joints = max(0, len(which) - 1)
-        if self.counter._bounded and 1 + sum(self._bytes[k] for k in which) + joints * self._sep_bytes <= n:
+        if self.counter._bounded and 1 + sum(map(self._bytes.__getitem__, which)) + joints * self._sep_bytes <= n:
             return True  # the bound of HFCounter.fits (1 + bytes >= characters, so len(text) < n holds)
         if self._sep_tokens is not None and all(_edge_safe(self.pieces[k]) for k in which):
-            counter = self.counter
-            t = time.process_time()
-            total = joints * self._sep_tokens
-            for k in which:
-                if k not in self._counts:
+            # The joined count is the sum of the pieces' counts. Pieces not counted yet are bounded
+            # by 1 + their bytes; the largest are counted first until the bound fits or all are
+            # counted (then it is the exact count). Long prompts mostly fit well within budget, so
+            # one or two pieces are usually enough.
+            counts, counter = self._counts, self.counter
+            pending = sorted((k for k in which if k not in counts), key=self._bytes.__getitem__, reverse=True)
+            bound = joints * self._sep_tokens + sum(counts[k] if k in counts else 1 + self._bytes[k] for k in which)
+            if bound > n and pending:
+                t = time.process_time()
+                for k in pending:
                     counter.calls += 1
-                    self._counts[k] = counter._exact(self.pieces[k])
-                total += self._counts[k]
-            counter.seconds += time.process_time() - t
-            return total <= n
+                    counts[k] = counter._exact(self.pieces[k])
+                    bound -= 1 + self._bytes[k] - counts[k]
+                    if bound <= n:
+                        break
+                counter.seconds += time.process_time() - t
+            return bound <= n
         return self.counter.count(self.sep.join(self.pieces[k] for k in which)) <= n
 
 
