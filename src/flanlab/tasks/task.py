@@ -177,15 +177,19 @@ class Task:
         """Whether the task (or, given ``split``, that split) must stay out of training."""
         return bool(self.heldout) or (split is not None and split in self.heldout_splits)
 
+    def train_records(self) -> list[tuple[str, dict[str, Any]]]:
+        """The training split's ``(where, example)`` records (possibly none), read and preprocessed
+        once and then kept: the exemplar pool holds these examples anyway, and a mixture renders
+        every format and epoch of a task from them."""
+        if "records" not in self._pool:
+            self._pool["records"] = list(self.records(self.train_split, allow_empty=True))
+        return self._pool["records"]
+
     def _split_records(self, split: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        """:meth:`records`, kept in memory for the training split after the first read (the
-        exemplar pool holds those examples anyway), so every pass and format of a task reads and
-        preprocesses its source once."""
+        """:meth:`records`, from :meth:`train_records` for the training split."""
         if split != self.train_split:
             return self.records(split)
-        cached = self._pool.get("records")
-        if cached is None:
-            cached = self._pool["records"] = list(self.records(split, allow_empty=True))
+        cached = self.train_records()
         if not cached:
             return self.records(split)  # raises the empty-split error
         return iter(cached)
@@ -214,10 +218,7 @@ class Task:
                 if split in self.splits():
                     banned |= {fingerprint(ex) for ex in self.examples(split)}
             # A tiny task may have no training examples: few-shot then has no exemplars.
-            if "records" in self._pool:
-                pool = [ex for _, ex in self._pool["records"]]
-            else:
-                pool = [ex for _, ex in self.records(self.train_split, allow_empty=True)]
+            pool = [ex for _, ex in self.train_records()]
             if banned:
                 pool = [ex for ex in pool if fingerprint(ex) not in banned]
             self._pool["pool"] = _Pool(pool, self._pool.setdefault("fingerprints", {}))
