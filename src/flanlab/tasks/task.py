@@ -27,7 +27,13 @@ from flanlab.tasks.formats import (
     is_fewshot,
     with_options,
 )
-from flanlab.tasks.options import OptionStyle, deterministic_style, random_style, render_options
+from flanlab.tasks.options import (
+    OptionStyle,
+    deterministic_style,
+    random_style,
+    render_options,
+    skip_random_style,
+)
 from flanlab.tasks.preprocessors import Preprocessor
 from flanlab.tasks.sandbox import TemplateError
 from flanlab.tasks.sandbox import render as render_text
@@ -47,9 +53,12 @@ def fingerprint(example: Mapping[str, Any]) -> str:
 
 
 def _rng(*parts: Any) -> random.Random:
+    return random.Random(_seed_of("\x1f".join(map(str, parts))))
+
+
+def _seed_of(key: str) -> int:
     # Python's hash() is salted per process; a digest keeps rendering reproducible across runs.
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8")).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big")
 
 
 @dataclass(frozen=True)
@@ -338,12 +347,23 @@ def render(
     # A whole pass re-reads the same records (every epoch and format of a mixture stream): keep them.
     records = task.records(split) if limit is not None else task._split_records(split)
     ex_fmt = "fs_cot" if fmt in COT_FORMATS else fmt
+    # Without options on show the style is never read: its draws are made, the object is not built.
+    styled = bool(task.options_field) and (with_options(fmt) or (fewshot and with_options(ex_fmt)))
+    # _rng(seed, task.name, split, i, fmt), reseeding one generator (seeding equals constructing).
+    rng = random.Random()
+    head, tail = f"{seed}\x1f{task.name}\x1f{split}\x1f", f"\x1f{fmt}"
     for i, (where, ex) in enumerate(records):
         if limit is not None and i >= limit:
             return
-        rng = _rng(seed, task.name, split, i, fmt)
+        rng.seed(_seed_of(f"{head}{i}{tail}"))
         template = rng.choice(templates)
-        style = random_style(rng) if option_styles == "random" else deterministic_style()
+        style = None
+        if option_styles != "random":
+            style = deterministic_style()
+        elif styled:
+            style = random_style(rng)
+        else:
+            skip_random_style(rng)
         inputs, targets = render_example(task, template, ex, fmt, style, where)
         fp = task._fingerprint(ex)
         chosen: list[str] = []
