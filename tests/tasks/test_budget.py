@@ -89,3 +89,21 @@ def test_pre_token_counts_equal_the_tokenizer_on_real_data(counters, shared_data
                 exact = len(counter._encode("\n\n".join(group)))
                 assert joined.fits(range(len(group)), exact) and not joined.fits(range(len(group)), exact - 1)
         assert fast > 5_000  # the fast path is the common case on this data
+
+
+# Text over the probed characters (ASCII, Latin, punctuation, math), where cached pre-token counts
+# answer; contractions and runs of mixed whitespace are the pattern's corner cases.
+PROBED_TEXT = st.lists(st.one_of(st.sampled_from(["'s", "'re", "'ll", " ", "  ", "\n", "\n\n", "\t", "\r\n", " \n "]),
+                                 st.characters(min_codepoint=0x20, max_codepoint=0x24F),
+                                 st.characters(min_codepoint=0x2000, max_codepoint=0x22FF)),
+                       max_size=60).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=PROBED_TEXT)
+def test_cached_pre_token_counts_equal_the_tokenizer(counters, text):
+    for counter in _gpt2_counters(counters):
+        n = counter._word_count(text)
+        exact = len(counter.tokenizer(text, add_special_tokens=False)["input_ids"])
+        assert n is None or n == exact
+        assert counter.count(text) == exact
