@@ -48,3 +48,62 @@ def test_short_texts_need_no_tokenizer_call(counters):
             assert counter.calls == before
         assert not counter.fits("word " * 3000, 1920)
         assert counter.calls > before
+
+
+def _gpt2_counters(counters) -> list[HFCounter]:
+    fast = [c for c in counters if c._split is not None]
+    if not fast:
+        pytest.skip("no GPT-2-style byte-level tokenizer cached (smollm2-135m: `flanlab models`)")
+    return fast
+
+
+@settings(max_examples=150, deadline=None)
+@given(pieces=st.lists(TEXT, min_size=1, max_size=4), sep=st.sampled_from(["\n\n", "\n", " ", "\t\n", ""]),
+       slack=st.integers(-3, 3))
+def test_joined_checks_agree_with_counting_the_joined_text(counters, pieces, sep, slack):
+    for counter in counters:
+        joined = counter.joined(pieces, sep)
+        for which in ([*range(len(pieces))], [len(pieces) - 1], [0, len(pieces) - 1]):
+            exact = len(counter.tokenizer(sep.join(pieces[k] for k in which), add_special_tokens=False)["input_ids"])
+            n = max(0, exact + slack)
+            assert joined.fits(which, n) == (exact <= n)
+
+
+def test_pre_token_counts_equal_the_tokenizer_on_real_data(counters, shared_data):
+    # Flan CoT rows (the first 1,000 of each file), alone and joined five at a time as few-shot
+    # prompts are: the cached
+    # pre-token counts (and the additive counts of joined texts) equal the tokenizer's.
+    for counter in _gpt2_counters(counters):
+        fast = 0
+        for path in sorted((shared_data / "flan_cot").glob("*.tsv")):
+            lines = path.read_text(encoding="utf-8").split("\n")[:1000]
+            rows = [r.replace("\\n", "\n").strip() for r in lines if r.strip()]
+            for i in range(0, len(rows), 5):
+                group = rows[i:i + 5]
+                for text in [*group, "\n\n".join(group)]:
+                    n = counter._word_count(text)
+                    if n is not None:
+                        fast += 1
+                        assert n == len(counter._encode(text)), text[:200]
+                joined = counter.joined(group, "\n\n")
+                exact = len(counter._encode("\n\n".join(group)))
+                assert joined.fits(range(len(group)), exact) and not joined.fits(range(len(group)), exact - 1)
+        assert fast > 5_000  # the fast path is the common case on this data
+
+
+# Text over the probed characters (ASCII, Latin, punctuation, math), where cached pre-token counts
+# answer; contractions and runs of mixed whitespace are the pattern's corner cases.
+PROBED_TEXT = st.lists(st.one_of(st.sampled_from(["'s", "'re", "'ll", " ", "  ", "\n", "\n\n", "\t", "\r\n", " \n "]),
+                                 st.characters(min_codepoint=0x20, max_codepoint=0x24F),
+                                 st.characters(min_codepoint=0x2000, max_codepoint=0x22FF)),
+                       max_size=60).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=PROBED_TEXT)
+def test_cached_pre_token_counts_equal_the_tokenizer(counters, text):
+    for counter in _gpt2_counters(counters):
+        n = counter._word_count(text)
+        exact = len(counter.tokenizer(text, add_special_tokens=False)["input_ids"])
+        assert n is None or n == exact
+        assert counter.count(text) == exact

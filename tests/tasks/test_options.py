@@ -52,3 +52,15 @@ def test_noopt_formats_hide_options(mc_task):
     for r in render(mc_task, "zs_noopt"):
         assert "yes\n" not in r.inputs and "OPTIONS" not in r.inputs
         assert r.targets in ("yes", "no")
+
+
+def test_skip_random_style_makes_the_same_draws():
+    import random
+
+    from flanlab.tasks.options import random_style, skip_random_style
+
+    for seed in range(50):
+        a, b = random.Random(seed), random.Random(seed)
+        random_style(a)
+        skip_random_style(b)
+        assert a.getstate() == b.getstate()

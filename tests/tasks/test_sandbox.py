@@ -32,3 +32,94 @@ def test_sandbox_blocks_python_internals(text):
 def test_syntax_error_names_the_line():
     with pytest.raises(TemplateError, match="line 2"):
         placeholders("ok\n{{ broken ")
+
+
+def _shipped_template_texts() -> list[str]:
+    """Every Jinja text in the package's YAML data (task families, collection families, benchmarks)."""
+    from pathlib import Path
+
+    import yaml
+
+    import flanlab
+
+    texts: set[str] = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+        elif isinstance(node, str) and ("{{" in node or "{%" in node):
+            texts.add(node)
+
+    for path in sorted(Path(flanlab.__file__).parent.rglob("*.yaml")):
+        walk(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return sorted(texts)
+
+
+def _sandboxed(text, fields):
+    from flanlab.tasks.sandbox import compile_template
+
+    return compile_template(text).render(dict(fields))
+
+
+def _assert_same(text, fields):
+    try:
+        expected = _sandboxed(text, fields)
+    except Exception:  # noqa: BLE001 - e.g. control flow over a value of the wrong kind: both must fail
+        with pytest.raises(TemplateError):
+            render(text, fields)
+        return
+    assert render(text, fields) == expected, text
+
+
+# Values of every kind a source row may hold, with the characters str.format and Jinja treat specially.
+_VALUES = ["plain", "", "braces {0} {} {{x}} }{", "line\r\nbreaks\n\n", "ünïcödé ✓ 数学", 7, 2.5, None, True,
+           ["a", "b"], {"k": "v"}]
+
+
+def test_substitution_fast_path_matches_the_sandbox_on_every_shipped_template():
+    from flanlab.tasks.sandbox import placeholders, substitution
+
+    texts = _shipped_template_texts()
+    assert len(texts) > 100
+    fast = [t for t in texts if substitution(t) is not None]
+    # Most shipped templates are pure substitutions (the fast path is the common case).
+    assert len(fast) > len(texts) // 2
+    for text in texts:
+        names = sorted(placeholders(text))
+        for k in range(len(_VALUES)):
+            # Each field gets a different value, rotating through the kinds.
+            fields = {n: _VALUES[(k + j) % len(_VALUES)] for j, n in enumerate(names)}
+            fields.setdefault("options_", "OPTIONS:\n- a\n- b")
+            _assert_same(text, fields)
+
+
+@pytest.mark.parametrize("text,fast", [
+    ("Q: {{ question }}\nA:", True),
+    ("{{question}}{{ answer }}", True),
+    ("line\r\nend {{ x }}\r", True),       # Jinja normalises newlines in literal text: so does the pattern
+    ("{ literal } {{ x }} }}", True),
+    ("", True),
+    ("{{ x|upper }}", False),
+    ("{{ x.y }}", False),
+    ("{{ 'c' }}", False),
+    ("{% if x %}{{ x }}{% endif %}", False),
+    ("a  {{- x -}}  y", True),              # whitespace control: already applied in the parse tree
+    ("{# note #}{{ x }}", True),           # a comment outputs nothing
+])
+def test_substitution_detects_pure_placeholders(text, fast):
+    from flanlab.tasks.sandbox import substitution
+
+    assert (substitution(text) is not None) == fast
+    _assert_same(text, {"x": "v}{", "question": "q", "answer": "a"})
+
+
+def test_fast_path_keeps_the_sandbox_errors():
+    # A missing field still names it; a Jinja global is not a field (the sandbox decides).
+    with pytest.raises(TemplateError, match="unknown field"):
+        render("Q: {{ question }} {{ answr }}", {"question": "q"})
+    assert render("{{ x }}", {"x": "y", "range": 1}) == "y"
+    assert render("{{ range }}", {}) == _sandboxed("{{ range }}", {})

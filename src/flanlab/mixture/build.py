@@ -212,6 +212,8 @@ def _stream_examples(job: dict[str, Any]):
 
 
 def _token_lengths(tok: Any, texts: list[str]) -> list[int]:
+    if hasattr(tok, "counts"):  # HFCounter: cached pre-token counts, else one batched tokenizer call
+        return tok.counts(texts)
     backend = getattr(tok, "_backend", None)
     if backend is not None:  # one Rust call for the batch, no Python objects per token
         return [len(e.ids) for e in backend.encode_batch(texts, add_special_tokens=False)]
@@ -238,6 +240,12 @@ def render_stream(job: dict[str, Any]) -> dict[str, Any]:
     if tok is not None:
         stats.update(input_tokens=LengthStats(), target_tokens=LengthStats())
     templates: Counter[str] = Counter()
+    # Each line is what json.dumps(row dict, ensure_ascii=False) writes, built from json's own string
+    # encoder with the constant fields' text made once per stream (and template) instead of per row.
+    quote = json.encoder.encode_basestring
+    tails: dict[str, str] = {}
+    tail_rest = (f', "format": {quote(job["format"])}, "submixture": {quote(job["submixture"])}}}\n')
+    task_field = f', "task": {quote(job["task"])}, "template_id": '
     written = 0
     pos = 0
     batch: list[Any] = []
@@ -246,23 +254,26 @@ def render_stream(job: dict[str, Any]) -> dict[str, Any]:
         nonlocal written, pos
         t0 = time.process_time()
         if tok is not None:
-            sample = [r for k, r in enumerate(batch, written) if k % every == 0]
+            sample = batch[(-written) % every::every]  # the rows whose stream index is a multiple of `every`
             for field, texts in (("input", [r.inputs for r in sample]), ("target", [r.targets for r in sample])):
-                for n in _token_lengths(tok, texts):
-                    stats[f"{field}_tokens"].add(n)
+                stats[f"{field}_tokens"].add_many(_token_lengths(tok, texts))
         t1 = time.process_time()
         cpu["stats_tokenize"] += t1 - t0
+        lines = []
         for row in batch:
-            line = json.dumps({"inputs": row.inputs, "targets": row.targets, "task": job["task"],
-                               "template_id": row.template_id, "format": job["format"],
-                               "submixture": job["submixture"]}, ensure_ascii=False).encode() + b"\n"
-            f.write(line)
+            tail = tails.get(row.template_id)
+            if tail is None:
+                tail = tails[row.template_id] = f"{task_field}{quote(row.template_id)}{tail_rest}"
+            lines.append(f'{{"inputs": {quote(row.inputs)}, "targets": {quote(row.targets)}{tail}'.encode())
+        stats["input_words"].add_many([len(r.inputs.split()) for r in batch])
+        stats["target_words"].add_many([len(r.targets.split()) for r in batch])
+        templates.update([r.template_id for r in batch])
+        for line in lines:
             pos += len(line)
             written += 1
-            stats["input_words"].add(len(row.inputs.split()))
-            stats["target_words"].add(len(row.targets.split()))
-            templates[row.template_id] += 1
-            mark()
+            if written == next_boundary[0]:
+                mark()
+        f.write(b"".join(lines))
         batch.clear()
         cpu["write"] += time.process_time() - t1
 
@@ -270,6 +281,9 @@ def render_stream(job: dict[str, Any]) -> dict[str, Any]:
         # Record where each shard's chunk starts; empty chunks start where the next one does.
         while len(offsets) <= len(boundaries) and written == boundaries[len(offsets) - 1]:
             offsets.append(pos)
+        next_boundary[0] = boundaries[len(offsets) - 1] if len(offsets) <= len(boundaries) else -1
+
+    next_boundary = [-1]  # the line count at which mark() has something to record
 
     mark()
     cpu["setup"] = time.process_time() - start

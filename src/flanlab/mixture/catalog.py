@@ -364,6 +364,11 @@ def iter_task(name: str, fmt: str, split: str, seed: int, data_dir: Path | None 
     if keep is not None:
         # Few-shot exemplars still come from the whole training split: build the pool first.
         pool = {"pool": task.exemplar_pool()} if is_fewshot(fmt) else {}
+        if split == task.train_split and ("records" in task._pool or not hasattr(task.source, "records_at")):
+            # The records are kept in memory after the first read (a source that cannot jump to the
+            # marked records reads them all anyway): take the marked ones from there.
+            pool["records"] = [r for i, r in enumerate(task.train_records()) if i < len(keep) and keep[i]]
+            pool["fingerprints"] = task._pool.setdefault("fingerprints", {})
         task = dataclasses.replace(task, source=_Selected(task.source, split, keep), _pool=pool)
     # An example flan/v2 would drop (few-shot, no exemplar fits the budget) is dropped here too;
     # the build draws a replacement so the stream still fills its planned count.

@@ -18,6 +18,9 @@ class LengthStats:
     def add(self, length: int) -> None:
         self.hist[length] += 1
 
+    def add_many(self, lengths: list[int]) -> None:
+        self.hist.update(lengths)  # Counter counts an iterable in C
+
     def merge(self, other: LengthStats) -> LengthStats:
         self.hist.update(other.hist)
         return self

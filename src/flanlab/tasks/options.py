@@ -28,6 +28,7 @@ __all__ = [
     "label",
     "random_style",
     "render_options",
+    "skip_random_style",
 ]
 
 LABEL_KINDS = ("none", "upper", "lower", "roman", "roman_upper", "number")
@@ -163,3 +164,11 @@ def random_style(rng: random.Random) -> OptionStyle:
         separator=rng.choice(s["separators"]),
         target=m.get("target"),
     )
+
+
+def skip_random_style(rng: random.Random) -> None:
+    """Advance ``rng`` exactly as :func:`random_style` does, without building a style: an example
+    that shows no options still makes the draws, so everything drawn after them is unchanged."""
+    s = _styles()
+    for key in ("markers", "headers", "header_separators", "separators"):
+        rng.choice(s[key])

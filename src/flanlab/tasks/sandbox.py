@@ -12,12 +12,12 @@ from functools import lru_cache
 from typing import Any
 
 import jinja2
-from jinja2 import meta
+from jinja2 import meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from flanlab.core.errors import UserError
 
-__all__ = ["TemplateError", "compile_template", "placeholders", "render"]
+__all__ = ["TemplateError", "compile_template", "placeholders", "render", "substitution"]
 
 
 class TemplateError(ValueError, UserError):
@@ -79,11 +79,49 @@ def _placeholders(text: str) -> frozenset[str]:
     return frozenset(meta.find_undeclared_variables(ast))
 
 
+@lru_cache(maxsize=4096)
+def substitution(text: str) -> tuple[str, tuple[str, ...]] | None:
+    """``text`` as a ``str.format`` pattern and the fields it reads, when the template is nothing
+    but literal text and ``{{ field }}`` placeholders (most instruction templates); else None.
+
+    Built from Jinja's own parse tree, so literal text is what Jinja outputs (newlines normalised,
+    no whitespace control, no comments or tags). Jinja writes such a template as the literal text
+    with ``str(value)`` in place of each placeholder; :func:`render` does the same without a
+    sandboxed context per call (~1 µs instead of ~15 µs; the mixture build renders ~5 per example).
+    """
+    try:
+        body = _ENV.parse(text).body
+    except jinja2.TemplateSyntaxError:
+        return None  # compile_template reports it
+    pattern: list[str] = []
+    names: list[str] = []
+    for node in body:
+        if not isinstance(node, nodes.Output):
+            return None  # {% if %}, {% for %}, {% set %} ...: the sandbox renders it
+        for child in node.nodes:
+            if isinstance(child, nodes.TemplateData):
+                pattern.append(child.data.replace("{", "{{").replace("}", "}}"))
+            elif isinstance(child, nodes.Name) and child.ctx == "load":
+                pattern.append(f"{{{len(names)}}}")
+                names.append(child.name)
+            else:
+                return None  # filters, attributes, calls, constants, operators
+    return "".join(pattern), tuple(names)
+
+
 def render(text: str, fields: Mapping[str, Any]) -> str:
     """Render template ``text`` with ``fields`` in the sandbox.
 
-    A missing field or a forbidden attribute access raises :class:`TemplateError`.
+    A missing field or a forbidden attribute access raises :class:`TemplateError`. Pure
+    substitutions (:func:`substitution`) skip the sandbox: they read nothing but the fields.
     """
+    fast = substitution(text)
+    if fast is not None:
+        try:
+            # str() first: Jinja writes str(value), and format() of an exact str is the identity.
+            return fast[0].format(*[str(fields[name]) for name in fast[1]])
+        except Exception:  # noqa: BLE001 - a missing field (or a failing __str__): the sandbox says which
+            pass
     template = compile_template(text)
     try:
         return template.render(dict(fields))

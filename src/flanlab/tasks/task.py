@@ -27,7 +27,13 @@ from flanlab.tasks.formats import (
     is_fewshot,
     with_options,
 )
-from flanlab.tasks.options import OptionStyle, deterministic_style, random_style, render_options
+from flanlab.tasks.options import (
+    OptionStyle,
+    deterministic_style,
+    random_style,
+    render_options,
+    skip_random_style,
+)
 from flanlab.tasks.preprocessors import Preprocessor
 from flanlab.tasks.sandbox import TemplateError
 from flanlab.tasks.sandbox import render as render_text
@@ -47,9 +53,12 @@ def fingerprint(example: Mapping[str, Any]) -> str:
 
 
 def _rng(*parts: Any) -> random.Random:
+    return random.Random(_seed_of("\x1f".join(map(str, parts))))
+
+
+def _seed_of(key: str) -> int:
     # Python's hash() is salted per process; a digest keeps rendering reproducible across runs.
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8")).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big")
 
 
 @dataclass(frozen=True)
@@ -177,6 +186,38 @@ class Task:
         """Whether the task (or, given ``split``, that split) must stay out of training."""
         return bool(self.heldout) or (split is not None and split in self.heldout_splits)
 
+    def train_records(self) -> list[tuple[str, dict[str, Any]]]:
+        """The training split's ``(where, example)`` records (possibly none), read and preprocessed
+        once and then kept: the exemplar pool holds these examples anyway, and a mixture renders
+        every format and epoch of a task from them."""
+        if "records" not in self._pool:
+            self._pool["records"] = list(self.records(self.train_split, allow_empty=True))
+        return self._pool["records"]
+
+    def _split_records(self, split: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """:meth:`records`, from :meth:`train_records` for the training split."""
+        if split != self.train_split:
+            return self.records(split)
+        cached = self.train_records()
+        if not cached:
+            return self.records(split)  # raises the empty-split error
+        return iter(cached)
+
+    def _fingerprint(self, example: dict[str, Any]) -> str:
+        """:func:`fingerprint`, remembered per example object (a query's and its exemplars'
+        fingerprints are asked for again on every pass); the memo holds the objects it keys."""
+        memo = self._pool.get("fingerprints")
+        if memo is None:
+            # A view of this task made for one pass (same pool) shares the pool's memo.
+            memo = getattr(self._pool.get("pool"), "fingerprints", None)
+            memo = self._pool["fingerprints"] = {} if memo is None else memo
+        hit = memo.get(id(example))
+        if hit is not None and hit[0] is example:
+            return hit[1]
+        fp = fingerprint(example)
+        memo[id(example)] = (example, fp)
+        return fp
+
     def exemplar_pool(self) -> list[dict[str, Any]]:
         """The training split's examples, minus anything equal to an example of a held-out split
         (cached)."""
@@ -186,11 +227,19 @@ class Task:
                 if split in self.splits():
                     banned |= {fingerprint(ex) for ex in self.examples(split)}
             # A tiny task may have no training examples: few-shot then has no exemplars.
-            pool = [ex for _, ex in self.records(self.train_split, allow_empty=True)]
+            pool = [ex for _, ex in self.train_records()]
             if banned:
                 pool = [ex for ex in pool if fingerprint(ex) not in banned]
-            self._pool["pool"] = pool
+            self._pool["pool"] = _Pool(pool, self._pool.setdefault("fingerprints", {}))
         return self._pool["pool"]
+
+
+class _Pool(list):
+    """The exemplar pool: a list that carries the fingerprint memo of the task it came from."""
+
+    def __init__(self, items: list[dict[str, Any]], fingerprints: dict[int, tuple[Any, str]]) -> None:
+        super().__init__(items)
+        self.fingerprints = fingerprints
 
 
 def _check_options(where: str, ex: Mapping[str, Any], options_field: str, answer_field: str) -> None:
@@ -234,6 +283,16 @@ def _fit(counter: TokenCounter | None, query: str, shots: list[str], budget: Bud
     if not counter.fits(query, budget.inputs):
         query = counter.truncate(query, budget.inputs)
     kept: list[int] = []
+    joined = getattr(counter, "joined", None)
+    if joined is not None:
+        # The same checks on the same joined texts, each piece measured at most once (the joined
+        # candidates grow by one exemplar at a time; counting each anew re-tokenized the others).
+        parts = joined([*shots, query], FEWSHOT_SEPARATOR)
+        q = len(shots)
+        for i in range(len(shots)):
+            if parts.fits([*kept, i], budget.fewshot_inputs) and parts.fits([*kept, i, q], budget.inputs):
+                kept.append(i)
+        return FEWSHOT_SEPARATOR.join([*(shots[j] for j in kept), query]), kept
     for i, shot in enumerate(shots):
         # An exemplar that does not fit is skipped; a shorter later one may still fit.
         candidate = FEWSHOT_SEPARATOR.join([*(shots[j] for j in kept), shot])
@@ -285,14 +344,28 @@ def render(
     budget = budget or Budget()
     fewshot = is_fewshot(fmt)
     pool = task.exemplar_pool() if fewshot else []
-    for i, (where, ex) in enumerate(task.records(split)):
+    # A whole pass re-reads the same records (every epoch and format of a mixture stream): keep them.
+    records = task.records(split) if limit is not None else task._split_records(split)
+    ex_fmt = "fs_cot" if fmt in COT_FORMATS else fmt
+    # Without options on show the style is never read: its draws are made, the object is not built.
+    styled = bool(task.options_field) and (with_options(fmt) or (fewshot and with_options(ex_fmt)))
+    # _rng(seed, task.name, split, i, fmt), reseeding one generator (seeding equals constructing).
+    rng = random.Random()
+    head, tail = f"{seed}\x1f{task.name}\x1f{split}\x1f", f"\x1f{fmt}"
+    for i, (where, ex) in enumerate(records):
         if limit is not None and i >= limit:
             return
-        rng = _rng(seed, task.name, split, i, fmt)
+        rng.seed(_seed_of(f"{head}{i}{tail}"))
         template = rng.choice(templates)
-        style = random_style(rng) if option_styles == "random" else deterministic_style()
+        style = None
+        if option_styles != "random":
+            style = deterministic_style()
+        elif styled:
+            style = random_style(rng)
+        else:
+            skip_random_style(rng)
         inputs, targets = render_example(task, template, ex, fmt, style, where)
-        fp = fingerprint(ex)
+        fp = task._fingerprint(ex)
         chosen: list[str] = []
         if fewshot:
             picks = rng.sample(range(len(pool)), min(len(pool), shots + 1)) if pool else []
@@ -301,10 +374,9 @@ def render(
                 if len(blocks) == shots:
                     break
                 exemplar = pool[j]
-                efp = fingerprint(exemplar)
+                efp = task._fingerprint(exemplar)
                 if efp == fp:
                     continue
-                ex_fmt = "fs_cot" if fmt in COT_FORMATS else fmt
                 xi, xt = render_example(task, template, exemplar, ex_fmt, style)
                 blocks.append(f"{xi}\n{xt}")
                 chosen.append(efp)
