@@ -6,6 +6,7 @@ and needs no model (tests, quick looks).
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, Protocol
 
@@ -72,6 +73,8 @@ class HFCounter:
         backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
         self._backend = backend
         self._bounded = backend is not None and backend.normalizer is None
+        self._splittable, self._added = _splits_at_newlines(backend)
+        self._piece_counts: dict[str, int] = {}
         self.calls = 0  # tokenizer calls made and their CPU seconds (the mixture benchmark reports them)
         self.seconds = 0.0
 
@@ -98,6 +101,41 @@ class HFCounter:
             return True
         return self.count(text) <= n
 
+    def fits_joined(self, parts: list[str], sep: str, n: int) -> bool:
+        """Whether ``sep.join(parts)`` has at most ``n`` tokens, without tokenizing the joined text
+        where that is provably exact (see :func:`_splits_at_newlines`): then the count is the sum of
+        the parts' counts (each part counted once and remembered, so a growing few-shot prompt does
+        not re-tokenize its earlier exemplars) plus one token per newline of each ``\\n\\n``
+        (or ``\\n``) separator."""
+        size = sum(len(p) for p in parts) + len(sep) * (len(parts) - 1)
+        if self._bounded and size < n and 1 + sum(len(p.encode("utf-8")) for p in parts) + \
+                len(sep.encode("utf-8")) * (len(parts) - 1) <= n:
+            return True
+        if not (self._splittable and sep in ("\n", "\n\n") and self._junctions_split(parts)):
+            return self.count(sep.join(parts)) <= n
+        total = len(sep) * (len(parts) - 1)
+        cache = self._piece_counts
+        for p in parts:
+            c = cache.get(p)
+            if c is None:
+                if len(cache) >= 4096:  # bounded: the exemplars of one task rarely repeat beyond this
+                    cache.clear()
+                c = cache[p] = self.count(p)
+            total += c
+            if total > n:
+                return False
+        return True
+
+    def _junctions_split(self, parts: list[str]) -> bool:
+        # Every junction must be <non-space>SEP<non-space>, and no part after the first may start
+        # with an added token (the split around added tokens would leave the separator alone).
+        for k, p in enumerate(parts):
+            if not p or (k < len(parts) - 1 and p[-1].isspace()):
+                return False
+            if k and (p[0].isspace() or (self._added and p.startswith(self._added))):
+                return False
+        return True
+
     def truncate(self, text: str, n: int) -> str:
         if n <= 0:
             return ""
@@ -112,6 +150,47 @@ class HFCounter:
         while out and self.count(out) > n:
             out = out[: max(0, len(out) - max(1, len(out) // 50))]
         return out
+
+
+def _splits_at_newlines(backend: Any) -> tuple[bool, tuple[str, ...]]:
+    """Whether, for this tokenizer, ``a + "\\n" * k + b`` (k = 1 or 2) has exactly
+    ``count(a) + k + count(b)`` tokens whenever ``a`` ends and ``b`` starts with a non-whitespace character (and ``b`` does not
+    start with an added token).
+
+    True for byte-level BPE tokenizers with GPT-2's pre-tokenizer (SmolLM2, GPT-2, Llama 3 style
+    without a normalizer): BPE never merges across pre-tokens, and GPT-2's pattern
+    (``'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+``) splits
+    ``<non-space>\\n…\\n<non-space>`` into the pre-tokens of the left text (no alternative can
+    continue a non-space character with a newline, and the one lookahead only ends whitespace runs),
+    one pre-token per newline (``\\n\\n`` before a non-space character: ``\\s+(?!\\S)`` backs off
+    to the first ``\\n``, then ``\\s+`` takes the second; ``\\n`` is not the optional leading
+    space; three newlines would give ``\\n\\n`` + ``\\n``, hence k ≤ 2), then the pre-tokens of
+    the right text (matching has no look-behind). Each newline is one byte, hence one token. Added
+    tokens are split out first; none may contain whitespace or strip it (lstrip/rstrip). Anything
+    else (a normalizer, another pre-tokenizer, BPE dropout, a slow tokenizer) is counted exactly.
+    Also returns the added tokens' texts (a part starting with one is counted exactly).
+    """
+    if backend is None:
+        return False, ()
+    try:
+        spec = json.loads(backend.to_str())
+    except Exception:  # noqa: BLE001 - an unreadable spec is simply not trusted
+        return False, ()
+    pre, model = spec.get("pre_tokenizer") or {}, spec.get("model") or {}
+    if spec.get("normalizer") is not None or model.get("type") != "BPE" or model.get("dropout"):
+        return False, ()
+    if pre != {**pre, "type": "ByteLevel", "add_prefix_space": False, "use_regex": True}:
+        return False, ()
+    added = []
+    for tok in spec.get("added_tokens") or []:
+        content = str(tok.get("content", ""))
+        if not content or tok.get("lstrip") or tok.get("rstrip") or any(c.isspace() for c in content):
+            return False, ()
+        added.append(content)
+    # Each newline byte must be one token of its own (it is in any byte-level vocabulary).
+    if len(backend.encode("\n", add_special_tokens=False).ids) != 1:
+        return False, ()
+    return True, tuple(added)
 
 
 def make_counter(tokenizer: Any) -> TokenCounter | None:

@@ -234,9 +234,20 @@ def _fit(counter: TokenCounter | None, query: str, shots: list[str], budget: Bud
     if not counter.fits(query, budget.inputs):
         query = counter.truncate(query, budget.inputs)
     kept: list[int] = []
+    # A counter that can count a joined text from its parts (exactly) spares re-tokenizing the
+    # growing candidates; the decisions are the same either way.
+    joined = getattr(counter, "fits_joined", None)
     for i, shot in enumerate(shots):
         # An exemplar that does not fit is skipped; a shorter later one may still fit.
-        candidate = FEWSHOT_SEPARATOR.join([*(shots[j] for j in kept), shot])
+        parts = [*(shots[j] for j in kept), shot]
+        if joined is not None:
+            if not joined(parts, FEWSHOT_SEPARATOR, budget.fewshot_inputs):
+                continue
+            if not joined([*parts, query], FEWSHOT_SEPARATOR, budget.inputs):
+                continue
+            kept.append(i)
+            continue
+        candidate = FEWSHOT_SEPARATOR.join(parts)
         if not counter.fits(candidate, budget.fewshot_inputs):
             continue
         if not counter.fits(candidate + FEWSHOT_SEPARATOR + query, budget.inputs):
