@@ -18,6 +18,7 @@ import numpy as np
 __all__ = [
     "derive_seed",
     "select_indices",
+    "select_mask",
     "shard_composition",
     "shard_order",
     "shard_sizes",
@@ -76,6 +77,21 @@ def select_indices(n: int, r: int, rng: random.Random) -> Iterator[bool]:
         take = needed > 0 and rng.random() * (n - i) < needed
         needed -= take
         yield take
+
+
+def select_mask(n: int, r: int, rng: random.Random) -> bytearray:
+    """:func:`select_indices` as a byte mask (1 = taken), with the same draws from ``rng``: a tight
+    loop that stops drawing once all ``r`` are taken, not a generator step per index."""
+    if not 0 <= r <= n:
+        raise ValueError(f"cannot select {r} of {n}")
+    keep = bytearray(n)
+    needed, i, draw = r, 0, rng.random
+    while needed:
+        if draw() * (n - i) < needed:
+            keep[i] = 1
+            needed -= 1
+        i += 1
+    return keep
 
 
 def shuffle_buffer(items: Iterable[T], size: int, rng: random.Random) -> Iterator[T]:

@@ -99,7 +99,17 @@ class HFCounter:
     def fits(self, text: str, n: int) -> bool:
         if self._bounded and len(text) < n and 1 + len(text.encode("utf-8")) <= n:
             return True
-        return self.count(text) <= n
+        return self._remembered(text) <= n
+
+    def _remembered(self, text: str) -> int:
+        # A few-shot query is checked alone, then with each exemplar candidate: counted once.
+        cache = self._piece_counts
+        c = cache.get(text)
+        if c is None:
+            if len(cache) >= 4096:  # bounded: the exemplars of one task rarely repeat beyond this
+                cache.clear()
+            c = cache[text] = self.count(text)
+        return c
 
     def fits_joined(self, parts: list[str], sep: str, n: int) -> bool:
         """Whether ``sep.join(parts)`` has at most ``n`` tokens, without tokenizing the joined text
@@ -114,14 +124,8 @@ class HFCounter:
         if not (self._splittable and sep in ("\n", "\n\n") and self._junctions_split(parts)):
             return self.count(sep.join(parts)) <= n
         total = len(sep) * (len(parts) - 1)
-        cache = self._piece_counts
         for p in parts:
-            c = cache.get(p)
-            if c is None:
-                if len(cache) >= 4096:  # bounded: the exemplars of one task rarely repeat beyond this
-                    cache.clear()
-                c = cache[p] = self.count(p)
-            total += c
+            total += self._remembered(p)
             if total > n:
                 return False
         return True
