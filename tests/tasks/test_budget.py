@@ -48,3 +48,42 @@ def test_short_texts_need_no_tokenizer_call(counters):
             assert counter.calls == before
         assert not counter.fits("word " * 3000, 1920)
         assert counter.calls > before
+
+
+# Parts built to stress the junctions: whitespace of every kind at the ends, added tokens, contractions,
+# digits, punctuation and multi-byte letters next to the separator.
+EDGE = st.lists(st.sampled_from(["a", "s", "'", "'s", " ", "\n", "\t", "\u00a0", "\u2028", "\x1c", "7", "?!",
+                                 "é", "文", "<|im_start|>", "<|endoftext|>", "<s>", "word", " word", "\n\n"]),
+                max_size=6).map("".join)
+PART = st.one_of(TEXT, EDGE, st.tuples(TEXT, EDGE).map("".join), st.tuples(EDGE, TEXT).map("".join))
+
+
+@settings(max_examples=200, deadline=None)
+@given(parts=st.lists(PART, min_size=1, max_size=4), sep=st.sampled_from(["\n\n", "\n", " ", "\n\n\n"]),
+       slack=st.integers(-2, 2))
+def test_fits_joined_agrees_with_counting_the_joined_text(counters, parts, sep, slack):
+    for counter in counters:
+        counter._piece_counts.clear()
+        exact = counter.count(sep.join(parts))
+        n = max(0, exact + slack)
+        assert counter.fits_joined(parts, sep, n) == (exact <= n)
+        # Remembered part counts (from an earlier call) give the same answer.
+        assert counter.fits_joined(parts, sep, n) == (exact <= n)
+
+
+def test_piecewise_counts_only_for_byte_level_bpe_without_normalizer(counters):
+    from transformers import AutoTokenizer
+
+    gemma = Path.home() / ".cache" / "flanlab" / "models" / "gemma3-270m"
+    if not (SMOLLM2 / "tokenizer.json").is_file():
+        pytest.skip("smollm2-135m not cached (flanlab models)")
+    smollm2 = HFCounter(AutoTokenizer.from_pretrained(str(SMOLLM2)))
+    assert smollm2._splittable and "<|im_start|>" in smollm2._added
+    # Long parts (over any bound) joined at <non-space>\n\n<non-space>: counted once each, exactly.
+    parts = ["Q: " + "the cat sat on the mat. " * 40 + "A: yes", "Q: " + "2 + 2 = 4; " * 60 + "A: no", "Q: why?"]
+    exact = smollm2.count("\n\n".join(parts))
+    calls = smollm2.calls
+    assert smollm2.fits_joined(parts, "\n\n", exact) and not smollm2.fits_joined(parts, "\n\n", exact - 1)
+    assert smollm2.calls - calls == 3
+    if (gemma / "tokenizer.json").is_file():  # SentencePiece-style (a normalizer): always counted whole
+        assert not HFCounter(AutoTokenizer.from_pretrained(str(gemma)))._splittable
