@@ -87,3 +87,23 @@ def test_piecewise_counts_only_for_byte_level_bpe_without_normalizer(counters):
     assert smollm2.calls - calls == 3
     if (gemma / "tokenizer.json").is_file():  # SentencePiece-style (a normalizer): always counted whole
         assert not HFCounter(AutoTokenizer.from_pretrained(str(gemma)))._splittable
+
+
+def _reference_truncate(counter, text, n):
+    """Truncation as the tokenizer's own offsets give it (no remembered encoding)."""
+    tok = counter.tokenizer
+    if len(tok(text, add_special_tokens=False)["input_ids"]) <= n:
+        return text
+    out = text[: tok(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"][n - 1][1]]
+    while out and len(tok(out, add_special_tokens=False)["input_ids"]) > n:
+        out = out[: max(0, len(out) - max(1, len(out) // 50))]
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(text=TEXT, n=st.integers(1, 40))
+def test_truncate_reuses_the_counted_encoding_with_the_same_result(counters, text, n):
+    for counter in counters:
+        counter._piece_counts.clear()
+        counter._last = None
+        assert counter.truncate(text, n) == _reference_truncate(counter, text, n)

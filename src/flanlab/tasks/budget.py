@@ -75,6 +75,7 @@ class HFCounter:
         self._bounded = backend is not None and backend.normalizer is None
         self._splittable, self._added = _splits_at_newlines(backend)
         self._piece_counts: dict[str, int] = {}
+        self._last: tuple[str, Any] | None = None
         self.calls = 0  # tokenizer calls made and their CPU seconds (the mixture benchmark reports them)
         self.seconds = 0.0
 
@@ -82,7 +83,9 @@ class HFCounter:
         self.calls += 1
         t = time.process_time()
         if self._backend is not None:
-            ids = self._backend.encode(text, add_special_tokens=False).ids
+            enc = self._backend.encode(text, add_special_tokens=False)
+            self._last = (text, enc)  # a text found too long is truncated next: its offsets are here
+            ids = enc.ids
         else:
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         self.seconds += time.process_time() - t
@@ -123,12 +126,29 @@ class HFCounter:
             return True
         if not (self._splittable and sep in ("\n", "\n\n") and self._junctions_split(parts)):
             return self.count(sep.join(parts)) <= n
-        total = len(sep) * (len(parts) - 1)
+        # Exact counts where known, else each part's bound (1 + its bytes); the largest unknown
+        # parts are counted first, and counting stops as soon as the bound fits or the exact
+        # part alone no longer can (every other part has at least one token).
+        cache = self._piece_counts
+        seps = len(sep) * (len(parts) - 1)
+        known, unknown = 0, []
         for p in parts:
-            total += self._remembered(p)
-            if total > n:
+            c = cache.get(p)
+            if c is None:
+                unknown.append((1 + len(p.encode("utf-8")), p))
+            else:
+                known += c
+        upper = seps + known + sum(b for b, _ in unknown)
+        unknown.sort(key=lambda bp: -bp[0])
+        for k, (bound, p) in enumerate(unknown):
+            if upper <= n:
+                return True
+            if seps + known + (len(unknown) - k) > n:
                 return False
-        return True
+            c = self._remembered(p)
+            known += c
+            upper += c - bound
+        return upper <= n
 
     def _junctions_split(self, parts: list[str]) -> bool:
         # Every junction must be <non-space>SEP<non-space>, and no part after the first may start
@@ -147,8 +167,12 @@ class HFCounter:
             return text
         cut = len(text)
         if getattr(self.tokenizer, "is_fast", False):
-            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-            cut = enc["offset_mapping"][n - 1][1]
+            last = self._last
+            if last is not None and last[0] == text:  # just counted (by fits): the same encoding
+                offsets = last[1].offsets
+            else:
+                offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+            cut = offsets[n - 1][1]
         out = text[:cut]
         # Re-tokenizing a prefix can merge differently; shrink until the count really holds.
         while out and self.count(out) > n:
