@@ -399,6 +399,9 @@ def _run_jobs(fn, jobs: list[dict[str, Any]], workers: int, description: str, we
     results: list[dict] = []
     if not jobs:
         return results
+    # No more processes than jobs (a one-shard build assembles in this process: spawning a worker
+    # costs its imports, ~0.5 CPU-s).
+    workers = min(workers, len(jobs))
     with progress() as bar:
         task = bar.add_task(description, total=sum(j[weight] for j in jobs))
         if workers <= 1:
