@@ -111,7 +111,8 @@ def test_schedule_pieces():
     assert sorted(out) == list(range(100)) and out != list(range(100))
 
 
-@pytest.mark.parametrize(("n", "r"), [(0, 0), (1, 1), (10, 0), (10, 10), (100, 37), (5000, 3), (5000, 4990)])
+@pytest.mark.parametrize(("n", "r"), [(0, 0), (1, 1), (10, 0), (10, 10), (100, 37), (5000, 3), (5000, 4990),
+                                      (4096, 1), (4096, 256), (100_000, 10), (70_000, 4000)])
 def test_select_mask_draws_as_select_indices(n, r):
     a, b = random.Random(n * 7 + r), random.Random(n * 7 + r)
     assert select_mask(n, r, a) == bytearray(select_indices(n, r, b))
