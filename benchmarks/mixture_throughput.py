@@ -113,9 +113,11 @@ def main() -> int:
     args = ap.parse_args()
     load = os.getloadavg()
     rows = []
+    base_shards, same_as_base = None, []
     with tempfile.TemporaryDirectory(prefix="mix-bench-") as tmp:
         if args.baseline:
             r = run(1, args.examples[0], Path(tmp) / "baseline", args, args.baseline.resolve())
+            base_shards = r["shards"]
             print(f"baseline: {r['wall_s']:.1f}s wall, {r['cpu_s']:.1f} CPU s", file=sys.stderr)
             rows.append(row(f"baseline ({args.baseline})", r, "–"))
         for n in args.examples:
@@ -125,6 +127,8 @@ def main() -> int:
                 print(f"examples={n} workers={w}: {r['wall_s']:.1f}s wall, {r['cpu_s']:.1f} CPU s", file=sys.stderr)
                 first = first or r
                 rows.append(row("this checkout", r, str(r["shards"] == first["shards"])))
+                if base_shards is not None and n == args.examples[0]:
+                    same_as_base.append(f"workers={w}: {r['shards'] == base_shards}")
                 if w == args.workers[0]:
                     info = r
                 # Each run's folder is removed at once: disk stays at one build's size.
@@ -142,6 +146,8 @@ def main() -> int:
     print("| --- " * 16 + "|")
     for line in rows:
         print(line)
+    if same_as_base:
+        print(f"shards byte-identical to the baseline's ({args.examples[0]:,} examples): {', '.join(same_as_base)}")
     return 0
 
 

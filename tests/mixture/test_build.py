@@ -222,3 +222,32 @@ members:
     cyclic = write_config(tmp_path, "name: loop\nmembers:\n  - {mixture: loop.yaml}\n", "loop.yaml")
     with pytest.raises(UserError, match="includes itself"):
         build(cyclic, tmp_path / "loop")
+
+
+def test_light_tokenizer_is_the_tokenizer_transformers_loads(tmp_path, monkeypatch):
+    """Workers load tokenizer.json with `tokenizers` alone only after AutoTokenizer was seen to load
+    the same tokenizer; counts, truncation and statistics then agree."""
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    from flanlab.tasks.budget import HFCounter
+
+    folder = Path.home() / ".cache" / "flanlab" / "models" / "smollm2-135m"
+    if not (folder / "tokenizer.json").is_file():
+        pytest.skip("smollm2-135m not cached (flanlab models)")
+    monkeypatch.setenv("FLANLAB_CACHE_DIR", str(tmp_path / "cache"))
+    light = build_mod._light_tokenizer(str(folder))
+    assert light is not None
+    verdicts = json.loads((tmp_path / "cache" / "mixture" / "tokenizer-verdicts.json").read_text())
+    assert list(verdicts.values()) == [True]
+    full, fast = HFCounter(AutoTokenizer.from_pretrained(str(folder))), HFCounter(light)
+    text = "Q: Which is bigger, 17 or 71? Ünïcode 文字 <|im_end|>\n\n" * 200
+    assert fast.count(text) == full.count(text)
+    for n in (1, 7, 100, 999):
+        assert fast.truncate(text, n) == full.truncate(text, n)
+    assert build_mod._token_lengths(fast, [text, "hi"]) == build_mod._token_lengths(full, [text, "hi"])
+    # A verdict of "different" keeps transformers' loader.
+    key = next(iter(verdicts))
+    (tmp_path / "cache" / "mixture" / "tokenizer-verdicts.json").write_text(json.dumps({key: False}))
+    assert build_mod._light_tokenizer(str(folder)) is None

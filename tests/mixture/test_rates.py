@@ -8,6 +8,7 @@ from flanlab.mixture.mixture import Mixture, Stream, SubMixture
 from flanlab.mixture.rates import canonical_submixture, flan2022, largest_remainder, proportional_weight
 from flanlab.mixture.schedule import (
     select_indices,
+    select_mask,
     shard_composition,
     shard_sizes,
     shuffle_buffer,
@@ -108,6 +109,15 @@ def test_schedule_pieces():
     assert stream_plan(10, 25) == [(0, 10), (1, 10), (2, 5)]
     out = list(shuffle_buffer(range(100), 8, random.Random(2)))
     assert sorted(out) == list(range(100)) and out != list(range(100))
+
+
+@pytest.mark.parametrize(("n", "r"), [(0, 0), (1, 1), (10, 0), (10, 10), (100, 37), (5000, 3), (5000, 4990),
+                                      (4096, 1), (4096, 256), (100_000, 10), (70_000, 4000)])
+def test_select_mask_draws_as_select_indices(n, r):
+    a, b = random.Random(n * 7 + r), random.Random(n * 7 + r)
+    assert select_mask(n, r, a) == bytearray(select_indices(n, r, b))
+    # Same draws consumed: what the stream draws next (refills) is unchanged.
+    assert a.getstate() == b.getstate()
 
 
 def test_length_stats_merge_exactly():

@@ -170,3 +170,81 @@ def test_records_at_yields_the_marked_records_as_records_does():
             assert list(source.records_at(split, keep)) == [r for i, r in enumerate(every) if keep[i]]
     with pytest.raises(Exception, match="no split"):
         list(source.records_at("test", bytearray(3)))
+
+
+def _full_split(data, name):
+    """The reference: the whole task.json converted and split in memory."""
+    split = {"train": [], "validation": []}
+    for ex in convert_examples(data, name):
+        split[bigbench.split_of(ex)].append(ex)
+    return split
+
+
+def _assert_same_records(records: bigbench.TaskRecords, split: dict) -> None:
+    for name, rows in split.items():
+        assert records.count(name) == len(rows)
+        for i, row in enumerate(rows):
+            got = records.get(name, i)
+            # Same fields in the same order with the same values (what templates and hashes see).
+            assert list(got.items()) == list(row.items())
+
+
+def test_record_files_hold_the_full_conversion(bb_tarball):
+    store = BigBenchTarball(bb_tarball)
+    for path in store.index():
+        records = store.task_records(path)
+        _assert_same_records(records, _full_split(store.load(path), f"bigbench:{path}"))
+    folder = store.records_folder()
+    assert folder.name.startswith(f"{bb_tarball.name}.records-{store.sha256()[:16]}-{bigbench.converter_version()}")
+    assert len(list(folder.glob("*.rec"))) == 3
+    # Opening a task again reads its record file (no task.json read) ...
+    reopened = BigBenchTarball(bb_tarball)
+    reopened.load = None  # type: ignore[assignment]
+    assert reopened.task_records("tiny_mc").count("train") == store.task_records("tiny_mc").count("train")
+    # ... and a damaged one is converted again.
+    file = folder / "tiny_mc.rec"
+    file.write_bytes(file.read_bytes()[:-5])
+    _assert_same_records(BigBenchTarball(bb_tarball).task_records("tiny_mc"), _full_split(MC, "bigbench:tiny_mc"))
+
+
+@pytest.mark.parametrize("fmt", ["zs_opt", "fs_opt", "fs_noopt"])
+def test_lazy_records_render_as_the_full_conversion(bb_tarball, fmt):
+    from flanlab.tasks.budget import WhitespaceCounter
+
+    store = BigBenchTarball(bb_tarball)
+    info = store.index()["tiny_mc"]
+    lazy, full = make_task(info, store), make_task(info, None, MC)
+    assert isinstance(lazy.exemplar_pool(), bigbench.LazyExamples)
+    assert list(lazy.exemplar_pool()) == [ex for _, ex in full.records("train")]
+    for split in ("train", "validation"):
+        assert list(lazy.records(split)) == list(full.records(split))
+        keep = bytearray([1, 0, 0, 1, 1] * 4)
+        assert list(lazy.source.records_at(split, keep)) == list(full.source.records_at(split, keep))
+        for tok in (None, WhitespaceCounter()):
+            assert list(render(lazy, fmt, split=split, seed=3, tokenizer=tok)) == \
+                list(render(full, fmt, split=split, seed=3, tokenizer=tok))
+
+
+@pytest.mark.slow
+def test_record_files_match_full_conversion_on_real_tasks(tmp_path):
+    """Every task.json of the real sdist: its record file (as streams read it) holds exactly what
+    converting the whole file gives, example by example."""
+    sdist = fetch_sdist(download=False)
+    if sdist is None:
+        pytest.skip("BIG-bench sdist not in the cache")
+    store = BigBenchTarball(sdist)
+    stamp = {"sdist_sha256": "test", "converter": bigbench.converter_version()}
+    n_tasks = n_examples = 0
+    for info, data in store.iter_tasks():
+        where = f"bigbench:{info.path}"
+        try:
+            split = _full_split(data, where)
+        except UserError:
+            with pytest.raises(UserError):
+                bigbench.encode_records(data, where, stamp)
+            continue
+        records = bigbench.TaskRecords(bigbench.encode_records(data, where, {**stamp, "path": info.path}), where)
+        _assert_same_records(records, split)
+        n_tasks += 1
+        n_examples += sum(len(rows) for rows in split.values())
+    assert n_tasks >= 900 and n_examples > 100_000

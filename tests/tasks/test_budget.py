@@ -107,3 +107,24 @@ def test_cached_pre_token_counts_equal_the_tokenizer(counters, text):
         exact = len(counter.tokenizer(text, add_special_tokens=False)["input_ids"])
         assert n is None or n == exact
         assert counter.count(text) == exact
+
+
+# Pieces built to stress the junctions: whitespace of every kind at the ends, added tokens, contractions,
+# digits, punctuation and multi-byte letters next to the separator.
+EDGE = st.lists(st.sampled_from(["a", "s", "'", "'s", " ", "\n", "\t", "\u00a0", "\u2028", "\x1c", "7", "?!",
+                                 "é", "文", "<|im_start|>", "<|endoftext|>", "<s>", "word", " word", "\n\n"]),
+                max_size=6).map("".join)
+PIECE = st.one_of(TEXT, EDGE, st.tuples(TEXT, EDGE).map("".join), st.tuples(EDGE, TEXT).map("".join))
+
+
+@settings(max_examples=200, deadline=None)
+@given(pieces=st.lists(PIECE, min_size=1, max_size=4), sep=st.sampled_from(["\n\n", "\n", " ", "\n\n\n"]),
+       slack=st.integers(-2, 2))
+def test_joined_checks_agree_at_awkward_junctions(counters, pieces, sep, slack):
+    for counter in counters:
+        joined = counter.joined(pieces, sep)
+        which = [*range(len(pieces))]
+        exact = len(counter.tokenizer(sep.join(pieces), add_special_tokens=False)["input_ids"])
+        n = max(0, exact + slack)
+        assert joined.fits(which, n) == (exact <= n)
+        assert joined.fits(which, n) == (exact <= n)  # counts remembered from the first call

@@ -40,7 +40,7 @@ from flanlab.mixture.mixture import Mixture, Stream
 from flanlab.mixture.rates import largest_remainder, proportional_weight
 from flanlab.mixture.schedule import (
     derive_seed,
-    select_indices,
+    select_mask,
     shard_composition,
     shard_order,
     shard_sizes,
@@ -136,15 +136,82 @@ def resolve_tokenizer(name: str) -> str:
     return name
 
 
+class _Backend:
+    """A ``tokenizer.json`` loaded with the ``tokenizers`` library alone, answering what
+    :class:`~flanlab.tasks.budget.HFCounter` asks of a fast Hugging Face tokenizer (ids and offsets
+    without special tokens)."""
+
+    is_fast = True
+
+    def __init__(self, backend: Any) -> None:
+        self.backend_tokenizer = backend
+
+    def __call__(self, text: str, add_special_tokens: bool = True, return_offsets_mapping: bool = False):
+        enc = self.backend_tokenizer.encode(text, add_special_tokens=add_special_tokens)
+        out: dict[str, Any] = {"input_ids": enc.ids}
+        if return_offsets_mapping:
+            out["offset_mapping"] = enc.offsets
+        return out
+
+
+def _backend_spec(backend: Any) -> dict[str, Any]:
+    spec = json.loads(backend.to_str())
+    spec.pop("truncation", None)  # call settings, not what a text becomes
+    spec.pop("padding", None)
+    return spec
+
+
+def _light_tokenizer(where: str) -> _Backend | None:
+    """The folder's ``tokenizer.json`` through ``tokenizers`` alone (0.1 CPU-s instead of ~3 for
+    transformers and torch in every worker), used only when ``AutoTokenizer`` was once seen to load
+    exactly the same tokenizer from these files (that verdict is cached, keyed by the files' digest
+    and the transformers version); None otherwise."""
+    folder = Path(where)
+    file = folder / "tokenizer.json"
+    if not file.is_file():
+        return None
+    from importlib.metadata import version
+
+    from tokenizers import Tokenizer
+
+    from flanlab.core.paths import cache_dir
+
+    h = hashlib.sha256(version("transformers").encode())
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and (p.name.startswith("tokenizer") or p.name in ("special_tokens_map.json",
+                                                                           "added_tokens.json", "config.json")):
+            h.update(p.name.encode() + b"\0" + p.read_bytes())
+    key = h.hexdigest()
+    verdicts_file = cache_dir("mixture") / "tokenizer-verdicts.json"
+    verdicts = _read_json(verdicts_file) or {}
+    try:
+        backend = Tokenizer.from_file(str(file))
+    except Exception:  # noqa: BLE001 - transformers then loads it, or names what is wrong
+        return None
+    if key not in verdicts:
+        from transformers import AutoTokenizer
+
+        full = AutoTokenizer.from_pretrained(where, trust_remote_code=False)
+        same = bool(getattr(full, "is_fast", False)) and _backend_spec(full.backend_tokenizer) == _backend_spec(backend)
+        verdicts = {**(_read_json(verdicts_file) or {}), key: same}
+        try:
+            atomic_write_json(verdicts_file, verdicts, indent=None)
+        except OSError as e:  # a read-only cache only costs the next run another check
+            log.debug("could not cache the tokenizer check: %s", e)
+    return _Backend(backend) if verdicts[key] else None
+
+
 def _tokenizer(name: str | None):
     if name is None:
         return None
     if name not in _TOKENIZERS:
-        from transformers import AutoTokenizer
-
         where = resolve_tokenizer(name)
         try:
-            tok = AutoTokenizer.from_pretrained(where, trust_remote_code=False)
+            tok = _light_tokenizer(where)
+            if tok is None:
+                from transformers import AutoTokenizer
+
+                tok = AutoTokenizer.from_pretrained(where, trust_remote_code=False)
         except (OSError, ValueError) as e:
             raise UserError(f"tokenizer {name!r} (counts the token budgets): could not load it from {where} "
                             f"({str(e).splitlines()[0]}); cache it with `flanlab models`, or pass --tokenizer "
@@ -179,7 +246,7 @@ def _stream_examples(job: dict[str, Any]):
         for epoch, take in stream_plan(size, quota):
             render_seed = derive_seed(seed, "render", key, epoch) % 2**31
             # A partial pass marks its examples up front (1 byte each) so the rest are never rendered.
-            keep = None if take == size else bytearray(select_indices(size, take, select_rng))
+            keep = None if take == size else select_mask(size, take, select_rng)
             n = 0
             for row in iter_source(job["source"], render_seed, keep, tok):
                 n += 1
@@ -346,6 +413,9 @@ def _run_jobs(fn, jobs: list[dict[str, Any]], workers: int, description: str, we
     results: list[dict] = []
     if not jobs:
         return results
+    # No more processes than jobs (a one-shard build assembles in this process: spawning a worker
+    # costs its imports, ~0.5 CPU-s).
+    workers = min(workers, len(jobs))
     with progress() as bar:
         task = bar.add_task(description, total=sum(j[weight] for j in jobs))
         if workers <= 1:

@@ -18,6 +18,7 @@ import numpy as np
 __all__ = [
     "derive_seed",
     "select_indices",
+    "select_mask",
     "shard_composition",
     "shard_order",
     "shard_sizes",
@@ -76,6 +77,59 @@ def select_indices(n: int, r: int, rng: random.Random) -> Iterator[bool]:
         take = needed > 0 and rng.random() * (n - i) < needed
         needed -= take
         yield take
+
+
+def select_mask(n: int, r: int, rng: random.Random) -> bytearray:
+    """:func:`select_indices` as a byte mask (1 = taken), with the same draws from ``rng`` (and
+    ``rng`` left in the same state): for a few of many, the draws come in bulk from numpy's MT19937
+    started from ``rng``'s state (the same generator, so the same numbers), else from a tight loop."""
+    if not 0 <= r <= n:
+        raise ValueError(f"cannot select {r} of {n}")
+    if r == 0:
+        return bytearray(n)
+    if type(rng) is random.Random and n >= 4096 and r * 16 <= n:
+        return _select_bulk(n, r, rng)
+    keep = bytearray(n)
+    needed, i, draw = r, 0, rng.random
+    while needed:
+        if draw() * (n - i) < needed:
+            keep[i] = 1
+            needed -= 1
+        i += 1
+    return keep
+
+
+def _mt19937(state: tuple[int, ...]) -> np.random.MT19937:
+    bits = np.random.MT19937()
+    bits.state = {"bit_generator": "MT19937",
+                  "state": {"key": np.asarray(state[:-1], dtype=np.uint32), "pos": int(state[-1])}}
+    return bits
+
+
+def _select_bulk(n: int, r: int, rng: random.Random) -> bytearray:
+    version, state, gauss = rng.getstate()
+    raw = _mt19937(state).random_raw(2 * n)
+    # random.random(): (a >> 5, b >> 6) of two 32-bit outputs, as 53 bits (exact in float64).
+    u = ((raw[0::2] >> 5).astype(np.float64) * 67108864.0 + (raw[1::2] >> 6)) * (1.0 / 9007199254740992.0)
+    v = u * (n - np.arange(n, dtype=np.int64)).astype(np.float64)
+    keep, needed, last = bytearray(n), r, -1
+    # Only an index with v < r can ever be taken (needed never exceeds r): walk those in order.
+    cand = np.flatnonzero(v < r)
+    for i, x in zip(cand.tolist(), v[cand].tolist(), strict=True):
+        if x < needed:
+            keep[i] = 1
+            needed -= 1
+            if needed == 0:
+                last = i
+                break
+    if needed:  # pragma: no cover - algorithm S always takes r (index n - needed is certain)
+        raise AssertionError("selection did not complete")
+    # Leave rng as the loop would: 2 outputs drawn per index up to the last one taken.
+    bits = _mt19937(state)
+    bits.random_raw(2 * (last + 1))
+    after = bits.state["state"]
+    rng.setstate((version, (*map(int, after["key"]), int(after["pos"])), gauss))
+    return keep
 
 
 def shuffle_buffer(items: Iterable[T], size: int, rng: random.Random) -> Iterator[T]:

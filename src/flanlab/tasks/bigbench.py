@@ -9,6 +9,11 @@ target) and ``targets`` (all). ``task_prefix``, ``example_input_prefix`` and
 ``example_output_prefix`` are kept as fields for templates. Examples split into ``train`` and
 ``validation`` by a stable hash of their input; generative examples without input are dropped and
 multiple-choice ones without input get the task's instruction as their question.
+
+Converted examples of a task read from the sdist are cached once per task in a compact record file
+(:class:`TaskRecords`: a header, a table of offsets, one JSON line per converted example, train then
+validation), keyed by the sdist's SHA-256 and the converter's version, so opening a task reads a
+header and the few examples a stream selects instead of converting its whole task.json.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import mmap
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator, Mapping
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -42,8 +49,11 @@ __all__ = [
     "BigBenchSource",
     "BigBenchTarball",
     "TaskInfo",
+    "TaskRecords",
     "bbh_map",
     "convert_examples",
+    "converter_version",
+    "encode_records",
     "fetch_sdist",
     "make_task",
     "open_store",
@@ -167,6 +177,113 @@ def split_of(example: Mapping[str, Any], fraction: float | None = None) -> str:
     return "validation" if h / 2**32 < frac else "train"
 
 
+# -- compact record files -----------------------------------------------------------------------
+_RECORDS_MAGIC = b"flanlab-bigbench-records 1 " + sys.byteorder.encode() + b"\n"
+_COMMON = ("task_prefix", "input_prefix", "output_prefix", "description")
+SPLITS = ("train", "validation")
+
+
+@cache
+def converter_version() -> str:
+    """A digest of what decides converted examples and their splits (this module and its config):
+    record files written by another version are never read."""
+    h = hashlib.sha256()
+    for part in ("bigbench.py", "data/bigbench.yaml"):
+        h.update(resources.files("flanlab.tasks").joinpath(part).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _line(row: Mapping[str, Any]) -> bytes:
+    text = json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8") + b"\n"
+    except UnicodeEncodeError:  # a lone surrogate (from a JSON escape) survives only as an escape
+        return json.dumps(row, separators=(",", ":")).encode("ascii") + b"\n"
+
+
+def encode_records(data: Mapping[str, Any], where: str, stamp: Mapping[str, Any]) -> bytes:
+    """A task.json converted (:func:`convert_examples`), split (:func:`split_of`) and encoded as a
+    record file: magic line, JSON header line (``stamp``, the count of each split, the fields every
+    example shares), ``n + 1`` native uint64 offsets, then one JSON line per example (train first)."""
+    split: dict[str, list[dict[str, Any]]] = {name: [] for name in SPLITS}
+    common: dict[str, Any] | None = None
+    for ex in convert_examples(data, where):
+        split[split_of(ex)].append(ex)
+        common = common or {k: ex[k] for k in _COMMON}
+    lines: list[bytes] = []
+    for name in SPLITS:
+        for ex in split[name]:
+            # The shared fields lead every converted example (same values, same key order), so a
+            # record stores only the rest and reading puts them back in front.
+            lines.append(_line({k: v for k, v in ex.items() if k not in _COMMON}))
+    offsets = array("Q", [0])
+    for b in lines:
+        offsets.append(offsets[-1] + len(b))
+    header = {"stamp": dict(stamp), "counts": {name: len(split[name]) for name in SPLITS}, "common": common or {}}
+    return b"".join([_RECORDS_MAGIC, json.dumps(header, ensure_ascii=True).encode() + b"\n",
+                     offsets.tobytes(), *lines])
+
+
+class TaskRecords:
+    """A task's converted examples from a record file (see :func:`encode_records`): counting is free
+    and example ``i`` of a split costs one small JSON parse, whatever the task's size."""
+
+    def __init__(self, buf: bytes | mmap.mmap, where: str) -> None:
+        self.where = where
+        if not buf[: len(_RECORDS_MAGIC)] == _RECORDS_MAGIC:
+            raise ValueError(f"{where}: not a record file of this version")
+        end = buf.find(b"\n", len(_RECORDS_MAGIC))
+        header = json.loads(buf[len(_RECORDS_MAGIC): end])
+        self.stamp: dict[str, Any] = header["stamp"]
+        self.counts: dict[str, int] = header["counts"]
+        self.common: dict[str, Any] = header["common"]
+        total = sum(self.counts.values())
+        start = end + 1
+        self._buf = buf
+        self._offsets = memoryview(buf)[start: start + 8 * (total + 1)].cast("Q")
+        self._base = start + 8 * (total + 1)
+        self._first = {"train": 0, "validation": self.counts["train"]}
+        if self._base + self._offsets[total] != len(buf):
+            raise ValueError(f"{where}: truncated record file")
+
+    @classmethod
+    def open(cls, file: Path) -> TaskRecords:
+        """Map ``file`` (read-only; pages are read as examples are)."""
+        with open(file, "rb") as f:
+            buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        return cls(buf, str(file))
+
+    def count(self, split: str) -> int:
+        return self.counts[split]
+
+    def get(self, split: str, i: int) -> dict[str, Any]:
+        """Example ``i`` of ``split``, equal to what converting the whole task.json gives."""
+        if not 0 <= i < self.counts[split]:
+            raise IndexError(i)
+        k = self._first[split] + i
+        rec = json.loads(self._buf[self._base + self._offsets[k]: self._base + self._offsets[k + 1]])
+        return {**self.common, **rec}
+
+
+class LazyExamples(Sequence):
+    """A split's examples as a sequence read on access (a few-shot exemplar pool: only the drawn
+    exemplars are ever read). Converted examples always have the fields and options the BIG-bench
+    families need (see :func:`convert_examples`), as :meth:`Task.records` would check."""
+
+    def __init__(self, source: BigBenchSource, split: str) -> None:
+        self.source, self.split = source, split
+
+    def __len__(self) -> int:
+        return self.source.count(self.split)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        return self.source.example(self.split, i)
+
+
 # -- stores ------------------------------------------------------------------------------------
 def _info_from(path: str, data: Mapping[str, Any], **where: Any) -> TaskInfo | None:
     kind = task_type_of(data)
@@ -201,6 +318,7 @@ class BigBenchTarball:
         self.index_file = Path(index_file) if index_file else self.tarball.with_name(
             self.tarball.name + ".index.json")
         self._index: dict[str, TaskInfo] | None = None
+        self._sha256: str | None = None
 
     def _stamp(self) -> dict[str, int]:
         st = self.tarball.stat()
@@ -220,6 +338,55 @@ class BigBenchTarball:
         if data.get("version") != _INDEX_VERSION or data.get("tarball") != self._stamp():
             return None
         return {t["path"]: TaskInfo(**{**t, "keywords": tuple(t["keywords"])}) for t in data["tasks"]}
+
+    def sha256(self) -> str:
+        """The sdist's SHA-256, computed once per (size, mtime) and remembered beside the index."""
+        if self._sha256 is not None:
+            return self._sha256
+        memo = self.index_file.with_name(self.tarball.name + ".sha256.json")
+        stamp = self._stamp()
+        try:
+            data = json.loads(memo.read_text("utf-8"))
+            if data.get("tarball") == stamp and isinstance(data.get("sha256"), str):
+                self._sha256 = data["sha256"]
+                return data["sha256"]
+        except (OSError, ValueError):
+            pass
+        h = hashlib.sha256()
+        with open(self.tarball, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        digest = self._sha256 = h.hexdigest()
+        try:
+            atomic_write_json(memo, {"tarball": stamp, "sha256": digest}, indent=0)
+        except OSError as e:
+            log.debug("could not remember the sdist hash: %s", e)
+        return digest
+
+    def records_folder(self) -> Path:
+        """Where converted tasks are cached: beside the index, keyed by the sdist's SHA-256 and the
+        converter version (a new sdist or converter never reads stale records)."""
+        return self.index_file.with_name(f"{self.tarball.name}.records-{self.sha256()[:16]}-{converter_version()}")
+
+    def task_records(self, path: str) -> TaskRecords:
+        """The converted examples of ``path``, from its record file, written (atomically) on first use."""
+        folder = self.records_folder()
+        file = folder / (path.replace("/", "__") + ".rec")
+        stamp = {"sdist_sha256": self.sha256(), "converter": converter_version(), "path": path}
+        if file.is_file():
+            try:
+                records = TaskRecords.open(file)
+                if records.stamp == stamp:
+                    return records
+            except (OSError, ValueError, KeyError):
+                pass  # damaged or foreign: converted again below
+        data = self.load(path)
+        blob = encode_records(data, f"bigbench:{path}", stamp)
+        try:
+            atomic_write_bytes(file, blob)
+        except OSError as e:  # a read-only cache only costs the next run another conversion
+            log.debug("could not cache the records of %s: %s", path, e)
+        return TaskRecords(blob, str(file))
 
     def _build_index(self) -> dict[str, TaskInfo]:
         infos: dict[str, TaskInfo] = {}
@@ -338,16 +505,26 @@ def fetch_sdist(download: bool = True) -> Path | None:
 
 # -- tasks -------------------------------------------------------------------------------------
 class BigBenchSource:
-    """One BIG-bench task as a :class:`~flanlab.tasks.sources.Source` (train / validation)."""
+    """One BIG-bench task as a :class:`~flanlab.tasks.sources.Source` (train / validation).
+
+    From a store with record files (the sdist) examples are read one by one from the task's record
+    file; otherwise (a folder, or ``data`` given) the whole task.json is converted in memory. Both
+    give the same examples in the same order."""
 
     def __init__(self, store: Store | None, path: str, data: Mapping[str, Any] | None = None) -> None:
         self.store, self.path = store, path
         self.name = f"bigbench:{path}"
         self._data = data
         self._split: dict[str, list[dict[str, Any]]] | None = None
+        self._records: TaskRecords | None = None
 
     def splits(self) -> list[str]:
         return ["train", "validation"]
+
+    def _cached(self) -> TaskRecords | None:
+        if self._records is None and self._data is None and hasattr(self.store, "task_records"):
+            self._records = self.store.task_records(self.path)  # type: ignore[union-attr]
+        return self._records
 
     def _examples(self) -> dict[str, list[dict[str, Any]]]:
         if self._split is None:
@@ -358,18 +535,39 @@ class BigBenchSource:
             self._split = split
         return self._split
 
-    def records(self, split: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    def _check(self, split: str) -> None:
         if split not in self.splits():
             raise SourceError(f"{self.name}: no split {split!r}; splits: train, validation")
-        for i, ex in enumerate(self._examples()[split]):
+
+    def count(self, split: str) -> int:
+        """Examples in ``split`` (read from the record file's header when there is one)."""
+        self._check(split)
+        records = self._cached()
+        return records.count(split) if records is not None else len(self._examples()[split])
+
+    def example(self, split: str, i: int) -> dict[str, Any]:
+        """Example ``i`` of ``split`` (a fresh dict)."""
+        records = self._cached()
+        return records.get(split, i) if records is not None else dict(self._examples()[split][i])
+
+    def lazy(self, split: str) -> LazyExamples:
+        """``split`` as a sequence read on access."""
+        self._check(split)
+        return LazyExamples(self, split)
+
+    def records(self, split: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        self._check(split)
+        records = self._cached()
+        rows: Sequence[dict[str, Any]] = self.lazy(split) if records is not None else self._examples()[split]
+        for i, ex in enumerate(rows):
             yield f"{self.name}[{split}] example {i}", ex
 
     def records_at(self, split: str, keep: bytearray) -> Iterator[tuple[str, dict[str, Any]]]:
         """The records whose index is marked in ``keep``, as :meth:`records` yields them: found by
         ``bytearray.find`` (C speed), so a stream taking 5 of 50,000 examples does not walk all."""
-        if split not in self.splits():
-            raise SourceError(f"{self.name}: no split {split!r}; splits: train, validation")
-        rows = self._examples()[split]
+        self._check(split)
+        records = self._cached()
+        rows: Sequence[dict[str, Any]] = self.lazy(split) if records is not None else self._examples()[split]
         end = min(len(rows), len(keep))
         i = keep.find(1, 0, end)
         while i != -1:
@@ -380,9 +578,10 @@ class BigBenchSource:
 def make_task(info: TaskInfo, store: Store | None, data: Mapping[str, Any] | None = None) -> Task:
     """The catalog task for a BIG-bench task (generic templates by type, BBH sources held out)."""
     mc = info.task_type == "multiple_choice"
+    source = BigBenchSource(store, info.path, data)
     return Task(
         name=task_name(info.path),
-        source=BigBenchSource(store, info.path, data),
+        source=source,
         family=builtin_family("bigbench_mc" if mc else "bigbench_gen"),
         task_type=info.task_type,
         category=", ".join(info.keywords[:3]),
@@ -391,4 +590,7 @@ def make_task(info: TaskInfo, store: Store | None, data: Mapping[str, Any] | Non
         source_kind="bigbench",
         description=info.description,
         tags=("bigbench", *info.keywords),
+        # The exemplar pool is the training split (no preprocessors, no held-out split to exclude),
+        # read lazily: a few-shot stream reads the exemplars it draws, not the whole split.
+        _pool={"pool": source.lazy("train")},
     )

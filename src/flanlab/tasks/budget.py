@@ -156,7 +156,7 @@ class HFCounter:
                                          rf"|[{W}]+(?![^{W}])|[{W}]+")
                 # Pre-tokens are mapped byte by byte; latin-1 turns UTF-8 bytes into code points 0-255.
                 self._latin1_map = byte_map
-                self._added = tuple(t.content for t in backend.get_added_tokens_decoder().values())
+                self._added = tuple(t.content for t in backend.get_added_tokens_decoder().values() if t.content)
                 # Outside the fast path: a character not probed, or an added token's text (the
                 # tokenizer splits those out before pre-tokenizing).
                 self._unsafe = re.compile(f"[^{_class_pattern(list(classes))}]")
@@ -270,10 +270,13 @@ def _is_gpt2_byte_level(backend: Any) -> bool:
             and not getattr(backend.model, "dropout", None))
 
 
-def _edge_safe(piece: str) -> bool:
-    # ASCII and not whitespace at both ends: no engine's \s holds such a character.
+def _edge_safe(piece: str, added: tuple[str, ...]) -> bool:
+    # ASCII and not whitespace at both ends: no engine's \s holds such a character. A piece may not
+    # start with an added token's text: the tokenizer splits added tokens out before pre-tokenizing,
+    # which leaves the separator before it a whitespace run of its own (``0\n\n<|im_start|>`` is
+    # 3 tokens, not 1 + 2 + 1).
     return bool(piece) and piece[0].isascii() and piece[-1].isascii() and not piece[0].isspace() \
-        and not piece[-1].isspace()
+        and not piece[-1].isspace() and not (added and piece.startswith(added))
 
 
 class Joined:
@@ -294,7 +297,7 @@ class Joined:
         joints = max(0, len(which) - 1)
         if self.counter._bounded and 1 + sum(map(self._bytes.__getitem__, which)) + joints * self._sep_bytes <= n:
             return True  # the bound of HFCounter.fits (1 + bytes >= characters, so len(text) < n holds)
-        if self._sep_tokens is not None and all(_edge_safe(self.pieces[k]) for k in which):
+        if self._sep_tokens is not None and all(_edge_safe(self.pieces[k], self.counter._added) for k in which):
             # The joined count is the sum of the pieces' counts. Pieces not counted yet are bounded
             # by 1 + their bytes; the largest are counted first until the bound fits or all are
             # counted (then it is the exact count). Long prompts mostly fit well within budget, so
