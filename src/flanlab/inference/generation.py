@@ -1,6 +1,7 @@
 """Decoding for :class:`~flanlab.inference.hf.HFLM`: batched greedy and seeded sampling, n samples
-drawn from one encoded prompt, shared few-shot prefixes run once, each sequence stopping at its own
-stop sequence and leaving the batch when it does."""
+drawn from one encoded prompt, shared few-shot prefixes run once (and, on the CPU, read once per
+decoding step rather than copied into every row), each sequence stopping at its own stop sequence and
+leaving the batch when it does."""
 
 from __future__ import annotations
 
