@@ -95,3 +95,59 @@ def test_not_eligible_past_a_sliding_window_or_off_the_kernel(tiny_llama_dir):
         loaded.model.config.sliding_window = None
     cache.layers[0].keys = cache.layers[0].keys.double()  # not a dtype the CPU flash kernel takes
     assert not pa.eligible(loaded.model, cache, 100)
+
+
+def test_grouped_decoding_attention_equals_plain():
+    torch.manual_seed(1)
+    rows, heads, kv_heads, own, dim = 5, 6, 2, 9, 16
+    q = torch.randn(rows, heads, 1, dim)
+    k_own, v_own = torch.randn(rows, kv_heads, own, dim), torch.randn(rows, kv_heads, own, dim)
+    mask = torch.ones(rows, own, dtype=torch.bool)
+    mask[0, 2:5] = False  # a hole: the pads between a prompt and its generated tokens
+    mask[3, :4] = False
+    prefixes = [(torch.randn(1, kv_heads, p, dim), torch.randn(1, kv_heads, p, dim)) for p in (7, 3)]
+    spans = [(0, 2, _Prefix(*prefixes[0])), (2, 3, None), (3, 5, _Prefix(*prefixes[1]))]
+    out, _ = pa.prefix_attention(_Layer(), q, k_own, v_own, None, scaling=0.25,
+                                 flanlab_prefix=pa.PrefixGroups(spans, mask))
+    assert out.shape == (rows, 1, heads, dim)
+    for start, end, prefix in spans:
+        for r in range(start, end):
+            keys, values = k_own[r:r + 1, :, mask[r]], v_own[r:r + 1, :, mask[r]]
+            if prefix is not None:
+                keys = torch.cat([prefix.layers[0][0], keys], dim=2)
+                values = torch.cat([prefix.layers[0][1], values], dim=2)
+            ref = torch.nn.functional.scaled_dot_product_attention(
+                q[r:r + 1], keys.repeat_interleave(heads // kv_heads, dim=1),
+                values.repeat_interleave(heads // kv_heads, dim=1), scale=0.25)
+            assert torch.allclose(out[r:r + 1], ref.transpose(1, 2), atol=1e-5)
+
+
+def test_generation_decodes_on_shared_prefixes_and_equals_cache_copies(tiny_llama_dir, monkeypatch):
+    from flanlab.inference import GenerateRequest
+
+    loaded = load_pretrained(ModelSpec(name=str(tiny_llama_dir)))
+    other = "Answer each question with a number, thinking step by step first.\n\n" * 3
+    prompts = ([PREFIX + f"Question: what is {i} plus {i * 7}?" + " really" * i + "\nAnswer:" for i in range(4)]
+               + [other + f"Q: {i} times two?\nA:" for i in range(3)] + ["Q:"])
+    reqs = [GenerateRequest(p, max_new_tokens=10) for p in prompts]
+    reqs.append(GenerateRequest(prompts[5], max_new_tokens=7, temperature=0.9, n=3, seed=4))
+    plain = HFLM(loaded, batch_size=1, prefix_reuse=False, show_progress=False)
+    ref = dict(plain.generate_tokens(reqs))
+    # A stop sequence from one greedy output makes that row leave the batch early.
+    text = plain.finish_text(ref[1][0], ())
+    reqs[1] = GenerateRequest(prompts[1], max_new_tokens=10, stop=(text[3:6],))
+    ref[1] = dict(plain.generate_tokens([reqs[1]]))[0]
+    calls = []
+    real = pa._grouped
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pa, "_grouped", counting)
+    shared = dict(HFLM(loaded, batch_size=16, show_progress=False).generate_tokens(reqs))
+    assert calls, "decoding did not run on shared-prefix attention"
+    assert loaded.model.config._attn_implementation != pa.ATTENTION_NAME
+    copies = dict(HFLM(loaded, batch_size=16, shared_prefix_attention=False, show_progress=False)
+                  .generate_tokens(reqs))
+    assert shared == copies == ref

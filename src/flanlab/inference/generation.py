@@ -1,6 +1,7 @@
 """Decoding for :class:`~flanlab.inference.hf.HFLM`: batched greedy and seeded sampling, n samples
-drawn from one encoded prompt, shared few-shot prefixes run once, each sequence stopping at its own
-stop sequence and leaving the batch when it does."""
+drawn from one encoded prompt, shared few-shot prefixes run once (and, on the CPU, read once per
+decoding step rather than copied into every row), each sequence stopping at its own stop sequence and
+leaving the batch when it does."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from flanlab.core.log import get_logger, progress
 from flanlab.inference.base import GenerateRequest
 from flanlab.inference.kv import merge_caches, mergeable, output_cache, shared_cache
 from flanlab.inference.planning import group_rows
+from flanlab.inference.prefix_attention import PrefixGroups, PrefixKV, eligible, using_prefix_attention
 
 if TYPE_CHECKING:
     from flanlab.inference.hf import HFLM
@@ -176,6 +178,7 @@ class Generator:
         import torch
 
         parts = []
+        prefixes = {}
         for g in dict.fromkeys(e[0] for e in chunk):
             members = [e[2] for e in chunk if e[0] == g]
             P = next(e[1] for e in chunk if e[0] == g)
@@ -183,9 +186,16 @@ class Generator:
             if P:
                 # Few-shot prompts: the shared exemplars run once; every part runs on views of their cache.
                 _, prefix_cache = self.lm.prefix_state(tuple(prompts[members[0]][:P]))
+            prefixes[g] = (P, members, prefix_cache)
+        shared = self._shared_prefixes(requests, prompts, prefixes)
+        for g, (P, members, prefix_cache) in prefixes.items():
             for part in self._batches(members, prompts, requests, P):
                 reqs = [requests[j] for j in part]
-                state, logits = self._prefill(reqs, [prompts[j] for j in part], P, prefix_cache)
+                if shared:
+                    state, logits = self._prefill_own(reqs, [prompts[j] for j in part], P, prefix_cache, g)
+                    state["prefixes"] = shared
+                else:
+                    state, logits = self._prefill(reqs, [prompts[j] for j in part], P, prefix_cache)
                 parts.append((part, reqs, state, logits))
         if self.lm.kind == "causal" and mergeable([p[2]["cache"] for p in parts]):
             # Even one part is rebuilt: the merged cache has room for the new tokens, so decoding
@@ -195,11 +205,56 @@ class Generator:
             masks = [torch.cat([p[2]["mask"].new_zeros(p[2]["mask"].shape[0], pad), p[2]["mask"]], dim=1)
                      for p, pad in zip(parts, pads, strict=True)]
             state = {"cache": cache, "mask": torch.cat(masks), "pos": torch.cat([p[2]["pos"] for p in parts])}
+            if shared:
+                state["groups"] = [g for p in parts for g in p[2]["groups"]]
+                state["prefixes"] = shared
             logits = torch.cat([p[3] for p in parts])
             indices = [j for p in parts for j in p[0]]
             parts = [(indices, [requests[j] for j in indices], state, logits)]
         for part, reqs, state, logits in parts:
             yield from self._decode(reqs, part, state, logits, on_token)
+
+    def _shared_prefixes(self, requests, prompts, prefixes) -> dict[int, PrefixKV | None]:
+        """Each prefix group's :class:`PrefixKV` (None: no prefix) when this batch decodes on
+        shared-prefix attention, else an empty dict. Rows then hold only their own tokens in the
+        cache and every decoding step reads each kept prefix once, instead of a copy per row (on
+        few-shot CoT prompts the prefix is most of a row's cache, and reading it most of a step)."""
+        lm = self.lm
+        if lm.kind != "causal" or not lm.shared_prefix_attention or not any(P for P, _, _ in prefixes.values()):
+            return {}
+        out: dict[int, PrefixKV | None] = {}
+        for g, (P, members, cache) in prefixes.items():
+            longest = max(len(prompts[i]) + requests[i].max_new_tokens for i in members)
+            if P and not eligible(lm.model, cache, longest):
+                return {}
+            out[g] = PrefixKV(cache) if P else None
+        return out
+
+    def _prefill_own(self, reqs, prompts, prefix_len: int, prefix_cache: Any, group: int):
+        """Run the prompts' suffixes on shared-prefix attention: the decoding state (a cache of the
+        rows' own tokens, right-padded; the mask of the real ones) and the last logits."""
+        import torch
+
+        lm = self.lm
+        P = prefix_len
+        pad = lm.tokenizer.pad_token_id
+        lens = [len(p) - P for p in prompts]
+        width = max(lens)
+        ids = torch.tensor([p[P:] + [pad] * (width - n) for p, n in zip(prompts, lens, strict=True)],
+                           device=lm.device)
+        # Right padding: with causal attention a real token never sees the pads after it.
+        positions = torch.arange(P, P + width, device=lm.device).unsqueeze(0)
+        if P:
+            with using_prefix_attention(lm.model):
+                out = lm.model.base_model(input_ids=ids, position_ids=positions, use_cache=True,
+                                          flanlab_prefix=PrefixKV(prefix_cache))
+        else:
+            out = lm.model.base_model(input_ids=ids, position_ids=positions, use_cache=True)
+        last = torch.tensor([n - 1 for n in lens], device=lm.device)
+        hidden = out.last_hidden_state[torch.arange(len(prompts), device=lm.device), last]
+        mask = torch.tensor([[1] * n + [0] * (width - n) for n in lens], device=lm.device)
+        state = {"cache": output_cache(out), "mask": mask, "pos": last + P, "groups": [group] * len(prompts)}
+        return state, lm._head(hidden)
 
     def _prefill(self, reqs, prompts, prefix_len: int = 0, prefix_cache: Any = None):
         """Run the prompts (their suffixes after a shared prefix): the decoding state and last logits."""
@@ -317,11 +372,26 @@ class Generator:
             state["pos"] = state["pos"].index_select(0, idx)
         if "enc" in state:
             state["enc"] = state["enc"].index_select(0, idx)
+        if "groups" in state:
+            state["groups"] = [state["groups"][i] for i in idx.tolist()]
 
     def _step(self, state: dict[str, Any], nxt):
         import torch
 
-        if self.lm.kind == "causal":
+        if "prefixes" in state:
+            state["mask"] = torch.cat([state["mask"], torch.ones_like(nxt)], dim=1)
+            state["pos"] = state["pos"] + 1
+            spans, groups = [], state["groups"]
+            for i, g in enumerate(groups):
+                if spans and groups[i - 1] == g:
+                    spans[-1][1] = i + 1
+                else:
+                    spans.append([i, i + 1, state["prefixes"][g]])
+            with using_prefix_attention(self.lm.model):
+                out = self.lm.model(input_ids=nxt, position_ids=state["pos"][:, None], use_cache=True,
+                                    flanlab_prefix=PrefixGroups([tuple(s) for s in spans], state["mask"].bool()),
+                                    **{self.lm.cache_kwarg: state["cache"]})
+        elif self.lm.kind == "causal":
             state["mask"] = torch.cat([state["mask"], torch.ones_like(nxt)], dim=1)
             state["pos"] = state["pos"] + 1
             out = self.lm.model(

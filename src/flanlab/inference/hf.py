@@ -4,7 +4,8 @@ Where Flan evaluation spends its time, and what this backend does about it:
 
 - few-shot prompts share long exemplar prefixes: rows are grouped by shared token prefix
   (:mod:`flanlab.inference.planning`), the prefix runs once and each batch reuses its KV cache,
-  attending to the one kept copy (:mod:`flanlab.inference.prefix_attention`) rather than a copy per row;
+  attending to the one kept copy (:mod:`flanlab.inference.prefix_attention`) rather than a copy per row,
+  when scoring and when generating (the rows' cache then holds only their own tokens);
 - all options of a question are scored from one row, and logits are computed only at the
   positions that score a continuation (the LM head over the full vocabulary is the costly part
   of a small model);

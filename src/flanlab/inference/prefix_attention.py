@@ -28,7 +28,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["ATTENTION_NAME", "PLAIN_ATTENTION", "PrefixKV", "eligible", "prefix_attention", "using_prefix_attention"]
+__all__ = ["ATTENTION_NAME", "PLAIN_ATTENTION", "PrefixGroups", "PrefixKV", "eligible", "prefix_attention",
+           "using_prefix_attention"]
 
 ATTENTION_NAME = "flanlab_shared_prefix"
 
@@ -43,6 +44,17 @@ class PrefixKV:
 
     def __init__(self, cache: Any) -> None:
         self.layers = [(layer.keys, layer.values) for layer in cache.layers]
+
+
+class PrefixGroups:
+    """Decoding rows of several prefixes at once: rows ``start:end`` of each span attend to that span's
+    prefix (a :class:`PrefixKV`, or None: no prefix), and every row to its own cached tokens where
+    ``own_mask`` (``[rows, own length]``, True = attend) says so. The kept prefixes are never copied
+    into the rows' cache: a decoding step then reads each prefix once per group, not once per row."""
+
+    def __init__(self, spans: list[tuple[int, int, PrefixKV | None]], own_mask: Any) -> None:
+        self.spans = spans
+        self.own_mask = own_mask
 
 
 def eligible(model: Any, cache: Any, total_length: int) -> bool:
@@ -83,6 +95,8 @@ def prefix_attention(module: Any, query: Any, key: Any, value: Any, attention_ma
 
     if flanlab_prefix is None:
         raise RuntimeError(f"attention '{ATTENTION_NAME}' needs the prefix (flanlab_prefix=...) in the forward call")
+    if isinstance(flanlab_prefix, PrefixGroups):
+        return _grouped(module, query, key, value, flanlab_prefix, scaling)
     batch, heads, q_len, dim = query.shape
     kv_heads = key.shape[1]
     group = heads // kv_heads
@@ -104,6 +118,43 @@ def prefix_attention(module: Any, query: Any, key: Any, value: Any, attention_ma
     out = out_s * torch.exp(lse_s - lse).unsqueeze(-1).to(out_s.dtype) \
         + out_p * torch.exp(lse_p - lse).unsqueeze(-1).to(out_p.dtype)
     return out.transpose(1, 2).contiguous(), None
+
+
+def _grouped(module: Any, query: Any, key: Any, value: Any, groups: PrefixGroups, scaling: float | None):
+    """One decoding step (one new token per row) over :class:`PrefixGroups`: the own part with the
+    rows' mask (pads and holes between a prompt and its generated tokens), the prefix part per span."""
+    import torch
+
+    batch, heads, q_len, dim = query.shape
+    if q_len != 1:
+        raise ValueError(f"grouped prefix attention decodes one token per row, got {q_len}")
+    kv_heads = key.shape[1]
+    group = heads // kv_heads
+    scale = scaling if scaling is not None else dim ** -0.5
+    # Query heads sharing a key head become that key head's queries: no copies of the keys.
+    q = query.reshape(batch, kv_heads, group, dim)
+    mask = torch.zeros(groups.own_mask.shape, dtype=query.dtype, device=query.device)
+    mask = mask.masked_fill(~groups.own_mask, float("-inf"))[:, None, None, :]
+    out_s, lse_s = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        q, key, value.to(query.dtype), 0.0, False, attn_mask=mask, scale=scale)
+    out = out_s
+    for start, end, prefix in groups.spans:
+        if prefix is None:
+            continue
+        n = end - start
+        prefix_k, prefix_v = prefix.layers[module.layer_idx]
+        folded = q[start:end].permute(1, 0, 2, 3).reshape(1, kv_heads, n * group, dim)
+        out_p, lse_p = _partial(folded, prefix_k.to(query.dtype), prefix_v.to(query.dtype), causal=False, scale=scale)
+        out_p = out_p.reshape(kv_heads, n, group, dim).permute(1, 0, 2, 3)
+        lse_p = lse_p.reshape(kv_heads, n, group).permute(1, 0, 2)
+        own, lse_own = out_s[start:end], lse_s[start:end]
+        lse = torch.logaddexp(lse_own, lse_p)
+        merged = own * torch.exp(lse_own - lse).unsqueeze(-1).to(own.dtype) \
+            + out_p * torch.exp(lse_p - lse).unsqueeze(-1).to(out_p.dtype)
+        if out is out_s:
+            out = out_s.clone()
+        out[start:end] = merged
+    return out.reshape(batch, heads, 1, dim).transpose(1, 2).contiguous(), None
 
 
 def _register() -> None:
