@@ -159,3 +159,16 @@ def test_other_scripts_take_the_fast_path(counters):
             assert n == len(counter.tokenizer(text, add_special_tokens=False)["input_ids"]), text
         # Characters the tokenizer classes unlike Python (\x1c-\x1f: whitespace to Python only) stay out.
         assert counter._word_count("a\x1cb") is None and counter.count("a\x1cb") == len(counter._encode("a\x1cb"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.one_of(PROBED_TEXT, SCRIPT_TEXT, TEXT, st.lists(PIECE, max_size=5).map("\n\n".join)),
+       n=st.integers(1, 40))
+def test_truncation_cut_from_cached_counts_equals_the_tokenizers_offsets(counters, text, n):
+    for counter in _gpt2_counters(counters):
+        cut = counter._cut(text, n)
+        enc = counter.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        if len(enc["input_ids"]) < n:
+            assert cut is None
+        elif cut is not None:
+            assert cut == enc["offset_mapping"][n - 1][1]

@@ -282,6 +282,25 @@ class HFCounter:
         n = self._separators[sep]
         return None if n < 0 else n
 
+    def _cut(self, text: str, n: int) -> int | None:
+        """Where the tokenizer's ``n``-th token of ``text`` ends (its offset mapping), from cached
+        pre-token counts: only the pre-token holding that token is tokenized, on its own (the BPE
+        model and the offsets' trimming see one pre-token at a time, so its tokens and their offsets
+        within it are the same as in the whole text). None outside the fast path."""
+        if self._split is None or not self._safe(text) or (self._has_added and self._has_added.search(text)):
+            return None
+        words, total = self._words, 0
+        for m in self._split.finditer(text):
+            word = m.group()
+            c = words[word]
+            if total + c >= n:
+                enc = self._backend.encode(word, add_special_tokens=False)
+                if len(enc.ids) != c:  # the pre-token re-split differently on its own: ask the tokenizer
+                    return None
+                return m.start() + enc.offsets[n - 1 - total][1]
+            total += c
+        return None
+
     def truncate(self, text: str, n: int) -> str:
         if n <= 0:
             return ""
@@ -289,8 +308,12 @@ class HFCounter:
             return text
         cut = len(text)
         if getattr(self.tokenizer, "is_fast", False):
-            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-            cut = enc["offset_mapping"][n - 1][1]
+            fast = self._cut(text, n)
+            if fast is not None:
+                cut = fast
+            else:
+                enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+                cut = enc["offset_mapping"][n - 1][1]
         out = text[:cut]
         # Re-tokenizing a prefix can merge differently; shrink until the count really holds.
         while out and self.count(out) > n:
