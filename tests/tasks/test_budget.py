@@ -172,3 +172,24 @@ def test_truncation_cut_from_cached_counts_equals_the_tokenizers_offsets(counter
             assert cut is None
         elif cut is not None:
             assert cut == enc["offset_mapping"][n - 1][1]
+
+
+@settings(max_examples=200, deadline=None)
+@given(parts=st.lists(st.one_of(PIECE, SCRIPT_TEXT, PROBED_TEXT), min_size=1, max_size=12),
+       seps=st.lists(st.sampled_from(["\n", "a\nb", "\n\n", " \n", "\n ", "x\n\ny", "'s\ns'"]), min_size=12, max_size=12),
+       slack=st.integers(-4, 4))
+def test_counting_in_pieces_until_over_the_budget_agrees_with_the_tokenizer(counters, parts, seps, slack):
+    import flanlab.tasks.budget as budget
+
+    text = "".join(p + s for p, s in zip(parts, seps, strict=False))
+    old = budget._PIECE
+    budget._PIECE = 3  # pieces of a few characters: every newline junction is exercised
+    try:
+        for counter in _gpt2_counters(counters):
+            exact = len(counter.tokenizer(text, add_special_tokens=False)["input_ids"])
+            n = max(0, exact + slack)
+            over = counter._over(text, n)
+            assert over is None or over == (exact > n)
+            assert counter.fits(text, n) == (exact <= n)
+    finally:
+        budget._PIECE = old

@@ -73,6 +73,7 @@ _HYPOTHESIS_END = 0x10000
 _BLOCK = 256  # characters are confirmed a block of code points at a time, when a text first holds one
 _FIRST_BLOCKS = (0x00, 0x01, 0x02, 0x20, 0x21, 0x22)  # ASCII, Latin, punctuation, math: confirmed up front
 _LEADS = {"L": "a", "N": "1", "W": "\t", "P": "!"}
+_PIECE = 4096  # characters counted at a time by HFCounter._over (then a newline ends the piece)
 _WORD_CACHE_MAX = 400_000  # distinct pre-tokens remembered (~40 MB); cleared when full
 
 
@@ -258,7 +259,44 @@ class HFCounter:
     def fits(self, text: str, n: int) -> bool:
         if self._bounded and len(text) < n and 1 + len(text.encode("utf-8")) <= n:
             return True
+        if self._split is not None:
+            self.calls += 1
+            t = time.process_time()
+            over = self._over(text, n)
+            self.seconds += time.process_time() - t
+            if over is not None:
+                return not over
         return self.count(text) <= n
+
+    def _over(self, text: str, n: int) -> bool | None:
+        """Whether ``text`` has more than ``n`` tokens, from cached pre-token counts of its pieces
+        until their sum passes ``n`` (a text far over its budget is not counted to its end); None
+        outside the fast path.
+
+        The pieces end after a newline between two ASCII non-space characters: a pre-token
+        boundary on both sides (no pre-token runs from a non-space character into whitespace, and a
+        lone ``\n`` before a non-space character is a pre-token of its own), so each piece splits
+        alone as it does within the text (``findall``'s ``endpos`` ends the string there).
+        """
+        if not self._safe(text) or (self._has_added and self._has_added.search(text)):
+            return None
+        words, split, size = self._words, self._split.findall, len(text)
+        if len(words) > _WORD_CACHE_MAX:
+            words.clear()
+        total = pos = 0
+        while pos < size:
+            end = size
+            if size - pos > 2 * _PIECE:
+                j = text.find("\n", pos + _PIECE)
+                while 0 < j < size - 1 and not (_ascii_solid(text[j - 1]) and _ascii_solid(text[j + 1])):
+                    j = text.find("\n", j + 1)
+                if 0 < j < size - 1:
+                    end = j + 1
+            total += sum(map(words.__getitem__, split(text, pos, end)))
+            if total > n:
+                return True
+            pos = end
+        return False
 
     def joined(self, pieces: Sequence[str], sep: str) -> Joined:
         """Budget checks of texts joined with ``sep`` from ``pieces`` (see :class:`Joined`)."""
@@ -316,7 +354,7 @@ class HFCounter:
                 cut = enc["offset_mapping"][n - 1][1]
         out = text[:cut]
         # Re-tokenizing a prefix can merge differently; shrink until the count really holds.
-        while out and self.count(out) > n:
+        while out and not self.fits(out, n):
             out = out[: max(0, len(out) - max(1, len(out) // 50))]
         return out
 
@@ -332,6 +370,10 @@ def _is_gpt2_byte_level(backend: Any) -> bool:
     return (pre.get("type") == "ByteLevel" and pre.get("use_regex", True) is True
             and pre.get("add_prefix_space") is False and type(backend.model).__name__ == "BPE"
             and not getattr(backend.model, "dropout", None))
+
+
+def _ascii_solid(c: str) -> bool:
+    return c.isascii() and not c.isspace()
 
 
 def _edge_safe(piece: str, added: tuple[str, ...]) -> bool:
@@ -379,7 +421,7 @@ class Joined:
                         break
                 counter.seconds += time.process_time() - t
             return bound <= n
-        return self.counter.count(self.sep.join(self.pieces[k] for k in which)) <= n
+        return self.counter.fits(self.sep.join(self.pieces[k] for k in which), n)
 
 
 def make_counter(tokenizer: Any) -> TokenCounter | None:
