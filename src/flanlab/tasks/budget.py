@@ -149,12 +149,12 @@ class HFCounter:
         self._split: Any = None  # the pre-tokenizer pattern over safe characters, when there is one
         self._unsafe: Any = None
         self._has_added: Any = None
-        self._latin1_map: dict[int, str] = {}  # UTF-8 byte -> byte-level character, learnt with _known
+        self._latin1_map: dict[int, str] = {}  # UTF-8 byte -> byte-level character (see _learn_blocks)
         self._added: tuple[str, ...] = ()
         self._separators: dict[str, int] = {}
-        self._known: dict[str, str] = {}  # characters whose class the tokenizer confirmed -> class
-        self._bad: set[str] = set()  # characters it did not (their texts take the tokenizer)
+        self._bad: set[str] = set()  # characters the tokenizer classes unlike Python (texts with one: tokenizer)
         self._blocks: set[int] = set()  # blocks of code points asked about so far
+        self._block_patterns: dict[int, str] = {}  # block -> its confirmed characters as a class body
         if self._bounded and _is_gpt2_byte_level(backend):
             self._pre = backend.pre_tokenizer
             by: dict[str, list[str]] = {"L": [], "N": [], "W": []}
@@ -180,26 +180,32 @@ class HFCounter:
 
         A character is confirmed when ``lead + c`` stays one pre-token for the lead of the class
         Python's tables give it (``a`` letter, ``1`` number, tab whitespace, ``!`` other: by GPT-2's
-        pattern only that class joins that lead) and ``c`` alone maps to one byte-level character per
-        UTF-8 byte (the byte-to-character map is learnt from it); other characters send their texts
-        to the tokenizer. Then the pattern of characters outside the fast path is rebuilt.
+        pattern only that class joins that lead) and, while one of its UTF-8 bytes has no
+        byte-level character yet, ``c`` alone maps to one byte-level character per byte (the
+        byte-to-character map is learnt from it); other characters send their texts to the
+        tokenizer. Then the pattern of characters outside the fast path is rebuilt.
         """
-        classes, pre = _python_classes(), self._pre.pre_tokenize_str
+        classes, pre, byte_map = _python_classes(), self._pre.pre_tokenize_str, self._latin1_map
         for block in blocks:
             self._blocks.add(block)
+            known: list[str] = []
             for code in range(block * _BLOCK, min((block + 1) * _BLOCK, 0x110000)):
                 if 0xD800 <= code < 0xE000:
                     continue
                 c = chr(code)
-                k = classes.get(c, "P")
-                alone = pre(c)
+                ok = len(pre(_LEADS[classes.get(c, "P")] + c)) == 1
                 raw = c.encode("utf-8")
-                if len(pre(_LEADS[k] + c)) == 1 and len(alone) == 1 and len(alone[0][0]) == len(raw):
-                    self._known[c] = k
-                    self._latin1_map.update(zip(raw, alone[0][0], strict=True))
+                if ok and not all(b in byte_map for b in raw):
+                    alone = pre(c)
+                    ok = len(alone) == 1 and len(alone[0][0]) == len(raw)
+                    if ok:
+                        byte_map.update(zip(raw, alone[0][0], strict=True))
+                if ok:
+                    known.append(c)
                 else:
                     self._bad.add(c)
-        self._unsafe = re.compile(f"[^{_class_pattern(list(self._known))}]")
+            self._block_patterns[block] = _class_pattern(known)
+        self._unsafe = re.compile(f"[^{''.join(self._block_patterns[b] for b in sorted(self._block_patterns))}]")
 
     def _safe(self, text: str) -> bool:
         """Whether every character of ``text`` is confirmed (blocks not asked about yet are, now)."""
