@@ -128,3 +128,68 @@ def test_joined_checks_agree_at_awkward_junctions(counters, pieces, sep, slack):
         n = max(0, exact + slack)
         assert joined.fits(which, n) == (exact <= n)
         assert joined.fits(which, n) == (exact <= n)  # counts remembered from the first call
+
+
+# Text in other scripts (Greek, Cyrillic, Arabic, Devanagari, CJK, kana, Hangul, combining marks, emoji):
+# their characters' classes are confirmed by the tokenizer's pre-tokenizer block by block on first sight.
+SCRIPT_TEXT = st.lists(st.one_of(st.sampled_from([" ", "  ", "\n", "\n\n", "\t", "'s", ",", "。", "1", "a"]),
+                                 *(st.characters(min_codepoint=lo, max_codepoint=hi) for lo, hi in (
+                                     (0x300, 0x52F), (0x600, 0x6FF), (0x900, 0x97F), (0x3000, 0x30FF),
+                                     (0x4E00, 0x9FFF), (0xAC00, 0xD7A3), (0xFF00, 0xFFEF), (0x1F300, 0x1FAFF)))),
+                       max_size=60).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=SCRIPT_TEXT)
+def test_cached_pre_token_counts_in_other_scripts_equal_the_tokenizer(counters, text):
+    for counter in _gpt2_counters(counters):
+        n = counter._word_count(text)
+        exact = len(counter.tokenizer(text, add_special_tokens=False)["input_ids"])
+        assert n is None or n == exact
+        assert counter.count(text) == exact
+
+
+def test_other_scripts_take_the_fast_path(counters):
+    # BIG-bench's multilingual tasks: Cyrillic, CJK, kana, Hangul, Devanagari, Arabic digits, emoji.
+    for counter in _gpt2_counters(counters):
+        for text in ["Кошка сидит на окне.", "他说：“我们明天去北京。”", "東京は日本の首都です。", "안녕하세요, 세계!",
+                     "नमस्ते दुनिया", "٣ + ٤ = ٧", "🙂 ⇒ happy 🎉", "e\u0301te\u0301 \u00a0x"]:
+            n = counter._word_count(text)
+            assert n is not None, text
+            assert n == len(counter.tokenizer(text, add_special_tokens=False)["input_ids"]), text
+        # Characters the tokenizer classes unlike Python (\x1c-\x1f: whitespace to Python only) stay out.
+        assert counter._word_count("a\x1cb") is None and counter.count("a\x1cb") == len(counter._encode("a\x1cb"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.one_of(PROBED_TEXT, SCRIPT_TEXT, TEXT, st.lists(PIECE, max_size=5).map("\n\n".join)),
+       n=st.integers(1, 40))
+def test_truncation_cut_from_cached_counts_equals_the_tokenizers_offsets(counters, text, n):
+    for counter in _gpt2_counters(counters):
+        cut = counter._cut(text, n)
+        enc = counter.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        if len(enc["input_ids"]) < n:
+            assert cut is None
+        elif cut is not None:
+            assert cut == enc["offset_mapping"][n - 1][1]
+
+
+@settings(max_examples=200, deadline=None)
+@given(parts=st.lists(st.one_of(PIECE, SCRIPT_TEXT, PROBED_TEXT), min_size=1, max_size=12),
+       seps=st.lists(st.sampled_from(["\n", "a\nb", "\n\n", " \n", "\n ", "x\n\ny", "'s\ns'"]), min_size=12, max_size=12),
+       slack=st.integers(-4, 4))
+def test_counting_in_pieces_until_over_the_budget_agrees_with_the_tokenizer(counters, parts, seps, slack):
+    import flanlab.tasks.budget as budget
+
+    text = "".join(p + s for p, s in zip(parts, seps, strict=False))
+    old = budget._PIECE
+    budget._PIECE = 3  # pieces of a few characters: every newline junction is exercised
+    try:
+        for counter in _gpt2_counters(counters):
+            exact = len(counter.tokenizer(text, add_special_tokens=False)["input_ids"])
+            n = max(0, exact + slack)
+            over = counter._over(text, n)
+            assert over is None or over == (exact > n)
+            assert counter.fits(text, n) == (exact <= n)
+    finally:
+        budget._PIECE = old

@@ -123,3 +123,32 @@ def test_fast_path_keeps_the_sandbox_errors():
         render("Q: {{ question }} {{ answr }}", {"question": "q"})
     assert render("{{ x }}", {"x": "y", "range": 1}) == "y"
     assert render("{{ range }}", {}) == _sandboxed("{{ range }}", {})
+
+
+@pytest.mark.parametrize("text,fast", [
+    ("{{ input }}{% if options_ %}\n{{ options_ }}{% endif %}\nA:", True),
+    ("{% if a %}x{{ a }}{% else %}y {{ b }}{% endif %} z", True),
+    ("{% if a %}{% if b %}{{ b }}{% endif %}{% endif %}", True),
+    ("{% if a %}x{% elif b %}y{% endif %}", False),
+    ("{% if a == 'x' %}x{% endif %}", False),
+    ("{% if a %}{{ a|upper }}{% endif %}", False),
+    ("{% for o in a %}{{ o }}{% endfor %}", False),
+])
+def test_conditional_fast_path_matches_the_sandbox(text, fast):
+    from flanlab.tasks.sandbox import conditional
+
+    assert (conditional(text) is not None) == fast
+    for a in ["", "v}{", None, 0, 3, [], ["x"], True, False]:
+        for b in ["", "w", None]:
+            _assert_same(text, {"a": a, "b": b})
+    with pytest.raises(TemplateError, match="unknown field"):
+        render(text, {"b": "w"} if "a" in text else {})
+
+
+def test_shipped_option_templates_take_the_conditional_fast_path():
+    from flanlab.tasks.sandbox import conditional, substitution
+
+    texts = [t for t in _shipped_template_texts() if substitution(t) is None]
+    # The `{% if options_ %}` templates (BIG-bench's among them) skip the sandbox; every shipped
+    # template, fast or not, renders as the sandbox does (test above).
+    assert sum(conditional(t) is not None for t in texts) >= 10

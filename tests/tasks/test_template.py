@@ -74,3 +74,21 @@ def test_shipped_families():
 
 def test_cot_target_shape():
     assert cot_target(" 2 + 2 is 4. ", "4.") == "2 + 2 is 4. The answer is 4."
+
+
+def test_fast_yaml_loader_reads_every_shipped_yaml_file_as_safe_load_does():
+    # Families and collection files are parsed with libyaml when PyYAML has it (YAML_LOADER): the
+    # data, and so every rendered byte, must be what the pure-Python safe loader gives.
+    from importlib import resources
+    from pathlib import Path
+
+    import yaml
+
+    from flanlab.tasks.template import YAML_LOADER
+
+    root = Path(str(resources.files("flanlab")))
+    files = sorted(root.rglob("*.yaml"))
+    assert len(files) > 20
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert yaml.load(text, Loader=YAML_LOADER) == yaml.safe_load(text), path  # noqa: S506

@@ -7,8 +7,10 @@ Layout of ``--out DIR``::
     manifest.json                    written last and atomically: only a finished run has one
     .work/                           while running: plan, rendered streams, per-shard records
 
-Phase 1 renders each stream (one task in one format) to ``.work/streams/N.jsonl``: its selected
-examples, seeded by (seed, stream) only. Phase 2 assembles each shard from its precomputed share of
+Phase 1 renders each stream (one task in one format): its selected examples, seeded by (seed,
+stream) only. All streams of a task are rendered by one job into one file,
+``.work/streams/task-N.jsonl`` (N: the task's first stream), with their metadata in ``task-N.json``
+(one file pair per task, not per stream: creating files is most of a small stream's cost). Phase 2 assembles each shard from its precomputed share of
 every stream. Both phases are split into independent jobs, so 1 or 8 workers write the same bytes,
 and finished jobs are skipped when an interrupted run is rerun.
 """
@@ -287,17 +289,16 @@ def _token_lengths(tok: Any, texts: list[str]) -> list[int]:
     return [tok.count(t) for t in texts]
 
 
-def render_stream(job: dict[str, Any]) -> dict[str, Any]:
-    """Render one stream to ``.work/streams/<i>.jsonl`` (atomically), then its metadata file.
+def render_stream(job: dict[str, Any], f: Any, base: int) -> dict[str, Any]:
+    """Render one stream into the open task file ``f`` from byte ``base`` on; its metadata.
 
-    The metadata holds the byte offset where each shard's chunk starts, the length histograms
+    The metadata holds the byte offset (in the task file) where each shard's chunk starts, the length histograms
     (token lengths of every ``token_stats_every``-th example: tokenizing every example would cost
     more than rendering it) and the CPU seconds of each stage (for the benchmark; not in the manifest).
     """
     start = time.process_time()
-    path = Path(job["path"])
     boundaries = np.cumsum(job["chunks"]).tolist()  # lines written when shard k's chunk ends
-    offsets = [0]
+    offsets = [base]
     tok = _tokenizer(job["tokenizer"])
     every = job.get("token_stats_every", 1)
     seconds0 = getattr(tok, "seconds", 0.0)
@@ -314,7 +315,7 @@ def render_stream(job: dict[str, Any]) -> dict[str, Any]:
     tail_rest = (f', "format": {quote(job["format"])}, "submixture": {quote(job["submixture"])}}}\n')
     task_field = f', "task": {quote(job["task"])}, "template_id": '
     written = 0
-    pos = 0
+    pos = base
     batch: list[Any] = []
 
     def flush(f) -> None:
@@ -354,33 +355,39 @@ def render_stream(job: dict[str, Any]) -> dict[str, Any]:
 
     mark()
     cpu["setup"] = time.process_time() - start
-    with atomic_open(path, "wb", encoding=None) as f:
-        t = time.process_time()
-        for row in _stream_examples(job):
-            batch.append(row)
-            if len(batch) >= TOKEN_BATCH:
-                cpu["render"] += time.process_time() - t
-                flush(f)
-                t = time.process_time()
-        cpu["render"] += time.process_time() - t
-        flush(f)
+    t = time.process_time()
+    for row in _stream_examples(job):
+        batch.append(row)
+        if len(batch) >= TOKEN_BATCH:
+            cpu["render"] += time.process_time() - t
+            flush(f)
+            t = time.process_time()
+    cpu["render"] += time.process_time() - t
+    flush(f)
     if written != job["quota"]:
         raise RuntimeError(f"stream {job['key']}: wrote {written} examples, planned {job['quota']}")
     # Budget checks run inside rendering; their tokenizer calls are timed apart (see HFCounter).
     budget = getattr(tok, "seconds", 0.0) - seconds0
     cpu["budget_tokenize"] = budget
     cpu["render"] -= budget
-    meta = {"index": job["index"], "key": job["key"], "examples": written, "bytes": pos,
+    meta = {"index": job["index"], "key": job["key"], "examples": written, "bytes": pos - base,
             "offsets": offsets[: len(boundaries)], "templates": dict(sorted(templates.items())),
             "lengths": {k: v.to_json() for k, v in stats.items()}, "replaced": job.get("replaced", 0),
             "cpu": cpu, "budget_calls": getattr(tok, "calls", 0) - calls0}
-    atomic_write_json(Path(job["meta"]), meta, indent=None)
     return meta
 
 
 def render_task(job: dict[str, Any]) -> dict[str, Any]:
-    """Render every stream (format) of one task, one after the other."""
-    return {"metas": [render_stream(j) for j in job["streams"]]}
+    """Render every stream (format) of one task, one after the other, into one file (atomically),
+    then write their metadata (one file: its presence marks the task done for a resumed build)."""
+    metas: list[dict[str, Any]] = []
+    with atomic_open(job["path"], "wb", encoding=None) as f:
+        base = 0
+        for stream in job["streams"]:
+            metas.append(render_stream(stream, f, base))
+            base += metas[-1]["bytes"]
+    atomic_write_json(Path(job["meta"]), {"streams": [m["index"] for m in metas], "metas": metas}, indent=None)
+    return {"metas": metas}
 
 
 # ---------------------------------------------------------------- phase 2: shards (in workers)
@@ -542,30 +549,32 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
                                            "streams": [s.key for s in plan.streams]})
 
     startup = time.process_time() - cpu0
-    # Phase 1: streams.
+    # Phase 1: streams. One job per task renders all its formats from one load of its examples
+    # into one file; big tasks go first so that the workers finish together.
     metas: dict[int, dict[str, Any]] = {}
-    jobs = []
+    files: dict[int, str] = {}  # stream -> the task file holding it
+    by_task: dict[str, list[dict[str, Any]]] = {}
     for i, (stream, quota) in enumerate(zip(plan.streams, plan.quotas, strict=True)):
         if quota == 0:
             continue
-        meta_path = work / "streams" / f"{i:05d}.json"
-        meta = _read_json(meta_path)
-        if meta is not None and (work / "streams" / f"{i:05d}.jsonl").is_file():
-            metas[i] = meta
+        by_task.setdefault(stream.task, []).append(
+            {"index": i, "key": stream.key, "task": stream.task, "format": stream.format,
+             "submixture": stream.submixture, "source": stream.source, "size": stream.size,
+             "quota": quota, "seed": config.seed, "chunks": plan.composition[:, i].tolist(),
+             "tokenizer": tokenizer, "token_stats_every": config.token_stats_every})
+    task_jobs = []
+    for js in by_task.values():
+        name = f"task-{js[0]['index']:05d}"
+        path, meta_path = work / "streams" / f"{name}.jsonl", work / "streams" / f"{name}.json"
+        for j in js:
+            files[j["index"]] = str(path)
+        done = _read_json(meta_path)
+        if done is not None and done.get("streams") == [j["index"] for j in js] and path.is_file():
+            metas.update((m["index"], m) for m in done["metas"])
             continue
-        jobs.append({"index": i, "key": stream.key, "task": stream.task, "format": stream.format,
-                     "submixture": stream.submixture, "source": stream.source, "size": stream.size,
-                     "quota": quota, "seed": config.seed, "chunks": plan.composition[:, i].tolist(),
-                     "tokenizer": tokenizer, "token_stats_every": config.token_stats_every,
-                     "path": str(work / "streams" / f"{i:05d}.jsonl"),
-                     "meta": str(meta_path)})
+        task_jobs.append({"streams": js, "quota": sum(j["quota"] for j in js), "path": str(path),
+                          "meta": str(meta_path)})
     resumed_streams = len(metas)
-    # One job per task renders all its formats from one load of its examples; big tasks go first
-    # so that the workers finish together.
-    by_task: dict[str, list[dict[str, Any]]] = {}
-    for job in jobs:
-        by_task.setdefault(job["task"], []).append(job)
-    task_jobs = [{"streams": js, "quota": sum(j["quota"] for j in js)} for js in by_task.values()]
     task_jobs.sort(key=lambda t: -t["quota"])
     for batch in _run_jobs(render_task, task_jobs, workers, f"render {mixture.name}", "quota"):
         for meta in batch["metas"]:
@@ -583,7 +592,7 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
             shard_metas[k] = meta
             continue
         row = plan.composition[k]
-        parts = [(i, int(row[i]), metas[i]["offsets"][k], str(work / "streams" / f"{i:05d}.jsonl"))
+        parts = [(i, int(row[i]), metas[i]["offsets"][k], files[i])
                  for i in np.flatnonzero(row).tolist()]
         jobs.append({"index": k, "examples": size, "parts": parts, "streams": len(plan.streams),
                      "seed": config.seed, "format": config.output_format, "path": str(path),

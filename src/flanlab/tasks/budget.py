@@ -6,8 +6,10 @@ and needs no model (tests, quick looks).
 
 from __future__ import annotations
 
+import functools
 import re
 import time
+import unicodedata
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -61,28 +63,34 @@ class WhitespaceCounter:
 
 # GPT-2's byte-level pre-tokenizer pattern, which Hugging Face's ``ByteLevel(use_regex=True)`` runs:
 # ``'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+``. HFCounter rebuilds it
-# for Python's ``re`` with explicit character classes whose members it asks the tokenizer itself
-# (see _probe_classes), so the two engines split every text over those characters alike.
-_PROBED = [chr(c) for c in (9, 10, 13, *range(0x20, 0x7F), *range(0xA0, 0x250), *range(0x2000, 0x2300))]
-_WORD_CACHE_MAX = 200_000  # distinct pre-tokens remembered (~20 MB); cleared when full
+# for Python's ``re`` with explicit character classes taken from Python's Unicode tables, and uses it only
+# on characters whose class the tokenizer itself confirmed (see HFCounter._learn_blocks), so the two engines
+# split every text it is used on alike.
+# Python's classes are written out for the BMP only, so that ``re`` compiles each class to a table
+# (a class with ranges beyond it is also scanned range by range: ~10x slower splits); every other
+# character is "P" to the pattern: right for emoji and symbols, and letters there are not confirmed.
+_HYPOTHESIS_END = 0x10000
+_BLOCK = 256  # characters are confirmed a block of code points at a time, when a text first holds one
+_FIRST_BLOCKS = (0x00, 0x01, 0x02, 0x20, 0x21, 0x22)  # ASCII, Latin, punctuation, math: confirmed up front
+_LEADS = {"L": "a", "N": "1", "W": "\t", "P": "!"}
+_PIECE = 4096  # characters counted at a time by HFCounter._over (then a newline ends the piece)
+_WORD_CACHE_MAX = 400_000  # distinct pre-tokens remembered (~40 MB); cleared when full
 
 
-def _probe_classes(pre_tokenizer: Any) -> tuple[dict[str, str], dict[int, str]] | None:
-    """Each probed character's class in the tokenizer's own pre-tokenizer (L letter, N number,
-    W whitespace, P other: the one of ``"a"+c``, ``"1"+c``, ``"\t"+c``, ``"!"+c`` that stays one
-    pre-token), and its byte-to-character map; characters in no class or several are left out."""
-    classes: dict[str, str] = {}
-    byte_map: dict[int, str] = {}
-    for c in _PROBED:
-        single = [k for k, lead in (("L", "a"), ("N", "1"), ("W", "\t"), ("P", "!"))
-                  if len(pre_tokenizer.pre_tokenize_str(lead + c)) == 1]
-        alone = pre_tokenizer.pre_tokenize_str(c)
-        raw = c.encode("utf-8")
-        if len(single) != 1 or len(alone) != 1 or len(alone[0][0]) != len(raw):
-            continue
-        classes[c] = single[0]
-        byte_map.update(zip(raw, alone[0][0], strict=True))
-    return (classes, byte_map) if classes else None
+@functools.lru_cache(maxsize=1)
+def _python_classes() -> dict[str, str]:
+    r"""Letters (L), numbers (N) and whitespace (W) below _HYPOTHESIS_END by Python's Unicode tables;
+    every other character is "P" (neither, which GPT-2's pattern calls ``[^\s\p{L}\p{N}]``)."""
+    out: dict[str, str] = {}
+    category = unicodedata.category
+    for code in range(_HYPOTHESIS_END):
+        c = chr(code)
+        k = category(c)[0]
+        if k == "L" or k == "N":
+            out[c] = k
+        elif c.isspace():
+            out[c] = "W"
+    return out
 
 
 class _PreTokenCounts(dict):
@@ -123,8 +131,8 @@ class HFCounter:
     For GPT-2-style byte-level BPE tokenizers (no normalizer, ``ByteLevel`` pre-tokenizer with its
     regex, no prefix space, BPE without dropout: SmolLM2, GPT-2, Qwen-like) exact counts are cheaper
     still: the BPE model encodes each pre-token on its own, so a text's count is the sum of its
-    pre-tokens' counts. For texts over the probed characters (ASCII, Latin, punctuation, math; see
-    :func:`_probe_classes`) with no added-token text in them, the pre-tokens come from Python's
+    pre-tokens' counts. For texts over characters whose class the tokenizer's own pre-tokenizer
+    confirmed (any script; see :meth:`_learn_blocks`) with no added-token text in them, the pre-tokens come from Python's
     ``re`` and each distinct one is encoded once (a cache), ~10x faster than a tokenizer call (whose
     regex engine is the slow part); anything else takes the tokenizer. The same structure makes
     counts of joined texts additive (:meth:`joined`).
@@ -141,33 +149,73 @@ class HFCounter:
         self._split: Any = None  # the pre-tokenizer pattern over safe characters, when there is one
         self._unsafe: Any = None
         self._has_added: Any = None
-        self._latin1_map: dict[int, str] = {}
+        self._latin1_map: dict[int, str] = {}  # UTF-8 byte -> byte-level character (see _learn_blocks)
         self._added: tuple[str, ...] = ()
         self._separators: dict[str, int] = {}
+        self._bad: set[str] = set()  # characters the tokenizer classes unlike Python (texts with one: tokenizer)
+        self._blocks: set[int] = set()  # blocks of code points asked about so far
+        self._block_patterns: dict[int, str] = {}  # block -> its confirmed characters as a class body
         if self._bounded and _is_gpt2_byte_level(backend):
-            probed = _probe_classes(backend.pre_tokenizer)
-            if probed is not None:
-                classes, byte_map = probed
-                by: dict[str, list[str]] = {"L": [], "N": [], "W": [], "P": []}
-                for c, k in classes.items():
-                    by[k].append(c)
-                L, N, W = (_class_pattern(by[k]) for k in "LNW")
-                self._split = re.compile(rf"'s|'t|'re|'ve|'m|'ll|'d| ?[{L}]+| ?[{N}]+| ?[^{W}{L}{N}]+"
-                                         rf"|[{W}]+(?![^{W}])|[{W}]+")
-                # Pre-tokens are mapped byte by byte; latin-1 turns UTF-8 bytes into code points 0-255.
-                self._latin1_map = byte_map
-                self._added = tuple(t.content for t in backend.get_added_tokens_decoder().values() if t.content)
-                # Outside the fast path: a character not probed, or an added token's text (the
-                # tokenizer splits those out before pre-tokenizing).
-                self._unsafe = re.compile(f"[^{_class_pattern(list(classes))}]")
-                added = [re.escape(a) for a in self._added if a]
-                self._has_added = re.compile("|".join(added)) if added else None
-                # A last guard: the fast count must agree with the tokenizer on a few mixed texts.
-                probes = ["Q: What's 12+7?\n\nA: 19.", "  two  spaces\tand\r\nCRLF ...!!", "x\n\n\n y",
-                          "'re 've'll Café – “quoted” 3½ × 2 ≤ 9", "a\u00a0b\u2028c  \u2003d"]
-                if any(self._word_count(p) != len(self._encode(p)) for p in probes):
-                    self._split = None
-                    self._words.clear()
+            self._pre = backend.pre_tokenizer
+            by: dict[str, list[str]] = {"L": [], "N": [], "W": []}
+            for c, k in _python_classes().items():
+                by[k].append(c)
+            L, N, W = (_class_pattern(by[k]) for k in "LNW")
+            self._split = re.compile(rf"'s|'t|'re|'ve|'m|'ll|'d| ?[{L}]+| ?[{N}]+| ?[^{W}{L}{N}]+"
+                                     rf"|[{W}]+(?![^{W}])|[{W}]+")
+            self._added = tuple(t.content for t in backend.get_added_tokens_decoder().values() if t.content)
+            added = [re.escape(a) for a in self._added if a]
+            self._has_added = re.compile("|".join(added)) if added else None
+            self._learn_blocks(_FIRST_BLOCKS)
+            # A last guard: the fast count must agree with the tokenizer on a few mixed texts.
+            probes = ["Q: What's 12+7?\n\nA: 19.", "  two  spaces\tand\r\nCRLF ...!!", "x\n\n\n y",
+                      "'re 've'll Café – “quoted” 3½ × 2 ≤ 9", "a\u00a0b\u2028c  \u2003d",
+                      "Привет, мир! 你好，世界。 こんにちは 안녕 ١٢٣ नमस्ते 😀 e\u0301"]
+            if any(self._word_count(p) not in (None, len(self._encode(p))) for p in probes):
+                self._split = None
+                self._words.clear()
+
+    def _learn_blocks(self, blocks: Sequence[int]) -> None:
+        """Ask the tokenizer's own pre-tokenizer the class of every character in ``blocks``.
+
+        A character is confirmed when ``lead + c`` stays one pre-token for the lead of the class
+        Python's tables give it (``a`` letter, ``1`` number, tab whitespace, ``!`` other: by GPT-2's
+        pattern only that class joins that lead) and, while one of its UTF-8 bytes has no
+        byte-level character yet, ``c`` alone maps to one byte-level character per byte (the
+        byte-to-character map is learnt from it); other characters send their texts to the
+        tokenizer. Then the pattern of characters outside the fast path is rebuilt.
+        """
+        classes, pre, byte_map = _python_classes(), self._pre.pre_tokenize_str, self._latin1_map
+        for block in blocks:
+            self._blocks.add(block)
+            known: list[str] = []
+            for code in range(block * _BLOCK, min((block + 1) * _BLOCK, 0x110000)):
+                if 0xD800 <= code < 0xE000:
+                    continue
+                c = chr(code)
+                ok = len(pre(_LEADS[classes.get(c, "P")] + c)) == 1
+                raw = c.encode("utf-8")
+                if ok and not all(b in byte_map for b in raw):
+                    alone = pre(c)
+                    ok = len(alone) == 1 and len(alone[0][0]) == len(raw)
+                    if ok:
+                        byte_map.update(zip(raw, alone[0][0], strict=True))
+                if ok:
+                    known.append(c)
+                else:
+                    self._bad.add(c)
+            self._block_patterns[block] = _class_pattern(known)
+        self._unsafe = re.compile(f"[^{''.join(self._block_patterns[b] for b in sorted(self._block_patterns))}]")
+
+    def _safe(self, text: str) -> bool:
+        """Whether every character of ``text`` is confirmed (blocks not asked about yet are, now)."""
+        if not self._unsafe.search(text):
+            return True
+        new = {ord(c) // _BLOCK for c in set(self._unsafe.findall(text)) - self._bad} - self._blocks
+        if not new:
+            return False
+        self._learn_blocks(sorted(new))
+        return not self._unsafe.search(text)
 
     def _encode(self, text: str) -> list[int]:
         if self._backend is not None:
@@ -176,7 +224,7 @@ class HFCounter:
 
     def _word_count(self, text: str) -> int | None:
         """The exact count from cached pre-token counts, or None when the text is outside the fast path."""
-        if self._split is None or self._unsafe.search(text) or (self._has_added and self._has_added.search(text)):
+        if self._split is None or not self._safe(text) or (self._has_added and self._has_added.search(text)):
             return None
         words = self._words
         if len(words) > _WORD_CACHE_MAX:
@@ -217,7 +265,44 @@ class HFCounter:
     def fits(self, text: str, n: int) -> bool:
         if self._bounded and len(text) < n and 1 + len(text.encode("utf-8")) <= n:
             return True
+        if self._split is not None:
+            self.calls += 1
+            t = time.process_time()
+            over = self._over(text, n)
+            self.seconds += time.process_time() - t
+            if over is not None:
+                return not over
         return self.count(text) <= n
+
+    def _over(self, text: str, n: int) -> bool | None:
+        """Whether ``text`` has more than ``n`` tokens, from cached pre-token counts of its pieces
+        until their sum passes ``n`` (a text far over its budget is not counted to its end); None
+        outside the fast path.
+
+        The pieces end after a newline between two ASCII non-space characters: a pre-token
+        boundary on both sides (no pre-token runs from a non-space character into whitespace, and a
+        lone ``\n`` before a non-space character is a pre-token of its own), so each piece splits
+        alone as it does within the text (``findall``'s ``endpos`` ends the string there).
+        """
+        if not self._safe(text) or (self._has_added and self._has_added.search(text)):
+            return None
+        words, split, size = self._words, self._split.findall, len(text)
+        if len(words) > _WORD_CACHE_MAX:
+            words.clear()
+        total = pos = 0
+        while pos < size:
+            end = size
+            if size - pos > 2 * _PIECE:
+                j = text.find("\n", pos + _PIECE)
+                while 0 < j < size - 1 and not (_ascii_solid(text[j - 1]) and _ascii_solid(text[j + 1])):
+                    j = text.find("\n", j + 1)
+                if 0 < j < size - 1:
+                    end = j + 1
+            total += sum(map(words.__getitem__, split(text, pos, end)))
+            if total > n:
+                return True
+            pos = end
+        return False
 
     def joined(self, pieces: Sequence[str], sep: str) -> Joined:
         """Budget checks of texts joined with ``sep`` from ``pieces`` (see :class:`Joined`)."""
@@ -241,6 +326,25 @@ class HFCounter:
         n = self._separators[sep]
         return None if n < 0 else n
 
+    def _cut(self, text: str, n: int) -> int | None:
+        """Where the tokenizer's ``n``-th token of ``text`` ends (its offset mapping), from cached
+        pre-token counts: only the pre-token holding that token is tokenized, on its own (the BPE
+        model and the offsets' trimming see one pre-token at a time, so its tokens and their offsets
+        within it are the same as in the whole text). None outside the fast path."""
+        if self._split is None or not self._safe(text) or (self._has_added and self._has_added.search(text)):
+            return None
+        words, total = self._words, 0
+        for m in self._split.finditer(text):
+            word = m.group()
+            c = words[word]
+            if total + c >= n:
+                enc = self._backend.encode(word, add_special_tokens=False)
+                if len(enc.ids) != c:  # the pre-token re-split differently on its own: ask the tokenizer
+                    return None
+                return m.start() + enc.offsets[n - 1 - total][1]
+            total += c
+        return None
+
     def truncate(self, text: str, n: int) -> str:
         if n <= 0:
             return ""
@@ -248,11 +352,15 @@ class HFCounter:
             return text
         cut = len(text)
         if getattr(self.tokenizer, "is_fast", False):
-            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-            cut = enc["offset_mapping"][n - 1][1]
+            fast = self._cut(text, n)
+            if fast is not None:
+                cut = fast
+            else:
+                enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+                cut = enc["offset_mapping"][n - 1][1]
         out = text[:cut]
         # Re-tokenizing a prefix can merge differently; shrink until the count really holds.
-        while out and self.count(out) > n:
+        while out and not self.fits(out, n):
             out = out[: max(0, len(out) - max(1, len(out) // 50))]
         return out
 
@@ -268,6 +376,10 @@ def _is_gpt2_byte_level(backend: Any) -> bool:
     return (pre.get("type") == "ByteLevel" and pre.get("use_regex", True) is True
             and pre.get("add_prefix_space") is False and type(backend.model).__name__ == "BPE"
             and not getattr(backend.model, "dropout", None))
+
+
+def _ascii_solid(c: str) -> bool:
+    return c.isascii() and not c.isspace()
 
 
 def _edge_safe(piece: str, added: tuple[str, ...]) -> bool:
@@ -315,7 +427,7 @@ class Joined:
                         break
                 counter.seconds += time.process_time() - t
             return bound <= n
-        return self.counter.count(self.sep.join(self.pieces[k] for k in which)) <= n
+        return self.counter.fits(self.sep.join(self.pieces[k] for k in which), n)
 
 
 def make_counter(tokenizer: Any) -> TokenCounter | None:

@@ -17,7 +17,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from flanlab.core.errors import UserError
 
-__all__ = ["TemplateError", "compile_template", "placeholders", "render", "substitution"]
+__all__ = ["TemplateError", "compile_template", "conditional", "placeholders", "render", "substitution"]
 
 
 class TemplateError(ValueError, UserError):
@@ -109,6 +109,58 @@ def substitution(text: str) -> tuple[str, tuple[str, ...]] | None:
     return "".join(pattern), tuple(names)
 
 
+def _parts(body: list[Any]) -> tuple[tuple[Any, ...], ...] | None:
+    """``body`` as literal text ("t", text), placeholders ("v", name) and ``{% if name %}``
+    blocks ("if", name, parts, else parts); None when it holds anything else."""
+    out: list[tuple[Any, ...]] = []
+    for node in body:
+        if isinstance(node, nodes.Output):
+            for child in node.nodes:
+                if isinstance(child, nodes.TemplateData):
+                    out.append(("t", child.data))
+                elif isinstance(child, nodes.Name) and child.ctx == "load":
+                    out.append(("v", child.name))
+                else:
+                    return None
+        elif (isinstance(node, nodes.If) and isinstance(node.test, nodes.Name) and node.test.ctx == "load"
+              and not node.elif_):
+            then, other = _parts(node.body), _parts(node.else_)
+            if then is None or other is None:
+                return None
+            out.append(("if", node.test.name, then, other))
+        else:
+            return None
+    return tuple(out)
+
+
+@lru_cache(maxsize=4096)
+def conditional(text: str) -> tuple[tuple[Any, ...], ...] | None:
+    """``text`` as a small program when it is literal text, ``{{ field }}`` placeholders and
+    ``{% if field %} ... {% else %} ... {% endif %}`` blocks over fields (the shipped templates
+    that show an options block only when there is one); else None.
+
+    Built from Jinja's parse tree like :func:`substitution`; Jinja renders such a template as the
+    literal text, ``str(value)`` for each placeholder and the branch that the field's truth value
+    picks, and :func:`render` does the same without a sandboxed context (~2 µs instead of ~10 µs).
+    """
+    try:
+        body = _ENV.parse(text).body
+    except jinja2.TemplateSyntaxError:
+        return None
+    return _parts(body)
+
+
+def _run(parts: tuple[tuple[Any, ...], ...], fields: Mapping[str, Any], out: list[str]) -> None:
+    for part in parts:
+        kind = part[0]
+        if kind == "t":
+            out.append(part[1])
+        elif kind == "v":
+            out.append(str(fields[part[1]]))
+        else:
+            _run(part[2] if fields[part[1]] else part[3], fields, out)
+
+
 def render(text: str, fields: Mapping[str, Any]) -> str:
     """Render template ``text`` with ``fields`` in the sandbox.
 
@@ -121,6 +173,14 @@ def render(text: str, fields: Mapping[str, Any]) -> str:
             # str() first: Jinja writes str(value), and format() of an exact str is the identity.
             return fast[0].format(*[str(fields[name]) for name in fast[1]])
         except Exception:  # noqa: BLE001 - a missing field (or a failing __str__): the sandbox says which
+            pass
+    program = conditional(text) if fast is None else None
+    if program is not None:
+        out: list[str] = []
+        try:
+            _run(program, fields, out)
+            return "".join(out)
+        except Exception:  # noqa: BLE001 - as above: the sandbox renders it or says what is wrong
             pass
     template = compile_template(text)
     try:

@@ -22,7 +22,7 @@ from flanlab.core.errors import UserError
 from flanlab.tasks.collection.mapping import FieldMapping, MappingError, mapped_source, parse_mapping
 from flanlab.tasks.sources import FILE_FORMATS, FileSource, HFSource, Source
 from flanlab.tasks.task import Task
-from flanlab.tasks.template import TemplateFamily, parse_family
+from flanlab.tasks.template import YAML_LOADER, TemplateFamily, parse_family
 
 __all__ = [
     "MuffinDataset",
@@ -79,7 +79,7 @@ def _parse_dataset(name: str, item: Any, where: str) -> MuffinDataset:
 def muffin_datasets() -> dict[str, MuffinDataset]:
     """Every mapped Muffin dataset, validated (names are the manifest's, without ``muffin/``)."""
     where = f"flanlab/tasks/collection/{_DATA}/datasets.yaml"
-    data = yaml.safe_load(_root().joinpath("datasets.yaml").read_text("utf-8"))
+    data = yaml.load(_root().joinpath("datasets.yaml").read_text("utf-8"), Loader=YAML_LOADER)  # noqa: S506
     if not isinstance(data, dict) or not isinstance(data.get("datasets"), dict):
         raise MappingError(f"{where}: expected a 'datasets' mapping")
     return {name: _parse_dataset(name, item, f"{where}: datasets.{name}") for name, item in data["datasets"].items()}
@@ -190,8 +190,8 @@ class FlanFields:
 def flan_fields() -> dict[str, FlanFields]:
     """Every Muffin dataset's flan/v2 field mapping, validated against ``datasets.yaml``."""
     where = f"flanlab/tasks/collection/{_DATA}/flan_fields.yaml"
-    data = yaml.safe_load(_root().joinpath("flan_fields.yaml").read_text("utf-8"))
-    raw = yaml.safe_load(_root().joinpath("datasets.yaml").read_text("utf-8"))["datasets"]
+    data = yaml.load(_root().joinpath("flan_fields.yaml").read_text("utf-8"), Loader=YAML_LOADER)  # noqa: S506
+    raw = yaml.load(_root().joinpath("datasets.yaml").read_text("utf-8"), Loader=YAML_LOADER)["datasets"]  # noqa: S506
     if not isinstance(data, dict) or not isinstance(data.get("datasets"), dict):
         raise MappingError(f"{where}: expected a 'datasets' mapping")
     out = {}
