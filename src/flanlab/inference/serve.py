@@ -363,39 +363,43 @@ class Service:
         if chat:
             for i in range(len(items) * n):
                 yield chunk(i, None, role=True)
-        while True:
-            event = await events.get()
-            if event[0] == "token":
-                _, item, sample, token = event
-                req = items[item][0]
-                targets = range(req.n) if req.temperature <= 0 else (sample,)  # greedy: one decode, n copies
-                for k in targets:
-                    delta = streams[item][k].push(token)
-                    if delta:
-                        yield chunk(item * n + k, delta)
-                continue
-            try:
-                results = event[1].result()
-            except Exception as e:
-                err = ApiError(500, f"generation failed: {type(e).__name__}: {e}", "server_error")
-                yield f"data: {json.dumps(_error_body(err))}\n\n"
+        try:
+            while True:
+                event = await events.get()
+                if event[0] == "token":
+                    _, item, sample, token = event
+                    req = items[item][0]
+                    targets = range(req.n) if req.temperature <= 0 else (sample,)  # greedy: one decode, n copies
+                    for k in targets:
+                        delta = streams[item][k].push(token)
+                        if delta:
+                            yield chunk(item * n + k, delta)
+                    continue
+                try:
+                    results = event[1].result()
+                except Exception as e:
+                    err = ApiError(500, f"generation failed: {type(e).__name__}: {e}", "server_error")
+                    yield f"data: {json.dumps(_error_body(err))}\n\n"
+                    yield "data: [DONE]\n\n"
+                    return
+                completion_tokens = 0
+                for item, ((req, _), samples) in enumerate(zip(items, results, strict=True)):
+                    for k, ids in enumerate(samples):
+                        completion_tokens += len(ids)
+                        text, reason = self._finish(ids, req)
+                        yield chunk(item * n + k, streams[item][k].finish(text), reason)
+                if include_usage:
+                    prompt_tokens = sum(len(ids) for _, ids in items)
+                    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                             "total_tokens": prompt_tokens + completion_tokens}
+                    obj = {"id": rid, "object": "chat.completion.chunk" if chat else "text_completion",
+                           "created": created, "model": self.model_name, "choices": [], "usage": usage}
+                    yield f"data: {json.dumps(obj)}\n\n"
                 yield "data: [DONE]\n\n"
                 return
-            completion_tokens = 0
-            for item, ((req, _), samples) in enumerate(zip(items, results, strict=True)):
-                for k, ids in enumerate(samples):
-                    completion_tokens += len(ids)
-                    text, reason = self._finish(ids, req)
-                    yield chunk(item * n + k, streams[item][k].finish(text), reason)
-            if include_usage:
-                prompt_tokens = sum(len(ids) for _, ids in items)
-                usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                         "total_tokens": prompt_tokens + completion_tokens}
-                obj = {"id": rid, "object": "chat.completion.chunk" if chat else "text_completion",
-                       "created": created, "model": self.model_name, "choices": [], "usage": usage}
-                yield f"data: {json.dumps(obj)}\n\n"
-            yield "data: [DONE]\n\n"
-            return
+        finally:
+            if not future.done():  # the client went away: its rows leave the batch, the others go on
+                self.batcher.cancel(future)
 
     def stream_completion(self, body: CompletionRequest) -> AsyncIterator[str]:
         if body.echo or body.logprobs is not None:
