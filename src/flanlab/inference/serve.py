@@ -520,7 +520,7 @@ class Server:
     one, see :attr:`port`); :meth:`start` serves from a thread, :meth:`run` in the foreground."""
 
     def __init__(self, lm: Any, *, host: str = "127.0.0.1", port: int = 8000, model_name: str | None = None,
-                 api_key_env: str | None = None, batch_window_ms: float = 20.0) -> None:
+                 api_key_env: str | None = None, batch_window_ms: float = 20.0, continuous: bool = True) -> None:
         import uvicorn
 
         api_key = os.environ.get(api_key_env) if api_key_env else None
@@ -529,7 +529,7 @@ class Server:
         if api_key:
             register_secret(api_key)
         self.lm = lm
-        self.batcher = Batcher(lm, window_s=batch_window_ms / 1000)
+        self.batcher = Batcher(lm, window_s=batch_window_ms / 1000, continuous=continuous)
         self.app = create_app(lm, model_name=model_name, api_key=api_key, batcher=self.batcher)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.socket = socket.socket(family, socket.SOCK_STREAM)

@@ -176,6 +176,7 @@ class Batcher:
         self._live: dict[int, _Job] = {}  # id(future) -> generation job, until answered (for cancel)
         self.batches: list[int] = []  # requests per collected group (recent), for tests and the benchmark
         self.steps: list[int] = []  # requests in each continuous decoding step (recent), likewise
+        self.step_total = 0  # continuous decoding steps run so far
         # The running decoding batch: its rows, KV cache + mask + positions, and next-token logits.
         self._rows: list[_Row] = []
         self._state: dict[str, Any] | None = None
@@ -209,6 +210,10 @@ class Batcher:
         job = self._live.get(id(future))
         if job is not None:
             job.cancelled = True
+
+    def idle(self) -> bool:
+        """Whether nothing is queued, waiting or decoding."""
+        return not self._rows and not self._waiting and self._queue.empty()
 
     def _put(self, job: _Job) -> Future:
         if self._thread is None or not self._thread.is_alive():
@@ -355,9 +360,11 @@ class Batcher:
     def _can_join(self) -> bool:
         """Whether new rows can join a running batch: a decoder-only model whose KV cache is made
         of plain dynamic layers (:func:`~flanlab.inference.kv.mergeable`), probed once."""
+        if not self.continuous:
+            return False
         if self._joinable is None:
             self._joinable = False
-            if self.continuous and self.lm.kind == "causal":
+            if self.lm.kind == "causal":
                 import torch
 
                 from flanlab.inference.kv import mergeable, output_cache
@@ -491,7 +498,10 @@ class Batcher:
         gen = self.lm.generator
         if self._stop_tokens is None:
             self._stop_tokens = gen._stop_ids()
-        self.steps = [*self.steps[-9999:], len({id(r.job) for r in self._rows})]
+        self.steps.append(len({id(r.job) for r in self._rows}))
+        if len(self.steps) > 20000:
+            del self.steps[:10000]
+        self.step_total += 1
         try:
             with torch.inference_mode():
                 keep, chosen = [], []
