@@ -11,7 +11,9 @@ back across token boundaries, ``data: [DONE]``). One extension, ``POST /v1/flanl
 Bodies are the pydantic models of :mod:`~flanlab.inference.serve_schema` (schema at ``/docs``);
 errors are OpenAI's ``{"error": {"message", "type"}}``.
 
-Requests that arrive together run as one backend batch (:class:`~flanlab.inference.serve_engine.Batcher`).
+Concurrent requests share backend batches (:class:`~flanlab.inference.serve_engine.Batcher`): a
+generation request joins the running batch at the next decoding step and leaves it when it stops;
+a streaming client that disconnects takes its rows out of the batch.
 With ``api_key_env`` every route but ``/docs`` wants ``Authorization: Bearer $VALUE``, compared in
 constant time; the key is registered with the log redactor. The socket binds 127.0.0.1 unless told.
 """
