@@ -453,7 +453,10 @@ class Batcher:
             for prefix_len, members in (gen.groups(prompts) if prompts else []):
                 members = sorted(members, key=lambda i: -len(prompts[i]))
                 prefix = self.lm.prefix_state(tuple(prompts[members[0]][:prefix_len]))[1] if prefix_len else None
-                for part in gen._batches(members, prompts, reqs, prefix_len):
+                # Prefill batches that minimise padded tokens plus a per-pass overhead (the scoring
+                # planner's cut): prompts of chat clients differ a lot in length, and a batch padded
+                # to its longest prompt spent more on pads than the joiners' own tokens.
+                for part in self.lm._batches(members, {i: len(prompts[i]) - prefix_len for i in members}):
                     state, logits = gen._prefill([reqs[i] for i in part], [prompts[i] for i in part], prefix_len,
                                                  prefix)
                     # One row per sample: the prompt's cache is indexed into rows, not recomputed.
