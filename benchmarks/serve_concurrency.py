@@ -8,7 +8,7 @@ threads at once (each sends its next request when its answer arrives), with cont
 only. Prints the throughputs, the ratios, how many requests each decoding step carried, and whether
 every answer is identical to the one-at-a-time answer.
 
-    python benchmarks/serve_concurrency.py --data-dir ../shared/data --requests 32 --clients 8
+    python benchmarks/serve_concurrency.py --data-dir ../shared/data --requests 32 --clients 8 --repeat 2
 
 Needs the ``serve`` extra and the ``openai`` client (``dev``).
 """
