@@ -6,6 +6,8 @@ what the HF backend computes in-process. The tiny Llama and T5 fixtures keep it 
 from __future__ import annotations
 
 import threading
+import time
+from concurrent.futures import CancelledError
 
 import pytest
 import torch
@@ -268,3 +270,180 @@ def test_api_key_is_checked_and_never_logged(tiny_llama_dir, monkeypatch, caplog
     assert "sk-serve-8c1f2e" not in caplog.text
     with pytest.raises(ValueError, match="not set"):
         Server(lm, port=0, api_key_env="FLANLAB_SERVE_UNSET_VAR")
+
+
+# ---------------------------------------------------------------- continuous batching
+def _prompt_ids(lm, req: GenerateRequest) -> list[int]:
+    return lm.special_prefix + lm.encode(req.prompt)
+
+
+def test_a_request_arriving_mid_batch_joins_it_and_answers_as_alone(tiny_llama_dir):
+    """Requests submitted while another decodes join its batch at the next step, stream their own
+    tokens, are answered as soon as they are done (before the long one), and get exactly what
+    they get alone (greedy and seeded samples)."""
+    lm = HFLM.from_spec(ModelSpec(name=str(tiny_llama_dir)), show_progress=False)
+    batcher = Batcher(lm, window_s=0.0)
+    batcher.start()
+    try:
+        long = GenerateRequest(PROMPTS[0], max_new_tokens=40)
+        joiners = [GenerateRequest(PROMPTS[1], max_new_tokens=6),
+                   GenerateRequest(PROMPTS[2], max_new_tokens=5, temperature=0.7, n=2, seed=9)]
+        streamed: dict[tuple[int, int], list[int]] = {}
+        answered: list[str] = []
+        futures: dict[str, object] = {}
+
+        def watch(name: str):
+            def on_token(item: int, sample: int, token: int) -> None:
+                streamed.setdefault((int(name[-1]) if name != "long" else -1, sample), []).append(token)
+            return on_token
+
+        def on_long(item: int, sample: int, token: int) -> None:
+            if item == 0 and len(streamed.setdefault((-1, 0), [])) == 3:
+                # The model thread itself submits them mid-batch: they join at the next step boundary.
+                for k, r in enumerate(joiners):
+                    futures[f"j{k}"] = batcher.generate([(r, _prompt_ids(lm, r))], watch(f"j{k}"))
+                    futures[f"j{k}"].add_done_callback(lambda _, k=k: answered.append(f"j{k}"))
+            streamed[(-1, 0)].append(token)
+
+        futures["long"] = batcher.generate([(long, _prompt_ids(lm, long))], on_long)
+        futures["long"].add_done_callback(lambda _: answered.append("long"))
+        got_long = futures["long"].result(timeout=120)[0]
+        got = [futures[f"j{k}"].result(timeout=120)[0] for k in range(len(joiners))]
+        assert [lm.finish_text(x, ()) for x in got_long] == lm.generate([long])[0]
+        for r, samples in zip(joiners, got, strict=True):
+            assert [lm.finish_text(x, ()) for x in samples] == lm.generate([r])[0]
+        assert 3 in batcher.steps  # all three decoded in one step
+        assert answered[-1] == "long" and sorted(answered[:2]) == ["j0", "j1"]
+        # Streaming per row: each sample's tokens came as they were chosen, equal to its answer.
+        assert streamed[(-1, 0)] == got_long[0]
+        assert streamed[(0, 0)] == got[0][0]
+        assert [streamed[(1, s)] for s in range(2)] == got[1]
+    finally:
+        batcher.stop()
+
+
+def test_a_cancelled_request_leaves_the_batch_and_the_others_go_on(tiny_llama_dir):
+    lm = HFLM.from_spec(ModelSpec(name=str(tiny_llama_dir)), show_progress=False)
+    batcher = Batcher(lm, window_s=2.0)  # both start in one batch
+    batcher.start()
+    try:
+        doomed = GenerateRequest(PROMPTS[0], max_new_tokens=60)
+        other = GenerateRequest(PROMPTS[1], max_new_tokens=12, temperature=0.9, seed=4)
+        seen: list[int] = []
+        holder: dict[str, object] = {}
+
+        def on_token(item: int, sample: int, token: int) -> None:
+            seen.append(token)
+            if len(seen) == 3:  # its client goes away mid-stream
+                batcher.cancel(holder["doomed"])
+
+        holder["doomed"] = batcher.generate([(doomed, _prompt_ids(lm, doomed))], on_token)
+        survivor = batcher.generate([(other, _prompt_ids(lm, other))])
+        with pytest.raises(CancelledError):
+            holder["doomed"].result(timeout=120)
+        assert [lm.finish_text(x, ()) for x in survivor.result(timeout=120)[0]] == lm.generate([other])[0]
+        assert len(seen) == 3  # no token after the cancellation
+        assert batcher.steps.count(2) <= 4 and batcher.idle()
+        # The batcher keeps serving.
+        again = batcher.generate([(other, _prompt_ids(lm, other))])
+        assert [lm.finish_text(x, ()) for x in again.result(timeout=120)[0]] == lm.generate([other])[0]
+    finally:
+        batcher.stop()
+
+
+class _Gate:
+    """A long request submitted to the server's batcher that holds the model thread at chosen tokens
+    of its own until released: requests sent while it is held queue up, and join the running batch
+    at the step after the release, whatever the machine's speed. ``sizes``: requests decoding at
+    each of its tokens."""
+
+    def __init__(self, lm, srv, holds: tuple[int, ...], max_new_tokens: int = 300) -> None:
+        self.srv = srv
+        self.release = {k: threading.Event() for k in holds}
+        self.held = {k: threading.Event() for k in holds}
+        self.sizes: list[int] = []
+        req = GenerateRequest(PROMPTS[0], max_new_tokens=max_new_tokens)
+        self.future = srv.batcher.generate([(req, _prompt_ids(lm, req))], self._on_token)
+
+    def _on_token(self, item: int, sample: int, token: int) -> None:
+        self.sizes.append(self.srv.batcher.steps[-1])
+        k = len(self.sizes)
+        if k in self.release:
+            self.held[k].set()
+            self.release[k].wait(120)
+
+    def wait_held(self, k: int) -> None:
+        assert self.held[k].wait(120), f"the gate never reached its token {k}"
+
+    def release_when_queued(self, k: int, queued: int = 1) -> None:
+        end = time.monotonic() + 120
+        while self.srv.batcher._queue.qsize() < queued:
+            assert time.monotonic() < end, "the requests never reached the queue"
+            time.sleep(0.01)
+        self.release[k].set()
+
+
+def test_streams_that_join_a_running_batch_equal_their_plain_answers(llama):
+    lm, srv, client = llama
+    chat_kw = {"model": "tiny", "messages": MESSAGES, "max_tokens": 30, "temperature": 0}
+    comp_kw = {"model": "tiny", "prompt": PROMPTS[:2], "max_tokens": 12, "temperature": 0.8, "n": 2, "seed": 5}
+    plain_chat = client.chat.completions.create(**chat_kw)
+    plain_comp = client.completions.create(**comp_kw)
+    gate = _Gate(lm, srv, holds=(1, 2))
+    out: dict[str, tuple] = {}
+    chat = threading.Thread(target=lambda: out.setdefault(
+        "chat", _streamed(client.chat.completions.create(**chat_kw, stream=True))))
+    comp = threading.Thread(target=lambda: out.setdefault(
+        "comp", _streamed(client.completions.create(**comp_kw, stream=True))))
+    gate.wait_held(1)
+    chat.start()
+    gate.release_when_queued(1)  # the chat stream joins at the gate's 2nd token
+    gate.wait_held(2)
+    comp.start()
+    gate.release_when_queued(2)  # the completion stream (2 prompts x 2 samples) joins at its 3rd
+    chat.join(120)
+    comp.join(120)
+    gate.future.result(timeout=120)
+    assert out["chat"][0] == {0: plain_chat.choices[0].message.content}
+    assert out["chat"][1] == {0: plain_chat.choices[0].finish_reason}
+    assert out["comp"][0] == {c.index: c.text for c in plain_comp.choices} and len(out["comp"][0]) == 4
+    assert 3 in gate.sizes  # the gate, the chat and the completion decoded in one step
+
+
+def test_a_client_that_disconnects_mid_stream_leaves_the_batch(llama):
+    lm, srv, client = llama
+    kw = {"model": "tiny", "prompt": PROMPTS[1], "max_tokens": 30, "temperature": 0}
+    plain = client.completions.create(**kw).choices[0].text
+    before = srv.batcher.step_total
+    gate = _Gate(lm, srv, holds=(1,), max_new_tokens=50)
+    out: dict[str, str] = {}
+    pieces: list[str] = []
+
+    def abandon() -> None:
+        stream = client.completions.create(model="tiny", prompt=PROMPTS[2], max_tokens=1500, temperature=0,
+                                           stream=True)
+        for chunk in stream:
+            pieces.append(chunk.choices[0].text if chunk.choices else "")
+            if len(pieces) == 3:
+                break
+        stream.close()  # the connection closes with 1497 tokens still to come
+
+    threads = [threading.Thread(target=abandon),
+               threading.Thread(target=lambda: out.setdefault("text", client.completions.create(**kw).choices[0].text))]
+    gate.wait_held(1)
+    for t in threads:
+        t.start()
+    gate.release_when_queued(1, queued=2)
+    for t in threads:
+        t.join(120)
+    gate.future.result(timeout=120)
+    assert out["text"] == plain and len(pieces) == 3
+    end = time.monotonic() + 120
+    while not srv.batcher.idle() and time.monotonic() < end:
+        time.sleep(0.02)
+    assert srv.batcher.idle()
+    # Its 1500 tokens would take 1500 steps; it left the batch instead.
+    assert srv.batcher.step_total - before < 1500
+    assert max(gate.sizes) == 3
+    # The server goes on answering.
+    assert client.completions.create(**kw).choices[0].text == plain

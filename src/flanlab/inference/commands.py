@@ -59,7 +59,7 @@ def _serve(args: argparse.Namespace) -> int:
     lm = HFLM.from_spec(_spec(args), show_progress=False)
     try:
         serve(lm, host=args.host, port=args.port, model_name=args.served_name, api_key_env=args.api_key_env,
-              batch_window_ms=args.batch_window_ms)
+              batch_window_ms=args.batch_window_ms, continuous=not args.no_continuous)
     except KeyboardInterrupt:
         return 0
     return 0
@@ -96,7 +96,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--served-name", default=None, help="model id reported by /v1/models (default: --model)")
     serve.add_argument("--api-key-env", default=None, help="require 'Bearer $VAR' from clients (VAR names an env var)")
     serve.add_argument("--batch-window-ms", type=float, default=20.0,
-                       help="collect requests into one batch until none arrives for this long (default 20)")
+                       help="when idle, collect requests into one batch until none arrives for this long (default 20)")
+    serve.add_argument("--no-continuous", action="store_true",
+                       help="generation requests never join a running batch; they wait for the next collected one")
     add_common_args(serve, run=False)
     serve.set_defaults(func=_serve)
 

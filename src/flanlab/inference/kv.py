@@ -136,6 +136,12 @@ def _roomy_layer_class():
             self._bufs = tuple(b.repeat_interleave(repeats, dim=0) for b in self._bufs)
             self._set(n)
 
+        def drop_front(self, n: int) -> None:
+            """Forget the first ``n`` positions (columns no row attends to any more); views, no copy."""
+            length = self.keys.shape[-2]
+            self._bufs = tuple(b[:, :, n:] for b in self._bufs)
+            self._set(length - n)
+
         def crop(self, tokens_to_remove: int) -> None:
             super().crop(tokens_to_remove)
             self._set(self.keys.shape[-2])

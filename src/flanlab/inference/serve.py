@@ -11,7 +11,9 @@ back across token boundaries, ``data: [DONE]``). One extension, ``POST /v1/flanl
 Bodies are the pydantic models of :mod:`~flanlab.inference.serve_schema` (schema at ``/docs``);
 errors are OpenAI's ``{"error": {"message", "type"}}``.
 
-Requests that arrive together run as one backend batch (:class:`~flanlab.inference.serve_engine.Batcher`).
+Concurrent requests share backend batches (:class:`~flanlab.inference.serve_engine.Batcher`): a
+generation request joins the running batch at the next decoding step and leaves it when it stops;
+a streaming client that disconnects takes its rows out of the batch.
 With ``api_key_env`` every route but ``/docs`` wants ``Authorization: Bearer $VALUE``, compared in
 constant time; the key is registered with the log redactor. The socket binds 127.0.0.1 unless told.
 """
@@ -363,39 +365,43 @@ class Service:
         if chat:
             for i in range(len(items) * n):
                 yield chunk(i, None, role=True)
-        while True:
-            event = await events.get()
-            if event[0] == "token":
-                _, item, sample, token = event
-                req = items[item][0]
-                targets = range(req.n) if req.temperature <= 0 else (sample,)  # greedy: one decode, n copies
-                for k in targets:
-                    delta = streams[item][k].push(token)
-                    if delta:
-                        yield chunk(item * n + k, delta)
-                continue
-            try:
-                results = event[1].result()
-            except Exception as e:
-                err = ApiError(500, f"generation failed: {type(e).__name__}: {e}", "server_error")
-                yield f"data: {json.dumps(_error_body(err))}\n\n"
+        try:
+            while True:
+                event = await events.get()
+                if event[0] == "token":
+                    _, item, sample, token = event
+                    req = items[item][0]
+                    targets = range(req.n) if req.temperature <= 0 else (sample,)  # greedy: one decode, n copies
+                    for k in targets:
+                        delta = streams[item][k].push(token)
+                        if delta:
+                            yield chunk(item * n + k, delta)
+                    continue
+                try:
+                    results = event[1].result()
+                except Exception as e:
+                    err = ApiError(500, f"generation failed: {type(e).__name__}: {e}", "server_error")
+                    yield f"data: {json.dumps(_error_body(err))}\n\n"
+                    yield "data: [DONE]\n\n"
+                    return
+                completion_tokens = 0
+                for item, ((req, _), samples) in enumerate(zip(items, results, strict=True)):
+                    for k, ids in enumerate(samples):
+                        completion_tokens += len(ids)
+                        text, reason = self._finish(ids, req)
+                        yield chunk(item * n + k, streams[item][k].finish(text), reason)
+                if include_usage:
+                    prompt_tokens = sum(len(ids) for _, ids in items)
+                    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                             "total_tokens": prompt_tokens + completion_tokens}
+                    obj = {"id": rid, "object": "chat.completion.chunk" if chat else "text_completion",
+                           "created": created, "model": self.model_name, "choices": [], "usage": usage}
+                    yield f"data: {json.dumps(obj)}\n\n"
                 yield "data: [DONE]\n\n"
                 return
-            completion_tokens = 0
-            for item, ((req, _), samples) in enumerate(zip(items, results, strict=True)):
-                for k, ids in enumerate(samples):
-                    completion_tokens += len(ids)
-                    text, reason = self._finish(ids, req)
-                    yield chunk(item * n + k, streams[item][k].finish(text), reason)
-            if include_usage:
-                prompt_tokens = sum(len(ids) for _, ids in items)
-                usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                         "total_tokens": prompt_tokens + completion_tokens}
-                obj = {"id": rid, "object": "chat.completion.chunk" if chat else "text_completion",
-                       "created": created, "model": self.model_name, "choices": [], "usage": usage}
-                yield f"data: {json.dumps(obj)}\n\n"
-            yield "data: [DONE]\n\n"
-            return
+        finally:
+            if not future.done():  # the client went away: its rows leave the batch, the others go on
+                self.batcher.cancel(future)
 
     def stream_completion(self, body: CompletionRequest) -> AsyncIterator[str]:
         if body.echo or body.logprobs is not None:
@@ -516,7 +522,7 @@ class Server:
     one, see :attr:`port`); :meth:`start` serves from a thread, :meth:`run` in the foreground."""
 
     def __init__(self, lm: Any, *, host: str = "127.0.0.1", port: int = 8000, model_name: str | None = None,
-                 api_key_env: str | None = None, batch_window_ms: float = 20.0) -> None:
+                 api_key_env: str | None = None, batch_window_ms: float = 20.0, continuous: bool = True) -> None:
         import uvicorn
 
         api_key = os.environ.get(api_key_env) if api_key_env else None
@@ -525,7 +531,7 @@ class Server:
         if api_key:
             register_secret(api_key)
         self.lm = lm
-        self.batcher = Batcher(lm, window_s=batch_window_ms / 1000)
+        self.batcher = Batcher(lm, window_s=batch_window_ms / 1000, continuous=continuous)
         self.app = create_app(lm, model_name=model_name, api_key=api_key, batcher=self.batcher)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.socket = socket.socket(family, socket.SOCK_STREAM)
