@@ -237,9 +237,18 @@ class Batcher:
         """``first`` and whatever arrives until ``window_s`` passes without a new request (at most
         ten windows in all). Extending on each arrival lets clients whose answers came back together
         but resubmit a few milliseconds apart meet in one batch, instead of alternating in two."""
-        jobs, items = [first], len(first.items)
+        return self._take([first], self.window_s)
+
+    def _drain(self) -> tuple[list[_Job], bool]:
+        """What is queued now, without waiting (between decoding steps)."""
+        return self._take([], 0.0)
+
+    def _take(self, jobs: list[_Job], window_s: float) -> tuple[list[_Job], bool]:
+        """``jobs`` plus queued jobs up to ``max_items``, waiting while requests keep arriving within
+        ``window_s`` of each other (0: only what is queued now); True once the stop marker is seen."""
+        items = sum(len(job.items) for job in jobs)
         start = time.monotonic()
-        end = start + self.window_s
+        end = start + window_s
         while items < self.max_items:
             left = end - time.monotonic()
             try:
@@ -250,22 +259,7 @@ class Batcher:
                 return jobs, True
             jobs.append(job)
             items += len(job.items)
-            end = min(start + 10 * self.window_s, time.monotonic() + self.window_s)
-        return jobs, False
-
-    def _drain(self) -> tuple[list[_Job], bool]:
-        """What is queued now, without waiting (between decoding steps)."""
-        jobs: list[_Job] = []
-        items = 0
-        while items < self.max_items:
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if job is None:
-                return jobs, True
-            jobs.append(job)
-            items += len(job.items)
+            end = min(start + 10 * window_s, time.monotonic() + window_s)
         return jobs, False
 
     def _loop(self) -> None:
