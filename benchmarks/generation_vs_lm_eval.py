@@ -116,7 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     mine = ours.generate(greedy)
     t_ours = time.perf_counter() - start
     tok_ours = _tokens(tok, [r.prompt for r in reqs], mine, True, Generator(ours))
-    print(f"flanlab: {t_ours:.1f}s", flush=True)
+    kernels = "oneDNN-packed" if ours._linears is not None else "PyTorch's"
+    print(f"flanlab ({kernels} linears): {t_ours:.1f}s", flush=True)
+    t_plain = same_plain = None
+    if ours._linears is not None:
+        # The same on PyTorch's own linear kernels (lm-eval's): what the fewer tokens alone give.
+        plain = HFLM(loaded, show_progress=False, cpu_linear="torch")
+        start = time.perf_counter()
+        plain_out = plain.generate(greedy)
+        t_plain = time.perf_counter() - start
+        same_plain = sum(a == b for a, b in zip(mine, plain_out, strict=True))
+        print(f"flanlab (PyTorch's linears): {t_plain:.1f}s, {same_plain}/{len(reqs)} outputs identical", flush=True)
 
     runs, theirs = [], None
     for bs in [int(x) for x in args.lm_eval_batch_sizes.split(",") if x]:
@@ -133,15 +143,22 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("| greedy CoT | batch size | seconds | prompts/s | tokens processed | outputs identical |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
-    print(f"| flanlab HFLM | auto | {t_ours:.1f} | {len(reqs) / t_ours:.2f} | {tok_ours:,} | - |")
+    print(f"| flanlab HFLM, {kernels} linears | auto | {t_ours:.1f} | {len(reqs) / t_ours:.2f} | {tok_ours:,} | - |")
+    if t_plain is not None:
+        print(f"| flanlab HFLM, PyTorch's linears (cpu_linear=torch) | auto | {t_plain:.1f} | {len(reqs) / t_plain:.2f} "
+              f"| {tok_ours:,} | {same_plain}/{len(reqs)} |")
     for bs, t, same in runs:
         print(f"| lm-eval HFLM.generate_until | {bs} | {t:.1f} | {len(reqs) / t:.2f} | {tok_theirs:,} "
               f"| {same}/{len(reqs)} |")
     print(f"\nspeed-up over lm-eval's best (batch {best_bs}): {best_t / t_ours:.2f}x")
+    if t_plain is not None:
+        print(f"of which fewer tokens (both on PyTorch's linears): {best_t / t_plain:.2f}x, "
+              f"oneDNN-packed linears: {t_plain / t_ours:.2f}x")
     figures = {"prompts": len(reqs), "model": args.model, "threads": args.threads, "flanlab_s": t_ours,
                "lm_eval": [{"batch": bs, "s": t, "identical": same} for bs, t, same in runs],
-               "ratio": best_t / t_ours, "tokens": {"flanlab": tok_ours, "lm_eval": tok_theirs}}
-    ok = all(same == len(reqs) for _, _, same in runs)
+               "ratio": best_t / t_ours, "tokens": {"flanlab": tok_ours, "lm_eval": tok_theirs},
+               "flanlab_torch_linears_s": t_plain, "torch_linears_identical": same_plain}
+    ok = all(same == len(reqs) for _, _, same in runs) and same_plain in (None, len(reqs))
 
     if args.sc_questions and args.sc_k > 1:
         sc = cot_requests(data_dir, [], 0, args.sc_questions, args.sc_max_new_tokens, "self_consistency", args.sc_k)

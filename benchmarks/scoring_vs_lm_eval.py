@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--lm-eval-batch-sizes", default="1", help="comma-separated; the best is the baseline")
     p.add_argument("--flanlab-batch-size", default="auto")
+    p.add_argument("--no-plain-kernels", dest="plain_kernels", action="store_false",
+                   help="skip the flanlab run on PyTorch's own linear kernels (cpu_linear=torch)")
     p.add_argument("--out", default=None, help="also write the figures as JSON here")
     args = p.parse_args(argv)
 
@@ -104,7 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     mine = ours.loglikelihood([LoglikelihoodRequest(c, o) for c, o in pairs])
     t_ours = time.perf_counter() - start
-    print(f"flanlab: {t_ours:.1f}s", flush=True)
+    kernels = "oneDNN-packed" if ours._linears is not None else "PyTorch's"
+    print(f"flanlab ({kernels} linears): {t_ours:.1f}s", flush=True)
+    t_plain = plain_scores = None
+    if ours._linears is not None and args.plain_kernels:
+        # The same on PyTorch's own linear kernels (lm-eval's): what the fewer tokens alone give.
+        plain = HFLM(loaded, batch_size=batch, show_progress=False, cpu_linear="torch")
+        start = time.perf_counter()
+        plain_scores = [r.logprob for r in plain.loglikelihood([LoglikelihoodRequest(c, o) for c, o in pairs])]
+        t_plain = time.perf_counter() - start
+        print(f"flanlab (PyTorch's linears): {t_plain:.1f}s", flush=True)
 
     runs = []
     theirs_scores = None
@@ -124,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     agree = sum(a == b for a, b in zip(choices(mine_scores), choices(theirs_scores), strict=True))
     delta = max(abs(a - b) for a, b in zip(mine_scores, theirs_scores, strict=True))
     best_bs, best_t = min(runs, key=lambda r: r[1])
-    rows = [("flanlab HFLM", str(batch), t_ours)] + [(f"lm-eval {LMEvalHFLM.__module__}.HFLM", str(bs), t)
+    rows = [(f"flanlab HFLM, {kernels} linears", str(batch), t_ours)]
+    if t_plain is not None:
+        rows.append(("flanlab HFLM, PyTorch's linears (cpu_linear=torch)", str(batch), t_plain))
+    rows += [(f"lm-eval {LMEvalHFLM.__module__}.HFLM", str(bs), t)
                                                      for bs, t in runs]
     print()
     print("| scorer | batch size | seconds | questions/s |")
@@ -133,7 +147,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {bs} | {t:.1f} | {n_q / t:.2f} |")
     print()
     print(f"speed-up over lm-eval's best (batch {best_bs}): {best_t / t_ours:.2f}x")
+    if t_plain is not None:
+        print(f"of which fewer tokens (both on PyTorch's linears): {best_t / t_plain:.2f}x, "
+              f"oneDNN-packed linears: {t_plain / t_ours:.2f}x")
     print(f"per-question choices agree: {agree}/{n_q}; max |delta log-likelihood| = {delta:.2e}")
+    if plain_scores is not None:
+        same_kernels = sum(a == b for a, b in zip(choices(mine_scores), choices(plain_scores), strict=True))
+        print(f"flanlab on oneDNN vs PyTorch's linears: choices agree {same_kernels}/{n_q}, max |delta| = "
+              f"{max(abs(a - b) for a, b in zip(mine_scores, plain_scores, strict=True)):.2e}")
     from flanlab.inference.planning import group_rows
 
     tok_lme, tok_ours = token_counts(loaded.tokenizer, pairs, group_rows)
@@ -142,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         Path(args.out).write_text(json.dumps({
             "questions": n_q, "model": args.model, "threads": args.threads,
-            "flanlab_s": t_ours, "lm_eval_s": dict(runs), "ratio": best_t / t_ours,
+            "flanlab_s": t_ours, "flanlab_torch_linears_s": t_plain, "lm_eval_s": dict(runs), "ratio": best_t / t_ours,
             "agree": agree, "max_abs_delta": delta, "tokens": {"lm_eval": tok_lme, "flanlab": tok_ours},
         }, indent=2) + "\n")
     return 0 if agree == n_q else 1

@@ -20,6 +20,9 @@ def _spec_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=None, help="context length (default: the model's)")
     parser.add_argument("--trust-remote-code", action="store_true", help="run code shipped with the model")
     parser.add_argument("--allow-pickle", action="store_true", help="allow pickled (.bin) weights")
+    parser.add_argument("--cpu-linear", choices=["auto", "onednn", "torch"], default="auto",
+                        help="float32 linear layers on the CPU: oneDNN-packed weights (auto: when available and "
+                             "they fit in memory) or PyTorch's own kernels")
 
 
 def _spec(args: argparse.Namespace):
@@ -35,6 +38,7 @@ def _spec(args: argparse.Namespace):
     return ModelSpec(
         name=args.model, kind=args.kind, dtype=args.dtype, device=args.device, batch_size=batch,
         max_length=args.max_length, trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
+        cpu_linear=args.cpu_linear,
     )
 
 

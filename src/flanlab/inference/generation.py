@@ -93,7 +93,7 @@ class Generator:
             else:
                 ids = self.lm.tokenizer(r.prompt).input_ids[-self.lm.max_length:]
             prompts.append(ids)
-        with torch.inference_mode(), progress(transient=True) as bar:
+        with self.lm.inference(), progress(transient=True) as bar:
             task = bar.add_task("generating", total=len(requests)) if self.lm.show_progress else None
             pending = self._decode_batches(prompts, requests)
             while pending:

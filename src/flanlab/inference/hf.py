@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from flanlab.core.log import get_logger, progress
@@ -26,6 +27,8 @@ from flanlab.inference.base import GenerateRequest, LoglikelihoodRequest, Loglik
 from flanlab.inference.generation import Generator, is_oom
 from flanlab.inference.kv import cache_arg, output_cache, shared_cache
 from flanlab.inference.loading import LoadedModel, load_pretrained
+from flanlab.inference.packed_linear import CpuLinear
+from flanlab.inference.packed_linear import plan as plan_linears
 from flanlab.inference.planning import Group, Plan, Target, group_rows, plan_rows
 from flanlab.inference.prefix_attention import PrefixKV, eligible, using_prefix_attention
 from flanlab.inference.seq2seq_scoring import seq2seq_loglikelihood
@@ -43,7 +46,8 @@ class HFLM:
     ``batch_size``: rows per forward pass, or ``"auto"`` (a token budget per pass that halves on
     out-of-memory). ``prefix_reuse`` can be turned off to get the plain computation, and
     ``shared_prefix_attention`` to run batches on copies of the prefix cache instead
-    (:mod:`~flanlab.inference.prefix_attention`); tests compare them.
+    (:mod:`~flanlab.inference.prefix_attention`); tests compare them. ``cpu_linear`` picks the kernels
+    of float32 linear layers on the CPU (:mod:`~flanlab.inference.packed_linear`).
     """
 
     def __init__(
@@ -55,6 +59,7 @@ class HFLM:
         shared_prefix_attention: bool = True,
         token_budget: int | None = None,
         show_progress: bool = True,
+        cpu_linear: CpuLinear = "auto",
     ) -> None:
         self.loaded = loaded
         self.model = loaded.model
@@ -81,6 +86,8 @@ class HFLM:
         self._prefixes: OrderedDict[tuple[int, ...], tuple[Any, Any]] = OrderedDict()
         self.keep_prefixes = 4
         self._weights_version = self._version()
+        self.cpu_linear = cpu_linear
+        self._linears = plan_linears(self.model, cpu_linear)
         self.generator = Generator(self)
 
     def _version(self) -> int:
@@ -95,10 +102,19 @@ class HFLM:
             self._fingerprint = None
             self._weights_version = version
 
+    @contextmanager
+    def inference(self) -> Iterator[None]:
+        """The block every forward pass of this backend runs in: no autograd, and the linear layers
+        on the kernels ``cpu_linear`` chose. Blocks nest."""
+        import torch
+
+        with torch.inference_mode(), (self._linears.using() if self._linears is not None else nullcontext()):
+            yield
+
     @classmethod
     def from_spec(cls, spec: ModelSpec, **kwargs: Any) -> HFLM:
         """Load ``spec``'s model and wrap it."""
-        return cls(load_pretrained(spec), batch_size=spec.batch_size, **kwargs)
+        return cls(load_pretrained(spec), batch_size=spec.batch_size, cpu_linear=spec.cpu_linear, **kwargs)
 
     # ------------------------------------------------------------------ identity
     @property
@@ -161,7 +177,6 @@ class HFLM:
         return [Group(0, list(range(len(plan.rows))))]
 
     def _score_plan(self, plan: Plan) -> list[tuple[float, bool]]:
-        import torch
 
         by_row: dict[int, list[Target]] = {}
         for t in plan.targets:
@@ -169,7 +184,7 @@ class HFLM:
         out: list[tuple[float, bool] | None] = [None] * len(plan.targets)
         groups = self._groups(plan)
         total = sum(len(g.rows) for g in groups)
-        with torch.inference_mode(), progress(transient=True) as bar:
+        with self.inference(), progress(transient=True) as bar:
             task = bar.add_task("scoring", total=total) if self.show_progress else None
             for group in groups:
                 for row_ids, scores in self._score_group(plan, group, by_row):
@@ -327,7 +342,7 @@ class HFLM:
         if self.kind != "causal":
             raise ValueError("prompt log-probabilities need a decoder-only model")
         out = []
-        with torch.inference_mode():
+        with self.inference():
             for text in texts:
                 enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
                 ids = self.special_prefix + list(enc.input_ids)

@@ -36,7 +36,7 @@ def seq2seq_loglikelihood(lm: HFLM, requests: Sequence[LoglikelihoodRequest]) ->
     for i, ctx, cont in items:
         by_ctx.setdefault(ctx, []).append((i, cont))
     order = sorted(by_ctx, key=lambda c: -len(contexts[c]))
-    with torch.inference_mode():
+    with lm.inference():
         i = 0
         while i < len(order):
             size = lm.rows_per_batch(len(contexts[order[i]]))

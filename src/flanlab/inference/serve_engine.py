@@ -61,7 +61,7 @@ def score_rows(lm: Any, rows: Sequence[list[int]], top: int, token_budget: int |
     out: list[Scored | None] = [None] * len(rows)
     pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
     k = max(1, top)
-    with torch.inference_mode():
+    with lm.inference():
         for batch in batches:
             width = len(rows[batch[0]])
             ids = torch.tensor([rows[i] + [pad] * (width - len(rows[i])) for i in batch], device=lm.device)
@@ -364,7 +364,7 @@ class Batcher:
                 from flanlab.inference.kv import mergeable, output_cache
 
                 try:
-                    with torch.inference_mode():
+                    with self.lm.inference():
                         tok = self.lm.tokenizer.eos_token_id or 0
                         out = self.lm.model(input_ids=torch.tensor([[tok]], device=self.lm.device), use_cache=True)
                     self._joinable = mergeable([output_cache(out)])
@@ -443,7 +443,7 @@ class Batcher:
                     prompts.append(ids)
         reqs = [job.items[k][0] for job, k in entries]
         parts = []  # (entry index per row, sample per row, state, logits)
-        with torch.inference_mode():
+        with self.lm.inference():
             for prefix_len, members in (gen.groups(prompts) if prompts else []):
                 members = sorted(members, key=lambda i: -len(prompts[i]))
                 prefix = self.lm.prefix_state(tuple(prompts[members[0]][:prefix_len]))[1] if prefix_len else None
@@ -500,7 +500,7 @@ class Batcher:
             del self.steps[:10000]
         self.step_total += 1
         try:
-            with torch.inference_mode():
+            with self.lm.inference():
                 keep, chosen = [], []
                 for a, row in enumerate(self._rows):
                     if row.job.cancelled or row.job.future.done():

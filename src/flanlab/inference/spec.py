@@ -26,6 +26,9 @@ class ModelSpec(Schema):
     trust_remote_code: bool = False
     allow_pickle: bool = False
     revision: str | None = None
+    # hf backend on the CPU: float32 linear layers on oneDNN-packed weights ("auto": when available
+    # and the copy fits in memory) or on PyTorch's own kernels ("torch"); see inference.packed_linear
+    cpu_linear: Literal["auto", "onednn", "torch"] = "auto"
     # http backend
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
