@@ -105,3 +105,9 @@ def test_no_resume_also_drops_an_earlier_data_parallel_runs_files(tmp_path):
         (run.path / name).write_text("x")
     clear_results(run, EvalConfig.model_validate({"model": {"name": "m", "cache": str(tmp_path / "c.sqlite")}}))
     assert sorted(p.name for p in run.path.iterdir()) == ["log.txt", "requests.rank1.sqlite", "requests.rank1.sqlite-wal"]
+
+
+def test_cpu_linear_flag_is_recorded_in_the_model_section(tiny_data, tmp_path):
+    assert _eval(tiny_data, tmp_path, "--benchmarks", "mmlu", "--strategies", "direct", "--cpu-linear", "torch",
+                 "--dry-run") == 0
+    assert _config(tmp_path)["model"]["cpu_linear"] == "torch"

@@ -31,7 +31,7 @@ def _config(args: argparse.Namespace) -> EvalConfig:
         cfg = validate(EvalConfig, {"model": {"name": args.model}}, source="command line")
     model = cfg.model.model_dump()
     for flag, key in (("model", "name"), ("backend", "backend"), ("dtype", "dtype"), ("device", "device"),
-                      ("batch_size", "batch_size"), ("cache", "cache")):
+                      ("batch_size", "batch_size"), ("cache", "cache"), ("cpu_linear", "cpu_linear")):
         value = getattr(args, flag)
         if value is not None:
             model[key] = int(value) if key == "batch_size" and str(value).isdigit() else value
@@ -250,6 +250,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--dtype", default=None)
     ev.add_argument("--device", default=None)
     ev.add_argument("--batch-size", default=None)
+    ev.add_argument("--cpu-linear", default=None, choices=["auto", "onednn", "torch"],
+                    help="float32 linear layers on the CPU: oneDNN-packed weights (auto: when available and they "
+                         "fit in memory) or PyTorch's own kernels")
     ev.add_argument("--cache", default=None, help="request cache (SQLite); default: in the run folder")
     ev.add_argument("--strict", action="store_true", default=None,
                     help="fail when a benchmark's data is missing (default: skip it with a warning)")
