@@ -8,10 +8,10 @@ Layout of ``--out DIR``::
     .work/                           while running: plan, rendered streams, per-shard records
 
 Phase 1 renders each stream (one task in one format): its selected examples, seeded by (seed,
-stream) only. All streams of a task are rendered by one job into one file,
-``.work/streams/task-N.jsonl`` (N: the task's first stream), with their metadata in ``task-N.json``
-(one file pair per task, not per stream: creating files is most of a small stream's cost). Phase 2 assembles each shard from its precomputed share of
-every stream. Both phases are split into independent jobs, so 1 or 8 workers write the same bytes,
+stream) only. All streams of a task (of a few small tasks: see ``_groups``) are rendered by one
+job into one file, ``.work/streams/task-N.jsonl`` (N: its first stream), with their metadata in
+``task-N.json`` (not a file pair per stream: creating files is most of a small stream's cost).
+Phase 2 assembles each shard from its precomputed share of every stream. Both phases are split into independent jobs, so 1 or 8 workers write the same bytes,
 and finished jobs are skipped when an interrupted run is rerun.
 """
 
@@ -59,6 +59,7 @@ WORK = ".work"
 RUN_FILES = {"log.txt", "config.yaml"}  # what the CLI keeps beside the shards
 SHUFFLE_BUFFER = 4096
 TOKEN_BATCH = 256
+GROUP_MIN, GROUP_SHARE = 1000, 256  # a render job's least examples: GROUP_MIN, or 1/GROUP_SHARE of the build
 MAX_REFILLS = 8  # rounds of replacement draws for examples the few-shot budget drops
 log = get_logger("mixture.build")
 
@@ -377,9 +378,27 @@ def render_stream(job: dict[str, Any], f: Any, base: int) -> dict[str, Any]:
     return meta
 
 
+def _groups(tasks: list[list[dict[str, Any]]], examples: int) -> list[list[dict[str, Any]]]:
+    """The streams of consecutive small tasks put together, so that each render job (one file pair)
+    has at least ``max(GROUP_MIN, examples // GROUP_SHARE)`` examples, or is one task: creating and
+    syncing files cost a small task more than rendering it (984 BIG-bench tasks). Decided by the plan
+    alone, so a resumed build finds the same jobs."""
+    least = max(GROUP_MIN, examples // GROUP_SHARE)
+    out: list[list[dict[str, Any]]] = []
+    size = least
+    for streams in tasks:
+        if size >= least:
+            out.append([])
+            size = 0
+        out[-1].extend(streams)
+        size += sum(j["quota"] for j in streams)
+    return out
+
+
 def render_task(job: dict[str, Any]) -> dict[str, Any]:
-    """Render every stream (format) of one task, one after the other, into one file (atomically),
-    then write their metadata (one file: its presence marks the task done for a resumed build)."""
+    """Render every stream (format) of one task, or of a group of small tasks (:func:`_groups`), one
+    after the other, into one file (atomically), then write their metadata (one file: its presence
+    marks the job done for a resumed build)."""
     metas: list[dict[str, Any]] = []
     with atomic_open(job["path"], "wb", encoding=None) as f:
         base = 0
@@ -549,8 +568,8 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
                                            "streams": [s.key for s in plan.streams]})
 
     startup = time.process_time() - cpu0
-    # Phase 1: streams. One job per task renders all its formats from one load of its examples
-    # into one file; big tasks go first so that the workers finish together.
+    # Phase 1: streams. One job per task (or group of small tasks) renders all its formats from one
+    # load of its examples into one file; big jobs go first so that the workers finish together.
     metas: dict[int, dict[str, Any]] = {}
     files: dict[int, str] = {}  # stream -> the task file holding it
     by_task: dict[str, list[dict[str, Any]]] = {}
@@ -563,7 +582,7 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
              "quota": quota, "seed": config.seed, "chunks": plan.composition[:, i].tolist(),
              "tokenizer": tokenizer, "token_stats_every": config.token_stats_every})
     task_jobs = []
-    for js in by_task.values():
+    for js in _groups(list(by_task.values()), plan.examples):
         name = f"task-{js[0]['index']:05d}"
         path, meta_path = work / "streams" / f"{name}.jsonl", work / "streams" / f"{name}.json"
         for j in js:
