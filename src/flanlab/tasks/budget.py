@@ -74,7 +74,9 @@ _BLOCK = 256  # characters are confirmed a block of code points at a time, when 
 _FIRST_BLOCKS = (0x00, 0x01, 0x02, 0x20, 0x21, 0x22)  # ASCII, Latin, punctuation, math: confirmed up front
 _LEADS = {"L": "a", "N": "1", "W": "\t", "P": "!"}
 _PIECE = 4096  # characters counted at a time by HFCounter._over (then a newline ends the piece)
-_WORD_CACHE_MAX = 400_000  # distinct pre-tokens remembered (~40 MB); cleared when full
+_WORD_CACHE_MAX = 400_000  # pre-tokens of the current generation (~40 MB; see _PreTokenCounts.age)
+_TEXT_CACHE_MIN = 512  # texts at least this long have their exact counts remembered (see HFCounter._texts)
+_TEXT_CACHE_CHARS = 20_000_000  # characters of remembered texts (~40 MB); forgotten all at once past it
 
 
 @functools.lru_cache(maxsize=1)
@@ -100,11 +102,23 @@ class _PreTokenCounts(dict):
     def __init__(self, counter: HFCounter) -> None:
         super().__init__()
         self.counter = counter
+        self.old: dict[str, int] = {}  # the previous generation: a pre-token used again moves back
 
     def __missing__(self, word: str) -> int:
-        c = self.counter
-        n = self[word] = len(c._backend.model.tokenize(word.encode("utf-8").decode("latin-1").translate(c._latin1_map)))
+        n = self.old.get(word)
+        if n is None:
+            c = self.counter
+            n = len(c._backend.model.tokenize(word.encode("utf-8").decode("latin-1").translate(c._latin1_map)))
+        self[word] = n
         return n
+
+    def age(self) -> None:
+        """Bound the memory: past _WORD_CACHE_MAX pre-tokens the current generation becomes the old
+        one (the one before is dropped), so the pre-tokens in use (common words) stay without being
+        encoded again, and rare ones are forgotten."""
+        if len(self) > _WORD_CACHE_MAX:
+            self.old = dict(self)
+            self.clear()
 
 
 def _class_pattern(chars: list[str]) -> str:
@@ -146,6 +160,8 @@ class HFCounter:
         self.calls = 0  # tokenizer calls made and their CPU seconds (the mixture benchmark reports them)
         self.seconds = 0.0
         self._words = _PreTokenCounts(self)
+        self._texts: dict[str, int] = {}  # exact counts of long texts on the fast path (see _remember)
+        self._text_chars = 0
         self._split: Any = None  # the pre-tokenizer pattern over safe characters, when there is one
         self._unsafe: Any = None
         self._has_added: Any = None
@@ -224,12 +240,28 @@ class HFCounter:
 
     def _word_count(self, text: str) -> int | None:
         """The exact count from cached pre-token counts, or None when the text is outside the fast path."""
+        long = len(text) >= _TEXT_CACHE_MIN
+        if long:
+            n = self._texts.get(text)
+            if n is not None:
+                return n
         if self._split is None or not self._safe(text) or (self._has_added and self._has_added.search(text)):
             return None
         words = self._words
-        if len(words) > _WORD_CACHE_MAX:
-            words.clear()
-        return sum(map(words.__getitem__, self._split.findall(text)))  # a miss encodes the pre-token
+        words.age()
+        n = sum(map(words.__getitem__, self._split.findall(text)))  # a miss encodes the pre-token
+        if long:
+            self._remember(text, n)
+        return n
+
+    def _remember(self, text: str, n: int) -> None:
+        """Keep the exact count of a long text: the same exemplar block or query comes back in
+        other examples (drawn again, other formats and epochs) and its budget checks."""
+        if self._text_chars > _TEXT_CACHE_CHARS:
+            self._texts.clear()
+            self._text_chars = 0
+        self._texts[text] = n
+        self._text_chars += len(text)
 
     def _exact(self, text: str) -> int:
         n = self._word_count(text)
@@ -284,11 +316,13 @@ class HFCounter:
         lone ``\n`` before a non-space character is a pre-token of its own), so each piece splits
         alone as it does within the text (``findall``'s ``endpos`` ends the string there).
         """
+        known = self._texts.get(text) if len(text) >= _TEXT_CACHE_MIN else None
+        if known is not None:
+            return known > n
         if not self._safe(text) or (self._has_added and self._has_added.search(text)):
             return None
         words, split, size = self._words, self._split.findall, len(text)
-        if len(words) > _WORD_CACHE_MAX:
-            words.clear()
+        words.age()
         total = pos = 0
         while pos < size:
             end = size
@@ -302,6 +336,8 @@ class HFCounter:
             if total > n:
                 return True
             pos = end
+        if size >= _TEXT_CACHE_MIN:
+            self._remember(text, total)
         return False
 
     def joined(self, pieces: Sequence[str], sep: str) -> Joined:
