@@ -116,12 +116,34 @@ class _Catalog:
 
     def __init__(self, data_dir: Path | None, fetch: bool = True, flan_repo: str | None = None) -> None:
         from flanlab.tasks.bigbench import task_name
-        from flanlab.tasks.catalog import build_catalog
 
-        self.shipped = build_catalog(data_dir, bigbench=False, flan_repo=flan_repo)
+        self.data_dir, self.flan_repo = data_dir, flan_repo
+        self._shipped: Any = None
+        self._catalog_file: dict[str, Any] | None = None
         self.store = _bigbench_store(fetch)
         self.folder: Path | None = getattr(self.store, "folder", None)
         self.bigbench = {task_name(p): info for p, info in self.store.index().items()} if self.store else {}
+
+    @property
+    def shipped(self):
+        """Every task but BIG-bench's (the Flan collection's families are parsed here: ~0.6 CPU-s,
+        so a render worker builds it only when it renders such a task)."""
+        if self._shipped is None:
+            from flanlab.tasks.catalog import build_catalog
+
+            self._shipped = build_catalog(self.data_dir, bigbench=False, flan_repo=self.flan_repo)
+        return self._shipped
+
+    def _from_catalog_file(self, name: str):
+        """A task of flanlab's own catalog file (Flan CoT, GSM8K ...) without the rest of the collection:
+        the same task ``shipped`` has (without a FLAN checkout, which changes the CoT tasks), or None."""
+        if self.flan_repo is not None or self._shipped is not None:
+            return None
+        if self._catalog_file is None:
+            from flanlab.tasks.catalog import _root, _shipped
+
+            self._catalog_file = {t.name: t for t in _shipped(_root(self.data_dir))}
+        return self._catalog_file.get(name)
 
     def names(self) -> list[str]:
         return sorted({*self.shipped.names(), *self.bigbench})
@@ -131,7 +153,7 @@ class _Catalog:
             from flanlab.tasks.bigbench import make_task
 
             return make_task(self.bigbench[name], self.store)
-        task = self.shipped.get(name)  # a miss names close matches
+        task = self._from_catalog_file(name) or self.shipped.get(name)  # a miss names close matches
         return dataclasses.replace(task, _pool={})  # fresh caches: dropped with the stream
 
 
