@@ -435,28 +435,45 @@ def assemble_shard(job: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- orchestration
 
 
-def _run_jobs(fn, jobs: list[dict[str, Any]], workers: int, description: str, weight: str) -> list[dict]:
+class _Workers:
+    """The build's worker processes, started on first use and kept for both phases: starting one
+    costs its imports and set-up (~0.5 CPU-s), so the shard phase reuses the render phase's."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._pool: ProcessPoolExecutor | None = None
+
+    def pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            import multiprocessing as mp
+
+            # spawn, not fork: workers may load tokenizers/torch, which do not survive a fork safely.
+            self._pool = ProcessPoolExecutor(max_workers=self.n, mp_context=mp.get_context("spawn"))
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+def _run_jobs(fn, jobs: list[dict[str, Any]], workers: _Workers, description: str, weight: str) -> list[dict]:
     results: list[dict] = []
     if not jobs:
         return results
-    # No more processes than jobs (a one-shard build assembles in this process: spawning a worker
-    # costs its imports, ~0.5 CPU-s).
-    workers = min(workers, len(jobs))
     with progress() as bar:
         task = bar.add_task(description, total=sum(j[weight] for j in jobs))
-        if workers <= 1:
+        # One job runs in this process (a one-shard build assembles here: no worker to start).
+        if workers.n <= 1 or len(jobs) == 1:
             for job in jobs:
                 results.append(fn(job))
                 bar.advance(task, job[weight])
             return results
-        import multiprocessing as mp
-
-        # spawn, not fork: workers may load tokenizers/torch, which do not survive a fork safely.
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(fn, job): job for job in jobs}
-            for fut in as_completed(futures):
-                results.append(fut.result())
-                bar.advance(task, futures[fut][weight])
+        pool = workers.pool()
+        futures = {pool.submit(fn, job): job for job in jobs}
+        for fut in as_completed(futures):
+            results.append(fut.result())
+            bar.advance(task, futures[fut][weight])
     return results
 
 
@@ -595,7 +612,31 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
                           "meta": str(meta_path)})
     resumed_streams = len(metas)
     task_jobs.sort(key=lambda t: -t["quota"])
-    for batch in _run_jobs(render_task, task_jobs, workers, f"render {mixture.name}", "quota"):
+    # No more processes than the larger phase has jobs.
+    pool = _Workers(min(workers, max(len(task_jobs), len(plan.sizes))))
+    try:
+        shard_metas, resumed_shards = _build_phases(task_jobs, metas, files, plan, config, out, work, pool,
+                                                    mixture.name)
+    finally:
+        pool.close()
+    count = len(plan.sizes)
+
+    _log_stage_cpu(startup, metas, [shard_metas[k] for k in range(count)])
+    # Timings vary run to run: they stay out of the manifest (deterministic).
+    manifest = _manifest(config, plan, metas, [{k: v for k, v in shard_metas[i].items() if k != "cpu"}
+                                                for i in range(count)], fingerprint)
+    atomic_write_json(out / MANIFEST, manifest)
+    _remove_stale_temps(out)
+    shutil.rmtree(work, ignore_errors=True)
+    return BuildResult(out, manifest, resumed_streams, resumed_shards)
+
+
+def _build_phases(task_jobs: list[dict[str, Any]], metas: dict[int, dict[str, Any]], files: dict[int, str], plan: Plan,
+                  config: MixtureConfig, out: Path, work: Path, workers: _Workers,
+                  name: str) -> tuple[dict[int, dict[str, Any]], int]:
+    """Phase 1 (render the jobs not done yet, filling ``metas``) and phase 2 (assemble the shards not
+    done yet); the shards' metadata and how many were resumed."""
+    for batch in _run_jobs(render_task, task_jobs, workers, f"render {name}", "quota"):
         for meta in batch["metas"]:
             metas[meta["index"]] = meta
 
@@ -619,15 +660,7 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
     resumed_shards = len(shard_metas)
     for meta in _run_jobs(assemble_shard, jobs, workers, "write shards", "examples"):
         shard_metas[int(meta["file"].split("-")[1])] = meta
-
-    _log_stage_cpu(startup, metas, [shard_metas[k] for k in range(count)])
-    # Timings vary run to run: they stay out of the manifest (deterministic).
-    manifest = _manifest(config, plan, metas, [{k: v for k, v in shard_metas[i].items() if k != "cpu"}
-                                                for i in range(count)], fingerprint)
-    atomic_write_json(out / MANIFEST, manifest)
-    _remove_stale_temps(out)
-    shutil.rmtree(work, ignore_errors=True)
-    return BuildResult(out, manifest, resumed_streams, resumed_shards)
+    return shard_metas, resumed_shards
 
 
 def _log_stage_cpu(startup: float, metas: dict[int, dict[str, Any]], shards: list[dict[str, Any]]) -> None:
