@@ -10,7 +10,9 @@ import functools
 import re
 import time
 import unicodedata
+from bisect import bisect_left
 from collections.abc import Sequence
+from itertools import accumulate
 from typing import Any, Protocol
 
 __all__ = ["HFCounter", "Joined", "TokenCounter", "WhitespaceCounter", "make_counter"]
@@ -161,6 +163,7 @@ class HFCounter:
         self.seconds = 0.0
         self._words = _PreTokenCounts(self)
         self._texts: dict[str, int] = {}  # exact counts of long texts on the fast path (see _remember)
+        self._lower: dict[str, int] = {}  # lower bounds of long texts' counts (counted until over a budget)
         self._text_chars = 0
         self._split: Any = None  # the pre-tokenizer pattern over safe characters, when there is one
         self._unsafe: Any = None
@@ -254,13 +257,15 @@ class HFCounter:
             self._remember(text, n)
         return n
 
-    def _remember(self, text: str, n: int) -> None:
-        """Keep the exact count of a long text: the same exemplar block or query comes back in
-        other examples (drawn again, other formats and epochs) and its budget checks."""
+    def _remember(self, text: str, n: int, into: dict[str, int] | None = None) -> None:
+        """Keep the exact count of a long text (or, ``into`` :attr:`_lower`, a lower bound): the same
+        exemplar block or query comes back in other examples (drawn again, other formats and
+        epochs) and in its budget checks (a truncation first asks whether the text fits)."""
         if self._text_chars > _TEXT_CACHE_CHARS:
             self._texts.clear()
+            self._lower.clear()
             self._text_chars = 0
-        self._texts[text] = n
+        (self._texts if into is None else into)[text] = n
         self._text_chars += len(text)
 
     def _exact(self, text: str) -> int:
@@ -316,9 +321,13 @@ class HFCounter:
         lone ``\n`` before a non-space character is a pre-token of its own), so each piece splits
         alone as it does within the text (``findall``'s ``endpos`` ends the string there).
         """
-        known = self._texts.get(text) if len(text) >= _TEXT_CACHE_MIN else None
-        if known is not None:
-            return known > n
+        if len(text) >= _TEXT_CACHE_MIN:
+            known = self._texts.get(text)
+            if known is not None:
+                return known > n
+            least = self._lower.get(text)
+            if least is not None and least > n:
+                return True
         if not self._safe(text) or (self._has_added and self._has_added.search(text)):
             return None
         words, split, size = self._words, self._split.findall, len(text)
@@ -334,6 +343,8 @@ class HFCounter:
                     end = j + 1
             total += sum(map(words.__getitem__, split(text, pos, end)))
             if total > n:
+                if size >= _TEXT_CACHE_MIN:
+                    self._remember(text, total, self._lower)  # a truncation asks again
                 return True
             pos = end
         if size >= _TEXT_CACHE_MIN:
@@ -369,17 +380,26 @@ class HFCounter:
         within it are the same as in the whole text). None outside the fast path."""
         if self._split is None or not self._safe(text) or (self._has_added and self._has_added.search(text)):
             return None
-        words, total = self._words, 0
-        for m in self._split.finditer(text):
-            word = m.group()
-            c = words[word]
-            if total + c >= n:
-                enc = self._backend.encode(word, add_special_tokens=False)
-                if len(enc.ids) != c:  # the pre-token re-split differently on its own: ask the tokenizer
-                    return None
-                return m.start() + enc.offsets[n - 1 - total][1]
-            total += c
-        return None
+        # The pre-tokens of a window that surely holds the n-th token (a token rarely covers more than
+        # 16 characters; else the whole text): every match but the window's last is the whole text's
+        # (only that one can run on past the window's end), and the matches cover the text end to end.
+        size = len(text)
+        for end in (min(size, 16 * n + 64), size):
+            toks = self._split.findall(text, 0, end)
+            if end < size:
+                toks.pop()
+            counts = list(map(self._words.__getitem__, toks))
+            upto = list(accumulate(counts))
+            k = bisect_left(upto, n)  # the pre-token holding the n-th token
+            if k < len(upto):
+                break
+            if end == size:
+                return None  # fewer than n tokens
+        word, before = toks[k], upto[k] - counts[k]
+        enc = self._backend.encode(word, add_special_tokens=False)
+        if len(enc.ids) != counts[k]:  # the pre-token re-split differently on its own: ask the tokenizer
+            return None
+        return sum(map(len, toks[:k])) + enc.offsets[n - 1 - before][1]
 
     def truncate(self, text: str, n: int) -> str:
         if n <= 0:
