@@ -144,3 +144,24 @@ def test_bigbench_rows_kept_once_read_render_as_rows_read_each_time(tmp_path):
             got, want = list(render(fast, fmt, seed=seed)), list(render(slow, fmt, seed=seed))
             assert got == want and len(got) == sum(keep)
     assert rows.kept and rows[0] is rows[0] and rows.fingerprints  # rows and fingerprints were kept
+
+
+@pytest.mark.parametrize("fmt", ["fs_opt", "fs_noopt", "zs_opt"])
+def test_rendering_without_ids_renders_the_same_texts(fmt):
+    # ids=False (mixtures) fingerprints an exemplar only when it may equal its query; the texts are
+    # those of ids=True, here on a task whose training split repeats examples (exemplars equal to their
+    # query in content must stay out either way).
+    from flanlab.tasks.bigbench import _info_from
+    from flanlab.tasks.bigbench import make_task as bigbench_task
+    from tests.tasks.test_bigbench import MC
+
+    data = {**MC, "examples": MC["examples"] * 3}
+    info = _info_from("tiny_mc", data)
+    full = list(render(bigbench_task(info, None, data), fmt, seed=4, shots=12))
+    bare = list(render(bigbench_task(info, None, data), fmt, seed=4, shots=12, ids=False))
+    assert [(r.inputs, r.targets, r.template_id) for r in bare] == [(r.inputs, r.targets, r.template_id) for r in full]
+    assert all(r.example_id == "" and r.exemplar_ids == () for r in bare)
+    if fmt.startswith("fs"):
+        # Every query has copies in the pool: none of its exemplars is one, and some were drawn and left out.
+        assert all(r.example_id not in r.exemplar_ids for r in full)
+        assert any(len(r.exemplar_ids) < 12 for r in full)

@@ -436,5 +436,5 @@ def iter_task(name: str, fmt: str, split: str, seed: int, data_dir: Path | None 
         task = dataclasses.replace(task, source=_Selected(task.source, split, keep, rows), _pool=pool)
     # An example flan/v2 would drop (few-shot, no exemplar fits the budget) is dropped here too;
     # the build draws a replacement so the stream still fills its planned count.
-    for r in render(task, fmt, split=split, seed=seed, tokenizer=tokenizer, drop_unfit=True):
+    for r in render(task, fmt, split=split, seed=seed, tokenizer=tokenizer, drop_unfit=True, ids=False):
         yield Rendered(r.inputs, r.targets, r.template_id)
