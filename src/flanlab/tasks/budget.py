@@ -380,11 +380,12 @@ class HFCounter:
         within it are the same as in the whole text). None outside the fast path."""
         if self._split is None or not self._safe(text) or (self._has_added and self._has_added.search(text)):
             return None
-        # The pre-tokens of a window that surely holds the n-th token (a token rarely covers more than
-        # 16 characters; else the whole text): every match but the window's last is the whole text's
+        # The pre-tokens of a window that holds the n-th token (first 6 characters a token, the usual
+        # is ~4; then 24; then the whole text): every match but the window's last is the whole text's
         # (only that one can run on past the window's end), and the matches cover the text end to end.
+        # Pre-tokens past the cut are mostly never encoded.
         size = len(text)
-        for end in (min(size, 16 * n + 64), size):
+        for end in (min(size, 6 * n + 64), min(size, 24 * n + 64), size):
             toks = self._split.findall(text, 0, end)
             if end < size:
                 toks.pop()
