@@ -431,8 +431,9 @@ def iter_task(name: str, fmt: str, split: str, seed: int, data_dir: Path | None 
             # marked records reads them all anyway): take the marked ones from there.
             pool["records"] = [r for i, r in enumerate(task.train_records()) if i < len(keep) and keep[i]]
             pool["fingerprints"] = task._pool.setdefault("fingerprints", {})
-        rows = pool.get("pool") if split == task.train_split and "records" not in pool else None
-        rows = rows if isinstance(rows, _KeptRows) else None
+        # BIG-bench queries come from the kept rows too, in every format (read once for all).
+        kept = task._pool.get("pool") if split == task.train_split and "records" not in pool else None
+        rows = kept if isinstance(kept, _KeptRows) else None
         task = dataclasses.replace(task, source=_Selected(task.source, split, keep, rows), _pool=pool)
     # An example flan/v2 would drop (few-shot, no exemplar fits the budget) is dropped here too;
     # the build draws a replacement so the stream still fills its planned count.
