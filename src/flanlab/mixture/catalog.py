@@ -36,7 +36,7 @@ __all__ = ["TaskInfo", "count_task", "expand", "iter_task", "unpacked_bigbench"]
 
 log = get_logger("mixture.catalog")
 _UNPACKED = "bigbench-1.0.0-tasks"
-_KEPT_MAX = 20_000  # BIG-bench rows a task keeps once read (a few MB)
+_KEPT_MAX = 4096  # BIG-bench rows a task keeps once read (rows of a few KB: bounded memory on any build)
 _MARKER = "/benchmark_tasks/"
 
 
