@@ -11,7 +11,11 @@ config's tokenizer, so flan/v2's token budgets apply, and prints one table row p
   apart from the steady state (rendering, budget checks, token statistics, writing), from the
   ``stage cpu`` line every build logs; per-stage cost in µs of CPU per example;
 - peak resident memory of the process tree and of its largest process;
-- whether the shards are byte-identical to the first run of the same size (other worker counts).
+- whether the shards are byte-identical to the first run of the same size (other worker counts);
+- for more than one worker count: the wall-time speed-up over the first worker count and the cores
+  the build had on average (CPU seconds / wall seconds), with the load average (``os.getloadavg``)
+  before and after each run: on a shared machine a second worker only speeds a build up when a core
+  is free for it.
 
 ``--baseline SRC`` adds a run of another checkout's ``src`` (e.g. the code before an optimisation,
 ``git archive COMMIT src | tar -x -C /tmp/old``) on the first size with 1 worker, in the same
@@ -52,6 +56,7 @@ def run(workers: int, examples: int, out: Path, args, src: Path) -> dict:
         cmd += ["--tokenizer", args.tokenizer]
     env = {**os.environ, "FLANLAB_PROGRESS": "0", "PYTHONPATH": str(src), "TOKENIZERS_PARALLELISM": "false",
            "COLUMNS": "400"}
+    load0 = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
@@ -83,10 +88,11 @@ def run(workers: int, examples: int, out: Path, args, src: Path) -> dict:
     return {"workers": workers, "wall_s": wall, "cpu_s": cpu, "examples": manifest["examples"],
             "tasks": len(manifest["tasks"]), "streams": sum(len(t["formats"]) for t in manifest["tasks"].values()),
             "peak_total_mib": peak_total / 2**20, "peak_single_mib": peak_single / 2**20, "stages": stages,
-            "tokenizer": manifest.get("tokenizer"), "shards": [s["sha256"] for s in manifest["shards"]]}
+            "tokenizer": manifest.get("tokenizer"), "shards": [s["sha256"] for s in manifest["shards"]],
+            "load": (load0, os.getloadavg()[0])}
 
 
-def row(label: str, r: dict, same: str) -> str:
+def row(label: str, r: dict, same: str, speedup: str = "–") -> str:
     n = r["examples"]
     st = r["stages"]
     if st:
@@ -99,7 +105,8 @@ def row(label: str, r: dict, same: str) -> str:
         per, steady_rate, startup_s = " | ".join("–" for _ in STEADY), "–", "–"
     return (f"| {label} | {n:,} | {r['workers']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {startup_s} | "
             f"{steady_rate} | {n / r['cpu_s']:,.0f} | {per} | {r['peak_total_mib']:.0f} | "
-            f"{r['peak_single_mib']:.0f} | {same} |")
+            f"{r['peak_single_mib']:.0f} | {same} | {speedup} | {r['cpu_s'] / r['wall_s']:.2f} | "
+            f"{r['load'][0]:.1f} → {r['load'][1]:.1f} |")
 
 
 def main() -> int:
@@ -126,7 +133,8 @@ def main() -> int:
                 r = run(w, n, Path(tmp) / f"n{n}-w{w}", args, REPO / "src")
                 print(f"examples={n} workers={w}: {r['wall_s']:.1f}s wall, {r['cpu_s']:.1f} CPU s", file=sys.stderr)
                 first = first or r
-                rows.append(row("this checkout", r, str(r["shards"] == first["shards"])))
+                speedup = f"{first['wall_s'] / r['wall_s']:.2f}x" if r is not first else "–"
+                rows.append(row("this checkout", r, str(r["shards"] == first["shards"]), speedup))
                 if base_shards is not None and n == args.examples[0]:
                     same_as_base.append(f"workers={w}: {r['shards'] == base_shards}")
                 if w == args.workers[0]:
@@ -142,8 +150,9 @@ def main() -> int:
     print("| code | examples | workers | wall s | CPU s | start-up CPU s | steady examples per CPU s | "
           "examples per CPU s (all) | read+render µs/ex | budget tokenize µs/ex | stats tokenize µs/ex | "
           "write streams µs/ex | assemble shards µs/ex | peak RSS, all processes (MiB) | "
-          "peak RSS, largest process (MiB) | same shards as 1st worker count |")
-    print("| --- " * 16 + "|")
+          "peak RSS, largest process (MiB) | same shards as 1st worker count | wall speed-up over 1st worker "
+          "count | cores used (CPU s / wall s) | load average before → after |")
+    print("| --- " * 19 + "|")
     for line in rows:
         print(line)
     if same_as_base:

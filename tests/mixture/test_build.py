@@ -251,3 +251,28 @@ def test_light_tokenizer_is_the_tokenizer_transformers_loads(tmp_path, monkeypat
     key = next(iter(verdicts))
     (tmp_path / "cache" / "mixture" / "tokenizer-verdicts.json").write_text(json.dumps({key: False}))
     assert build_mod._light_tokenizer(str(folder)) is None
+
+
+def test_small_tasks_share_render_jobs_without_changing_bytes(tmp_path, monkeypatch):
+    # _groups: every stream once and in order; a job reaches the least size unless it is the last.
+    quotas = [5, 700, 400, 3000, 1, 1]
+    tasks = [[{"index": 2 * i + k, "quota": q} for k in range(2)] for i, q in enumerate(quotas)]
+    groups = build_mod._groups(tasks, 10_000)
+    assert [j["index"] for g in groups for j in g] == list(range(12))
+    assert [sum(j["quota"] for j in g) for g in groups] == [1410, 6800, 4]  # tasks of 10, 1400 | 800, 6000 | 2, 2
+    assert build_mod._groups(tasks, 2_600_000) == [[j for t in tasks for j in t]]  # least: 1/256 of the build
+    # The same bytes whatever the jobs: tasks alone, grouped, and grouped over 2 workers.
+    cfg = toy_mixture(tmp_path)
+    real, jobs = build_mod.render_task, []
+    monkeypatch.setattr(build_mod, "render_task", lambda job: jobs.append(len(job["streams"])) or real(job))
+    grouped = build(cfg, tmp_path / "grouped", examples=1500)
+    assert sorted(jobs) == [1, 2]  # alpha and beta (900 + 300 examples) share a job; gamma's 300 alone
+    monkeypatch.setattr(build_mod, "GROUP_MIN", 1)
+    jobs.clear()
+    alone = build(cfg, tmp_path / "alone", examples=1500)
+    assert jobs == [1, 1, 1]
+    monkeypatch.setattr(build_mod, "render_task", real)
+    monkeypatch.setattr(build_mod, "GROUP_MIN", 1000)
+    two = build(cfg, tmp_path / "two", examples=1500, workers=2)
+    assert digests(tmp_path / "grouped") == digests(tmp_path / "alone") == digests(tmp_path / "two")
+    assert grouped.manifest == alone.manifest == two.manifest

@@ -108,3 +108,60 @@ def test_stream_lines_are_json_dumps_of_their_rows(tmp_path, shared_data):
     assert len(lines) == 800
     for line in lines:
         assert json.dumps(json.loads(line), ensure_ascii=False) == line
+
+
+def test_bigbench_rows_kept_once_read_render_as_rows_read_each_time(tmp_path):
+    # A BIG-bench task read from its record file: queries and exemplars from _KeptRows (each row parsed
+    # and fingerprinted once) render exactly as rows read anew on every access, over two passes.
+    import io
+    import tarfile
+
+    from flanlab.mixture.catalog import _KeptRows, _Selected
+    from flanlab.tasks.bigbench import make_task as bigbench_task
+    from flanlab.tasks.bigbench import open_store
+    from tests.tasks.test_bigbench import TASKS
+
+    path = tmp_path / "bigbench-1.0.0.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in TASKS.items():
+            blob = json.dumps(data).encode("utf-8")
+            info = tarfile.TarInfo(f"bigbench-1.0.0/bigbench/benchmark_tasks/{name}/task.json")
+            info.size = len(blob)
+            tf.addfile(info, io.BytesIO(blob))
+    store = open_store(path)
+    info = store.index()["tiny_mc"]
+    size = bigbench_task(info, store).source.count("train")
+    keep = bytearray(i % 3 != 1 for i in range(size))
+    kept_task = bigbench_task(info, store)
+    rows = _KeptRows(kept_task._pool["pool"])
+    for fmt in ("zs_opt", "fs_opt", "fs_noopt"):
+        for seed in (1, 2):
+            fast = dataclasses.replace(kept_task, source=_Selected(kept_task.source, "train", keep, rows),
+                                       _pool={"pool": rows})
+            fresh = bigbench_task(info, store)
+            slow = dataclasses.replace(fresh, source=_Selected(fresh.source, "train", keep),
+                                       _pool={"pool": fresh._pool["pool"]})  # the whole split, read lazily
+            got, want = list(render(fast, fmt, seed=seed)), list(render(slow, fmt, seed=seed))
+            assert got == want and len(got) == sum(keep)
+    assert rows.kept and rows[0] is rows[0] and rows.fingerprints  # rows and fingerprints were kept
+
+
+@pytest.mark.parametrize("fmt", ["fs_opt", "fs_noopt", "zs_opt"])
+def test_rendering_without_ids_renders_the_same_texts(fmt):
+    # ids=False (mixtures) fingerprints an exemplar only when it may equal its query; the texts are
+    # those of ids=True, here on a task whose training split repeats examples (exemplars equal to their
+    # query in content must stay out either way).
+    from flanlab.tasks.bigbench import _info_from
+    from flanlab.tasks.bigbench import make_task as bigbench_task
+    from tests.tasks.test_bigbench import MC
+
+    data = {**MC, "examples": MC["examples"] * 3}
+    info = _info_from("tiny_mc", data)
+    full = list(render(bigbench_task(info, None, data), fmt, seed=4, shots=12))
+    bare = list(render(bigbench_task(info, None, data), fmt, seed=4, shots=12, ids=False))
+    assert [(r.inputs, r.targets, r.template_id) for r in bare] == [(r.inputs, r.targets, r.template_id) for r in full]
+    assert all(r.example_id == "" and r.exemplar_ids == () for r in bare)
+    if fmt.startswith("fs"):
+        # Every query has copies in the pool: none of its exemplars is one, and some were drawn and left out.
+        assert all(r.example_id not in r.exemplar_ids for r in full)
+        assert any(len(r.exemplar_ids) < 12 for r in full)

@@ -193,3 +193,49 @@ def test_counting_in_pieces_until_over_the_budget_agrees_with_the_tokenizer(coun
             assert counter.fits(text, n) == (exact <= n)
     finally:
         budget._PIECE = old
+
+
+@settings(max_examples=150, deadline=None)
+@given(texts=st.lists(st.one_of(PROBED_TEXT, SCRIPT_TEXT, st.lists(PIECE, max_size=5).map("\n\n".join)),
+                      min_size=1, max_size=6),
+       slack=st.integers(-3, 3))
+def test_counts_stay_exact_across_cache_generations_and_remembered_texts(counters, texts, slack):
+    import flanlab.tasks.budget as budget
+
+    # Tiny limits: the pre-token cache changes generation every few texts, every text's count is
+    # remembered and the remembered texts are forgotten often; each text is asked about twice.
+    old = budget._WORD_CACHE_MAX, budget._TEXT_CACHE_MIN, budget._TEXT_CACHE_CHARS
+    budget._WORD_CACHE_MAX, budget._TEXT_CACHE_MIN, budget._TEXT_CACHE_CHARS = 4, 1, 80
+    try:
+        for counter in _gpt2_counters(counters):
+            for text in [*texts, *texts]:
+                exact = len(counter.tokenizer(text, add_special_tokens=False)["input_ids"])
+                n = max(0, exact + slack)
+                assert counter._word_count(text) in (None, exact)
+                over = counter._over(text, n)
+                assert over is None or over == (exact > n)
+                assert counter.count(text) == exact and counter.fits(text, n) == (exact <= n)
+    finally:
+        budget._WORD_CACHE_MAX, budget._TEXT_CACHE_MIN, budget._TEXT_CACHE_CHARS = old
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.lists(st.one_of(PROBED_TEXT, SCRIPT_TEXT, PIECE), min_size=3, max_size=8).map(" ".join),
+       n=st.integers(1, 6))
+def test_truncation_cut_from_a_window_of_the_text_equals_the_tokenizers_offsets(counters, text, n):
+    # Texts much longer than 16 characters per token asked for: the cut is found in a window of the text.
+    for counter in _gpt2_counters(counters):
+        cut = counter._cut(text, n)
+        enc = counter.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        if len(enc["input_ids"]) < n:
+            assert cut is None
+        elif cut is not None:
+            assert cut == enc["offset_mapping"][n - 1][1]
+        # truncate as the tokenizer alone would: cut at the n-th token's end, shrink until it fits.
+        def tokens(t, tok=counter.tokenizer):
+            return len(tok(t, add_special_tokens=False)["input_ids"])
+
+        want = text if len(enc["input_ids"]) <= n else text[:enc["offset_mapping"][n - 1][1]]
+        while want and tokens(want) > n:
+            want = want[: max(0, len(want) - max(1, len(want) // 50))]
+        assert counter.truncate(text, n) == want

@@ -8,10 +8,10 @@ Layout of ``--out DIR``::
     .work/                           while running: plan, rendered streams, per-shard records
 
 Phase 1 renders each stream (one task in one format): its selected examples, seeded by (seed,
-stream) only. All streams of a task are rendered by one job into one file,
-``.work/streams/task-N.jsonl`` (N: the task's first stream), with their metadata in ``task-N.json``
-(one file pair per task, not per stream: creating files is most of a small stream's cost). Phase 2 assembles each shard from its precomputed share of
-every stream. Both phases are split into independent jobs, so 1 or 8 workers write the same bytes,
+stream) only. All streams of a task (of a few small tasks: see ``_groups``) are rendered by one
+job into one file, ``.work/streams/task-N.jsonl`` (N: its first stream), with their metadata in
+``task-N.json`` (not a file pair per stream: creating files is most of a small stream's cost).
+Phase 2 assembles each shard from its precomputed share of every stream. Both phases are split into independent jobs, so 1 or 8 workers write the same bytes,
 and finished jobs are skipped when an interrupted run is rerun.
 """
 
@@ -59,6 +59,7 @@ WORK = ".work"
 RUN_FILES = {"log.txt", "config.yaml"}  # what the CLI keeps beside the shards
 SHUFFLE_BUFFER = 4096
 TOKEN_BATCH = 256
+GROUP_MIN, GROUP_SHARE = 1000, 256  # a render job's least examples: GROUP_MIN, or 1/GROUP_SHARE of the build
 MAX_REFILLS = 8  # rounds of replacement draws for examples the few-shot budget drops
 log = get_logger("mixture.build")
 
@@ -377,9 +378,27 @@ def render_stream(job: dict[str, Any], f: Any, base: int) -> dict[str, Any]:
     return meta
 
 
+def _groups(tasks: list[list[dict[str, Any]]], examples: int) -> list[list[dict[str, Any]]]:
+    """The streams of consecutive small tasks put together, so that each render job (one file pair)
+    has at least ``max(GROUP_MIN, examples // GROUP_SHARE)`` examples, or is one task: creating and
+    syncing files cost a small task more than rendering it (984 BIG-bench tasks). Decided by the plan
+    alone, so a resumed build finds the same jobs."""
+    least = max(GROUP_MIN, examples // GROUP_SHARE)
+    out: list[list[dict[str, Any]]] = []
+    size = least
+    for streams in tasks:
+        if size >= least:
+            out.append([])
+            size = 0
+        out[-1].extend(streams)
+        size += sum(j["quota"] for j in streams)
+    return out
+
+
 def render_task(job: dict[str, Any]) -> dict[str, Any]:
-    """Render every stream (format) of one task, one after the other, into one file (atomically),
-    then write their metadata (one file: its presence marks the task done for a resumed build)."""
+    """Render every stream (format) of one task, or of a group of small tasks (:func:`_groups`), one
+    after the other, into one file (atomically), then write their metadata (one file: its presence
+    marks the job done for a resumed build)."""
     metas: list[dict[str, Any]] = []
     with atomic_open(job["path"], "wb", encoding=None) as f:
         base = 0
@@ -416,28 +435,45 @@ def assemble_shard(job: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- orchestration
 
 
-def _run_jobs(fn, jobs: list[dict[str, Any]], workers: int, description: str, weight: str) -> list[dict]:
+class _Workers:
+    """The build's worker processes, started on first use and kept for both phases: starting one
+    costs its imports and set-up (~0.5 CPU-s), so the shard phase reuses the render phase's."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._pool: ProcessPoolExecutor | None = None
+
+    def pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            import multiprocessing as mp
+
+            # spawn, not fork: workers may load tokenizers/torch, which do not survive a fork safely.
+            self._pool = ProcessPoolExecutor(max_workers=self.n, mp_context=mp.get_context("spawn"))
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+def _run_jobs(fn, jobs: list[dict[str, Any]], workers: _Workers, description: str, weight: str) -> list[dict]:
     results: list[dict] = []
     if not jobs:
         return results
-    # No more processes than jobs (a one-shard build assembles in this process: spawning a worker
-    # costs its imports, ~0.5 CPU-s).
-    workers = min(workers, len(jobs))
     with progress() as bar:
         task = bar.add_task(description, total=sum(j[weight] for j in jobs))
-        if workers <= 1:
+        # One job runs in this process (a one-shard build assembles here: no worker to start).
+        if workers.n <= 1 or len(jobs) == 1:
             for job in jobs:
                 results.append(fn(job))
                 bar.advance(task, job[weight])
             return results
-        import multiprocessing as mp
-
-        # spawn, not fork: workers may load tokenizers/torch, which do not survive a fork safely.
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(fn, job): job for job in jobs}
-            for fut in as_completed(futures):
-                results.append(fut.result())
-                bar.advance(task, futures[fut][weight])
+        pool = workers.pool()
+        futures = {pool.submit(fn, job): job for job in jobs}
+        for fut in as_completed(futures):
+            results.append(fut.result())
+            bar.advance(task, futures[fut][weight])
     return results
 
 
@@ -549,8 +585,8 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
                                            "streams": [s.key for s in plan.streams]})
 
     startup = time.process_time() - cpu0
-    # Phase 1: streams. One job per task renders all its formats from one load of its examples
-    # into one file; big tasks go first so that the workers finish together.
+    # Phase 1: streams. One job per task (or group of small tasks) renders all its formats from one
+    # load of its examples into one file; big jobs go first so that the workers finish together.
     metas: dict[int, dict[str, Any]] = {}
     files: dict[int, str] = {}  # stream -> the task file holding it
     by_task: dict[str, list[dict[str, Any]]] = {}
@@ -563,7 +599,7 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
              "quota": quota, "seed": config.seed, "chunks": plan.composition[:, i].tolist(),
              "tokenizer": tokenizer, "token_stats_every": config.token_stats_every})
     task_jobs = []
-    for js in by_task.values():
+    for js in _groups(list(by_task.values()), plan.examples):
         name = f"task-{js[0]['index']:05d}"
         path, meta_path = work / "streams" / f"{name}.jsonl", work / "streams" / f"{name}.json"
         for j in js:
@@ -576,7 +612,31 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
                           "meta": str(meta_path)})
     resumed_streams = len(metas)
     task_jobs.sort(key=lambda t: -t["quota"])
-    for batch in _run_jobs(render_task, task_jobs, workers, f"render {mixture.name}", "quota"):
+    # No more processes than the larger phase has jobs.
+    pool = _Workers(min(workers, max(len(task_jobs), len(plan.sizes))))
+    try:
+        shard_metas, resumed_shards = _build_phases(task_jobs, metas, files, plan, config, out, work, pool,
+                                                    mixture.name)
+    finally:
+        pool.close()
+    count = len(plan.sizes)
+
+    _log_stage_cpu(startup, metas, [shard_metas[k] for k in range(count)])
+    # Timings vary run to run: they stay out of the manifest (deterministic).
+    manifest = _manifest(config, plan, metas, [{k: v for k, v in shard_metas[i].items() if k != "cpu"}
+                                                for i in range(count)], fingerprint)
+    atomic_write_json(out / MANIFEST, manifest)
+    _remove_stale_temps(out)
+    shutil.rmtree(work, ignore_errors=True)
+    return BuildResult(out, manifest, resumed_streams, resumed_shards)
+
+
+def _build_phases(task_jobs: list[dict[str, Any]], metas: dict[int, dict[str, Any]], files: dict[int, str], plan: Plan,
+                  config: MixtureConfig, out: Path, work: Path, workers: _Workers,
+                  name: str) -> tuple[dict[int, dict[str, Any]], int]:
+    """Phase 1 (render the jobs not done yet, filling ``metas``) and phase 2 (assemble the shards not
+    done yet); the shards' metadata and how many were resumed."""
+    for batch in _run_jobs(render_task, task_jobs, workers, f"render {name}", "quota"):
         for meta in batch["metas"]:
             metas[meta["index"]] = meta
 
@@ -600,15 +660,7 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
     resumed_shards = len(shard_metas)
     for meta in _run_jobs(assemble_shard, jobs, workers, "write shards", "examples"):
         shard_metas[int(meta["file"].split("-")[1])] = meta
-
-    _log_stage_cpu(startup, metas, [shard_metas[k] for k in range(count)])
-    # Timings vary run to run: they stay out of the manifest (deterministic).
-    manifest = _manifest(config, plan, metas, [{k: v for k, v in shard_metas[i].items() if k != "cpu"}
-                                                for i in range(count)], fingerprint)
-    atomic_write_json(out / MANIFEST, manifest)
-    _remove_stale_temps(out)
-    shutil.rmtree(work, ignore_errors=True)
-    return BuildResult(out, manifest, resumed_streams, resumed_shards)
+    return shard_metas, resumed_shards
 
 
 def _log_stage_cpu(startup: float, metas: dict[int, dict[str, Any]], shards: list[dict[str, Any]]) -> None:

@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ __all__ = ["TaskInfo", "count_task", "expand", "iter_task", "unpacked_bigbench"]
 
 log = get_logger("mixture.catalog")
 _UNPACKED = "bigbench-1.0.0-tasks"
+_KEPT_MAX = 4096  # BIG-bench rows a task keeps once read (rows of a few KB: bounded memory on any build)
 _MARKER = "/benchmark_tasks/"
 
 
@@ -115,12 +116,34 @@ class _Catalog:
 
     def __init__(self, data_dir: Path | None, fetch: bool = True, flan_repo: str | None = None) -> None:
         from flanlab.tasks.bigbench import task_name
-        from flanlab.tasks.catalog import build_catalog
 
-        self.shipped = build_catalog(data_dir, bigbench=False, flan_repo=flan_repo)
+        self.data_dir, self.flan_repo = data_dir, flan_repo
+        self._shipped: Any = None
+        self._catalog_file: dict[str, Any] | None = None
         self.store = _bigbench_store(fetch)
         self.folder: Path | None = getattr(self.store, "folder", None)
         self.bigbench = {task_name(p): info for p, info in self.store.index().items()} if self.store else {}
+
+    @property
+    def shipped(self):
+        """Every task but BIG-bench's (the Flan collection's families are parsed here: ~0.6 CPU-s,
+        so a render worker builds it only when it renders such a task)."""
+        if self._shipped is None:
+            from flanlab.tasks.catalog import build_catalog
+
+            self._shipped = build_catalog(self.data_dir, bigbench=False, flan_repo=self.flan_repo)
+        return self._shipped
+
+    def _from_catalog_file(self, name: str):
+        """A task of flanlab's own catalog file (Flan CoT, GSM8K ...) without the rest of the collection:
+        the same task ``shipped`` has (without a FLAN checkout, which changes the CoT tasks), or None."""
+        if self.flan_repo is not None or self._shipped is not None:
+            return None
+        if self._catalog_file is None:
+            from flanlab.tasks.catalog import _root, _shipped
+
+            self._catalog_file = {t.name: t for t in _shipped(_root(self.data_dir))}
+        return self._catalog_file.get(name)
 
     def names(self) -> list[str]:
         return sorted({*self.shipped.names(), *self.bigbench})
@@ -130,7 +153,7 @@ class _Catalog:
             from flanlab.tasks.bigbench import make_task
 
             return make_task(self.bigbench[name], self.store)
-        task = self.shipped.get(name)  # a miss names close matches
+        task = self._from_catalog_file(name) or self.shipped.get(name)  # a miss names close matches
         return dataclasses.replace(task, _pool={})  # fresh caches: dropped with the stream
 
 
@@ -316,12 +339,39 @@ def count_task(name: str, split: str, data_dir: Path | None = None, flan_repo: s
     return n
 
 
+class _KeptRows(Sequence):
+    """A lazily read training split (BIG-bench's exemplar pool, read from its record file on access)
+    whose rows, once read, are kept (up to _KEPT_MAX, then forgotten all at once) and given again: an
+    exemplar drawn again, or a query rendered in another format, is then neither parsed nor
+    fingerprinted again (``fingerprints`` is the memo :meth:`Task._fingerprint` keeps by example
+    object, shared by every pass over the task). Rows are never changed in place: preprocessors and
+    renders make new dicts."""
+
+    def __init__(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.rows = rows
+        self.kept: dict[int, dict[str, Any]] = {}
+        self.fingerprints: dict[int, tuple[Any, str]] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        row = self.kept.get(i)
+        if row is None:
+            if len(self.kept) >= _KEPT_MAX:
+                self.kept.clear()
+                self.fingerprints.clear()
+            row = self.kept[i] = self.rows[i]
+        return row
+
+
 class _Selected:
     """A view of a source whose ``split`` yields only the records at the chosen indices, so that
-    unselected examples are never preprocessed or rendered."""
+    unselected examples are never preprocessed or rendered. ``rows``: the split's :class:`_KeptRows`,
+    read from there (the same records as the source's ``records_at``)."""
 
-    def __init__(self, source, split: str, keep: bytearray) -> None:
-        self.source, self.split, self.keep = source, split, keep
+    def __init__(self, source, split: str, keep: bytearray, rows: _KeptRows | None = None) -> None:
+        self.source, self.split, self.keep, self.rows = source, split, keep, rows
         self.name = source.name
 
     def splits(self) -> list[str]:
@@ -332,6 +382,13 @@ class _Selected:
             yield from self.source.records(split)
             return
         keep = self.keep
+        if self.rows is not None:
+            rows, end = self.rows, min(len(self.rows), len(keep))
+            i = keep.find(1, 0, end)
+            while i != -1:
+                yield f"{self.name}[{split}] example {i}", rows[i]
+                i = keep.find(1, i + 1, end)
+            return
         at = getattr(self.source, "records_at", None)
         if at is not None:  # in-memory sources jump to the marked records
             yield from at(split, keep)
@@ -350,7 +407,10 @@ def _recent_task(name: str, data_dir: Path | None, flan_repo: str | None = None)
     key = (name, data_dir, flan_repo)
     if key not in _RECENT:
         _RECENT.clear()
-        _RECENT[key] = _catalog(data_dir, flan_repo).get(name)
+        task = _RECENT[key] = _catalog(data_dir, flan_repo).get(name)
+        pool = task._pool.get("pool")
+        if pool is not None and not isinstance(pool, list) and hasattr(task.source, "records_at"):
+            task._pool["pool"] = _KeptRows(pool)  # BIG-bench: its training split, read on access
     return _RECENT[key]
 
 
@@ -371,8 +431,11 @@ def iter_task(name: str, fmt: str, split: str, seed: int, data_dir: Path | None 
             # marked records reads them all anyway): take the marked ones from there.
             pool["records"] = [r for i, r in enumerate(task.train_records()) if i < len(keep) and keep[i]]
             pool["fingerprints"] = task._pool.setdefault("fingerprints", {})
-        task = dataclasses.replace(task, source=_Selected(task.source, split, keep), _pool=pool)
+        # BIG-bench queries come from the kept rows too, in every format (read once for all).
+        kept = task._pool.get("pool") if split == task.train_split and "records" not in pool else None
+        rows = kept if isinstance(kept, _KeptRows) else None
+        task = dataclasses.replace(task, source=_Selected(task.source, split, keep, rows), _pool=pool)
     # An example flan/v2 would drop (few-shot, no exemplar fits the budget) is dropped here too;
     # the build draws a replacement so the stream still fills its planned count.
-    for r in render(task, fmt, split=split, seed=seed, tokenizer=tokenizer, drop_unfit=True):
+    for r in render(task, fmt, split=split, seed=seed, tokenizer=tokenizer, drop_unfit=True, ids=False):
         yield Rendered(r.inputs, r.targets, r.template_id)

@@ -275,6 +275,18 @@ def render_example(task: Task, template: Template, example: Mapping[str, Any], f
     return inputs, targets
 
 
+def _may_equal(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """False when examples ``a`` and ``b`` surely have different fingerprints: a field both hold as a
+    string differs, so their sorted JSON dumps differ (unequal strings never dump alike); else True."""
+    if a is b:
+        return True
+    for k, v in a.items():
+        w = b.get(k)
+        if type(v) is str and type(w) is str and v != w:
+            return False
+    return True
+
+
 def _fit(counter: TokenCounter | None, query: str, shots: list[str], budget: Budget) -> tuple[str, list[int]]:
     """Join exemplars and query, dropping exemplars that do not fit and truncating the query so
     the whole input and the exemplar part stay within budget; also returns which were kept."""
@@ -316,6 +328,7 @@ def render(
     option_styles: str = "random",
     limit: int | None = None,
     drop_unfit: bool = True,
+    ids: bool = True,
 ) -> Iterator[Rendered]:
     """Stream ``task``'s ``split`` rendered in ``fmt``.
 
@@ -329,6 +342,11 @@ def render(
     and, in few-shot formats, up to ``shots`` exemplars. With a ``tokenizer`` (an HF tokenizer or
     a :class:`~flanlab.tasks.budget.TokenCounter`) targets, inputs and exemplars are pruned to
     ``budget`` (Flan defaults 2048 / 512 / 1920 tokens).
+
+    ``ids=False`` (a mixture, which does not write them) leaves ``example_id`` and ``exemplar_ids``
+    empty: fingerprints (a JSON dump and a digest of the example, ~10 µs for a long one) are then
+    computed only for an exemplar that may equal its query (:func:`_may_equal`); the same exemplars
+    are kept out, so the texts are the same.
     """
     check_format(fmt)
     if option_styles not in ("random", "flan"):
@@ -365,7 +383,7 @@ def render(
         else:
             skip_random_style(rng)
         inputs, targets = render_example(task, template, ex, fmt, style, where)
-        fp = task._fingerprint(ex)
+        fp = task._fingerprint(ex) if ids else ""
         chosen: list[str] = []
         if fewshot:
             picks = rng.sample(range(len(pool)), min(len(pool), shots + 1)) if pool else []
@@ -374,9 +392,14 @@ def render(
                 if len(blocks) == shots:
                     break
                 exemplar = pool[j]
-                efp = task._fingerprint(exemplar)
-                if efp == fp:
-                    continue
+                if ids:
+                    efp = task._fingerprint(exemplar)
+                    if efp == fp:
+                        continue
+                else:
+                    efp = ""
+                    if _may_equal(exemplar, ex) and task._fingerprint(exemplar) == task._fingerprint(ex):
+                        continue
                 xi, xt = render_example(task, template, exemplar, ex_fmt, style)
                 blocks.append(f"{xi}\n{xt}")
                 chosen.append(efp)
@@ -387,5 +410,5 @@ def render(
             inputs = counter.truncate(inputs, budget.inputs)
         if counter is not None and not counter.fits(targets, budget.targets):
             targets = counter.truncate(targets, budget.targets)
-        yield Rendered(inputs, targets, task.name, template.id, fmt, split, i, fp, tuple(chosen))
+        yield Rendered(inputs, targets, task.name, template.id, fmt, split, i, fp, tuple(chosen) if ids else ())
 
