@@ -8,6 +8,7 @@ import logging
 import pytest
 import torch
 
+from flanlab.core.errors import UserError
 from flanlab.inference import GenerateRequest, LoglikelihoodRequest, ModelSpec
 from flanlab.inference.hf import HFLM
 from flanlab.inference.loading import load_pretrained
@@ -78,7 +79,7 @@ def test_models_it_does_not_apply_to(loaded, tiny_llama_dir, caplog):
     with caplog.at_level(logging.INFO, logger="flanlab.inference.packed_linear"):
         assert plan(bf16, "auto") is None
     assert "not float32" in caplog.text
-    with pytest.raises(ValueError, match="cpu_linear='onednn'.*not float32"):
+    with pytest.raises(UserError, match="cpu_linear='onednn'.*not float32"):
         plan(bf16, "onednn")
     assert plan(loaded.model, "torch") is None
 

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
+from flanlab.core.errors import UserError
 from flanlab.core.log import get_logger
 
 __all__ = ["CpuLinear", "PackedLinears", "plan"]
@@ -71,7 +72,8 @@ def _available_memory() -> int | None:
 def plan(model: Any, mode: CpuLinear) -> PackedLinears | None:
     """The packed linears to run ``model`` on, or None (the model's own linears) when ``mode`` is
     "torch", the model is not a float32 model on the CPU, or ("auto") oneDNN is unusable or its
-    copy of the weights would not fit in half the free memory. "onednn" raises where "auto" logs."""
+    copy of the weights would not fit in half the free memory. "onednn" raises a UserError where
+    "auto" logs."""
     import torch
 
     if mode == "torch":
@@ -79,8 +81,8 @@ def plan(model: Any, mode: CpuLinear) -> PackedLinears | None:
     linears = [m for m in model.modules() if type(m) is torch.nn.Linear]
     first = next(iter(model.parameters()), None)
     why = None
-    if first is None or first.device.type != "cpu":
-        why = "the model is not on the CPU"
+    if first is None or first.device.type != "cpu" or any(m.weight.device.type != "cpu" for m in linears):
+        why = "the model is not (all) on the CPU"
     elif not linears or any(m.weight.dtype != torch.float32 for m in linears):
         # bfloat16 products already run on oneDNN.
         why = "the model's linear layers are not float32"
@@ -93,7 +95,7 @@ def plan(model: Any, mode: CpuLinear) -> PackedLinears | None:
             why = f"packed weights need {need / 2**20:.0f} MiB, over half the free memory ({free / 2**20:.0f} MiB)"
     if why is not None:
         if mode == "onednn":
-            raise ValueError(f"cpu_linear='onednn': {why}")
+            raise UserError(f"model.cpu_linear='onednn' (--cpu-linear onednn): {why}; use auto or torch")
         if first is not None and first.device.type == "cpu":
             log.info("linear layers run on PyTorch's own kernels: %s", why)
         return None
