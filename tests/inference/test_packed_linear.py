@@ -97,3 +97,14 @@ def test_the_model_spec_and_the_serve_flag_choose_the_kernels(tiny_llama_dir):
                           show_progress=False)._linears is None
     with pytest.raises(Exception, match="cpu_linear"):
         ModelSpec(name="x", cpu_linear="mkl")
+
+
+def test_auto_skips_a_copy_that_would_not_fit_in_memory_and_onednn_packs_anyway(loaded, monkeypatch, caplog):
+    from flanlab.inference import packed_linear
+
+    monkeypatch.setattr(packed_linear, "_available_memory", lambda: 1024)
+    with caplog.at_level(logging.INFO, logger="flanlab.inference.packed_linear"):
+        assert plan(loaded.model, "auto") is None
+    assert "over half the free memory" in caplog.text
+    assert plan(loaded.model, "onednn") is not None  # asked for by name: no memory guess overrides it
+

@@ -61,8 +61,17 @@ def _onednn_works() -> str | None:
 
 
 def _available_memory() -> int | None:
+    """Bytes the system can give without swapping: Linux's MemAvailable (free memory plus the page
+    cache it can drop), else the free pages, else None (unknown: not checked)."""
     import os
 
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
