@@ -113,22 +113,12 @@ def test_stream_lines_are_json_dumps_of_their_rows(tmp_path, shared_data):
 def test_bigbench_rows_kept_once_read_render_as_rows_read_each_time(tmp_path):
     # A BIG-bench task read from its record file: queries and exemplars from _KeptRows (each row parsed
     # and fingerprinted once) render exactly as rows read anew on every access, over two passes.
-    import io
-    import tarfile
-
     from flanlab.mixture.catalog import _KeptRows, _Selected
     from flanlab.tasks.bigbench import make_task as bigbench_task
     from flanlab.tasks.bigbench import open_store
-    from tests.tasks.test_bigbench import TASKS
+    from tests.tasks.test_bigbench import write_sdist
 
-    path = tmp_path / "bigbench-1.0.0.tar.gz"
-    with tarfile.open(path, "w:gz") as tf:
-        for name, data in TASKS.items():
-            blob = json.dumps(data).encode("utf-8")
-            info = tarfile.TarInfo(f"bigbench-1.0.0/bigbench/benchmark_tasks/{name}/task.json")
-            info.size = len(blob)
-            tf.addfile(info, io.BytesIO(blob))
-    store = open_store(path)
+    store = open_store(write_sdist(tmp_path / "bigbench-1.0.0.tar.gz"))
     info = store.index()["tiny_mc"]
     size = bigbench_task(info, store).source.count("train")
     keep = bytearray(i % 3 != 1 for i in range(size))

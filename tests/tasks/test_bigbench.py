@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -46,10 +47,8 @@ def bb_folder(tmp_path):
     return root
 
 
-@pytest.fixture
-def bb_tarball(tmp_path):
-    """A tarball with the sdist's layout (bigbench-1.0.0/bigbench/benchmark_tasks/...)."""
-    path = tmp_path / "bigbench-1.0.0.tar.gz"
+def write_sdist(path: Path) -> Path:
+    """A tarball of TASKS with the sdist's layout (bigbench-1.0.0/bigbench/benchmark_tasks/...)."""
     with tarfile.open(path, "w:gz") as tf:
         for name, data in TASKS.items():
             blob = json.dumps(data).encode("utf-8")
@@ -60,6 +59,11 @@ def bb_tarball(tmp_path):
         readme.size = 2
         tf.addfile(readme, io.BytesIO(b"hi"))
     return path
+
+
+@pytest.fixture
+def bb_tarball(tmp_path):
+    return write_sdist(tmp_path / "bigbench-1.0.0.tar.gz")
 
 
 def test_convert_multiple_choice_and_generation():

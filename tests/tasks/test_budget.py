@@ -161,17 +161,25 @@ def test_other_scripts_take_the_fast_path(counters):
         assert counter._word_count("a\x1cb") is None and counter.count("a\x1cb") == len(counter._encode("a\x1cb"))
 
 
+def _assert_cut_at_the_tokenizers_offset(counter, text: str, n: int):
+    """The cut of ``text`` after ``n`` tokens found from cached counts (None: not found that way) is
+    the end of the tokenizer's ``n``-th token, and there is none when the text is shorter; returns
+    the tokenizer's encoding."""
+    cut = counter._cut(text, n)
+    enc = counter.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    if len(enc["input_ids"]) < n:
+        assert cut is None
+    elif cut is not None:
+        assert cut == enc["offset_mapping"][n - 1][1]
+    return enc
+
+
 @settings(max_examples=200, deadline=None)
 @given(text=st.one_of(PROBED_TEXT, SCRIPT_TEXT, TEXT, st.lists(PIECE, max_size=5).map("\n\n".join)),
        n=st.integers(1, 40))
 def test_truncation_cut_from_cached_counts_equals_the_tokenizers_offsets(counters, text, n):
     for counter in _gpt2_counters(counters):
-        cut = counter._cut(text, n)
-        enc = counter.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        if len(enc["input_ids"]) < n:
-            assert cut is None
-        elif cut is not None:
-            assert cut == enc["offset_mapping"][n - 1][1]
+        _assert_cut_at_the_tokenizers_offset(counter, text, n)
 
 
 @settings(max_examples=200, deadline=None)
@@ -225,12 +233,7 @@ def test_counts_stay_exact_across_cache_generations_and_remembered_texts(counter
 def test_truncation_cut_from_a_window_of_the_text_equals_the_tokenizers_offsets(counters, text, n):
     # Texts much longer than 16 characters per token asked for: the cut is found in a window of the text.
     for counter in _gpt2_counters(counters):
-        cut = counter._cut(text, n)
-        enc = counter.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        if len(enc["input_ids"]) < n:
-            assert cut is None
-        elif cut is not None:
-            assert cut == enc["offset_mapping"][n - 1][1]
+        enc = _assert_cut_at_the_tokenizers_offset(counter, text, n)
         # truncate as the tokenizer alone would: cut at the n-th token's end, shrink until it fits.
         def tokens(t, tok=counter.tokenizer):
             return len(tok(t, add_special_tokens=False)["input_ids"])
