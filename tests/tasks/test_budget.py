@@ -242,3 +242,37 @@ def test_truncation_cut_from_a_window_of_the_text_equals_the_tokenizers_offsets(
         while want and tokens(want) > n:
             want = want[: max(0, len(want) - max(1, len(want) // 50))]
         assert counter.truncate(text, n) == want
+
+
+# ASCII with a class change every few characters (hex colour images, base64, code): the pieces of a long
+# text end there (budget._PIECE_END), and the quote (contractions) must not be taken for such an end.
+ASCII_MIX = st.text(alphabet="#af09'!-(Zs \n\t", max_size=120)
+
+
+@settings(max_examples=200, deadline=None)
+@given(pieces=st.lists(st.one_of(ASCII_MIX, PIECE), min_size=1, max_size=4),
+       sep=st.sampled_from(["\n\n", "\n"]), slack=st.integers(-40, 3))
+def test_partial_counts_of_texts_far_over_the_budget_agree_with_the_tokenizer(counters, pieces, sep, slack):
+    import flanlab.tasks.budget as budget
+
+    old = budget._PIECE, budget._TEXT_CACHE_MIN
+    budget._PIECE, budget._TEXT_CACHE_MIN = 3, 1  # pieces of a few characters; every text's bounds remembered
+    try:
+        for counter in _gpt2_counters(counters):
+            for piece in pieces:
+                exact = len(counter.tokenizer(piece, add_special_tokens=False)["input_ids"])
+                n = max(0, exact + slack)
+                got = counter._upto(piece, n)
+                assert got is None or (got == exact if exact <= n else exact >= got > n)
+                assert counter.fits(piece, n) == (exact <= n)
+            # Joined checks with budgets from far under the joined count to just over it, on one
+            # object: a lower bound found for one budget must not answer wrongly for the next.
+            joined = counter.joined(pieces, sep)
+            which = [*range(len(pieces))]
+            exact = len(counter.tokenizer(sep.join(pieces), add_special_tokens=False)["input_ids"])
+            for n in sorted({max(0, exact + slack), max(0, exact // 3), exact, exact - 1, exact + 1}):
+                assert joined.fits(which, n) == (exact <= n)
+                assert joined.fits(which[-1:], n) == (
+                    len(counter.tokenizer(pieces[-1], add_special_tokens=False)["input_ids"]) <= n)
+    finally:
+        budget._PIECE, budget._TEXT_CACHE_MIN = old

@@ -75,7 +75,15 @@ _HYPOTHESIS_END = 0x10000
 _BLOCK = 256  # characters are confirmed a block of code points at a time, when a text first holds one
 _FIRST_BLOCKS = (0x00, 0x01, 0x02, 0x20, 0x21, 0x22)  # ASCII, Latin, punctuation, math: confirmed up front
 _LEADS = {"L": "a", "N": "1", "W": "\t", "P": "!"}
-_PIECE = 4096  # characters counted at a time by HFCounter._over (then a newline ends the piece)
+_PIECE = 4096  # characters counted at a time by HFCounter._upto (then a pre-token boundary ends the piece)
+# Where a pre-token ends whatever the text holds around it: after a newline between two ASCII non-space
+# characters (no pre-token runs from a non-space character into whitespace, and a lone newline before a
+# non-space character is a pre-token of its own), and between two ASCII non-space characters of
+# different classes (letter, digit, other) with no quote on either side (GPT-2's runs hold one class;
+# only a contraction such as 's starts with another): a hex colour image ``#fafcfb#f9fafa`` or a base64
+# string has one every few characters, prose without newlines one at each punctuation mark.
+_P = "!-&(-/:-@\\[-`{-~"  # ASCII other than letters, digits, space and the quote
+_PIECE_END = re.compile(rf"[!-~]\n(?=[!-~])|[A-Za-z](?=[0-9{_P}])|[0-9](?=[A-Za-z{_P}])|[{_P}](?=[A-Za-z0-9])")
 _WORD_CACHE_MAX = 400_000  # pre-tokens of the current generation (~40 MB; see _PreTokenCounts.age)
 _TEXT_CACHE_MIN = 512  # texts at least this long have their exact counts remembered (see HFCounter._texts)
 _TEXT_CACHE_CHARS = 20_000_000  # characters of remembered texts (~40 MB); forgotten all at once past it
@@ -314,22 +322,28 @@ class HFCounter:
         return self.count(text) <= n
 
     def _over(self, text: str, n: int) -> bool | None:
-        """Whether ``text`` has more than ``n`` tokens, from cached pre-token counts of its pieces
-        until their sum passes ``n`` (a text far over its budget is not counted to its end); None
-        outside the fast path.
+        """Whether ``text`` has more than ``n`` tokens (see :meth:`_upto`); None outside the fast path."""
+        total = self._upto(text, n)
+        return None if total is None else total > n
 
-        The pieces end after a newline between two ASCII non-space characters: a pre-token
-        boundary on both sides (no pre-token runs from a non-space character into whitespace, and a
-        lone ``\n`` before a non-space character is a pre-token of its own), so each piece splits
-        alone as it does within the text (``findall``'s ``endpos`` ends the string there).
+    def _upto(self, text: str, n: int) -> int | None:
+        """The count of ``text`` when it is at most ``n``; else a count over ``n`` of a prefix of its
+        pre-tokens (a lower bound: a text far over its budget is not counted to its end, which for
+        an image of hex colours 50,000 characters long saves ~90 % of the work); None outside the
+        fast path.
+
+        The text is counted in pieces of about _PIECE characters, each ending where a pre-token must
+        end whatever follows (:data:`_PIECE_END`), so each piece splits alone as it does within the
+        text (``findall``'s ``endpos`` ends the string there).
         """
-        if len(text) >= _TEXT_CACHE_MIN:
+        long = len(text) >= _TEXT_CACHE_MIN
+        if long:
             known = self._texts.get(text)
             if known is not None:
-                return known > n
+                return known
             least = self._lower.get(text)
             if least is not None and least > n:
-                return True
+                return least
         if not self._safe(text) or (self._has_added and self._has_added.search(text)):
             return None
         words, split, size = self._words, self._split.findall, len(text)
@@ -338,20 +352,18 @@ class HFCounter:
         while pos < size:
             end = size
             if size - pos > 2 * _PIECE:
-                j = text.find("\n", pos + _PIECE)
-                while 0 < j < size - 1 and not (_ascii_solid(text[j - 1]) and _ascii_solid(text[j + 1])):
-                    j = text.find("\n", j + 1)
-                if 0 < j < size - 1:
-                    end = j + 1
+                m = _PIECE_END.search(text, pos + _PIECE)
+                if m is not None:
+                    end = m.end()
             total += sum(map(words.__getitem__, split(text, pos, end)))
-            if total > n:
-                if size >= _TEXT_CACHE_MIN:
-                    self._remember(text, total, self._lower)  # a truncation asks again
-                return True
             pos = end
-        if size >= _TEXT_CACHE_MIN:
+            if total > n and pos < size:
+                if long:
+                    self._remember(text, total, self._lower)  # a truncation asks again
+                return total
+        if long:
             self._remember(text, total)
-        return False
+        return total
 
     def joined(self, pieces: Sequence[str], sep: str) -> Joined:
         """Budget checks of texts joined with ``sep`` from ``pieces`` (see :class:`Joined`)."""
@@ -437,10 +449,6 @@ def _is_gpt2_byte_level(backend: Any) -> bool:
             and not getattr(backend.model, "dropout", None))
 
 
-def _ascii_solid(c: str) -> bool:
-    return c.isascii() and not c.isspace()
-
-
 def _edge_safe(piece: str, added: tuple[str, ...]) -> bool:
     # ASCII and not whitespace at both ends: no engine's \s holds such a character. A piece may not
     # start with an added token's text: the tokenizer splits added tokens out before pre-tokenizing,
@@ -462,7 +470,8 @@ class Joined:
         self._bytes = [len(p.encode("utf-8")) for p in pieces]
         self._sep_bytes = len(sep.encode("utf-8"))
         self._sep_tokens = counter._separator_count(sep) if counter._bounded else None
-        self._counts: dict[int, int] = {}
+        self._counts: dict[int, int] = {}  # exact counts of pieces
+        self._least: dict[int, int] = {}  # lower bounds of pieces counted only in part
 
     def fits(self, which: Sequence[int], n: int) -> bool:
         joints = max(0, len(which) - 1)
@@ -472,19 +481,33 @@ class Joined:
             # The joined count is the sum of the pieces' counts. Pieces not counted yet are bounded
             # by 1 + their bytes; the largest are counted first until the bound fits or all are
             # counted (then it is the exact count). Long prompts mostly fit well within budget, so
-            # one or two pieces are usually enough.
-            counts, counter = self._counts, self.counter
+            # one or two pieces are usually enough. A piece is counted only until it alone takes the
+            # sum over n (an exemplar far over the budget, such as an image of hex colours, is then
+            # known to be over after a few thousand characters): what was counted is a lower bound.
+            counts, least, counter = self._counts, self._least, self.counter
+            known = joints * self._sep_tokens + sum(counts[k] for k in which if k in counts)  # exact so far
             pending = sorted((k for k in which if k not in counts), key=self._bytes.__getitem__, reverse=True)
-            bound = joints * self._sep_tokens + sum(counts[k] if k in counts else 1 + self._bytes[k] for k in which)
+            if known + sum(least.get(k, 0) for k in pending) > n:
+                return False
+            bound = known + sum(1 + self._bytes[k] for k in pending)
             if bound > n and pending:
                 t = time.process_time()
-                for k in pending:
-                    counter.calls += 1
-                    counts[k] = counter._exact(self.pieces[k])
-                    bound -= 1 + self._bytes[k] - counts[k]
-                    if bound <= n:
-                        break
-                counter.seconds += time.process_time() - t
+                try:
+                    for k in pending:
+                        counter.calls += 1
+                        c = counter._upto(self.pieces[k], n - known)
+                        if c is None:
+                            c = counter._exact(self.pieces[k])
+                        elif c > n - known:  # over n with this piece alone (c may be a lower bound)
+                            least[k] = max(c, least.get(k, 0))
+                            return False
+                        counts[k] = c
+                        known += c
+                        bound -= 1 + self._bytes[k] - c
+                        if bound <= n:
+                            break
+                finally:
+                    counter.seconds += time.process_time() - t
             return bound <= n
         return self.counter.fits(self.sep.join(self.pieces[k] for k in which), n)
 
