@@ -21,6 +21,11 @@ config's tokenizer, so flan/v2's token budgets apply, and prints one table row p
 ``git archive COMMIT src | tar -x -C /tmp/old``) on the first size with 1 worker, in the same
 benchmark run, for an honest ratio; it has no stage line, so only its totals are shown.
 
+``--repeat R`` (with ``--baseline``) then runs R more pairs of 1-worker builds of the first size,
+baseline and this checkout back to back in alternating order (a machine shared with other virtual
+machines drifts by ±10 % within minutes, more than many changes are worth), and prints each pair's
+CPU-time ratio with their geometric mean and its 95 % t-interval.
+
     python benchmarks/mixture_throughput.py --data-dir ../shared/data --examples 20000 --workers 1 2
 
 Needs the BIG-bench sdist (fetched into the cache when missing), the Flan CoT TSVs and the
@@ -32,6 +37,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import re
 import resource
@@ -45,6 +51,8 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "mixtures" / "bigbench_cot.yaml"
+# Student's t 0.975 quantiles by degrees of freedom (10 stands for 10 and more: conservative).
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 STEADY = ("render", "budget_tokenize", "stats_tokenize", "write", "assemble_shards")
 
 
@@ -117,6 +125,8 @@ def main() -> int:
     ap.add_argument("--config", type=Path, default=CONFIG)
     ap.add_argument("--tokenizer", default=None, help="override the config's tokenizer (default: the config's)")
     ap.add_argument("--baseline", type=Path, default=None, help="another checkout's src folder, run once to compare")
+    ap.add_argument("--repeat", type=int, default=0,
+                    help="with --baseline: this many more alternating pairs of 1-worker runs (paired CPU-time ratios)")
     args = ap.parse_args()
     load = os.getloadavg()
     rows = []
@@ -157,7 +167,50 @@ def main() -> int:
         print(line)
     if same_as_base:
         print(f"shards byte-identical to the baseline's ({args.examples[0]:,} examples): {', '.join(same_as_base)}")
+    if args.baseline and args.repeat > 0:
+        paired(args)
     return 0
+
+
+def paired(args) -> None:
+    """Alternating pairs of 1-worker builds (baseline, this checkout) of the first size: each pair's
+    ratio of CPU seconds, and their geometric mean with a 95 % t-interval (the pairs cancel the
+    machine's drift, which one side-by-side run does not)."""
+    from statistics import mean, stdev
+
+    n = args.examples[0]
+    lines, logs = [], []
+    with tempfile.TemporaryDirectory(prefix="mix-bench-pairs-") as tmp:
+        for i in range(args.repeat):
+            sides = [("baseline", args.baseline.resolve()), ("this", REPO / "src")]
+            if i % 2:
+                sides.reverse()
+            got = {}
+            for name, src in sides:
+                got[name] = run(1, n, Path(tmp) / f"{name}{i}", args, src)
+                import shutil
+
+                shutil.rmtree(Path(tmp) / f"{name}{i}", ignore_errors=True)
+            b, t = got["baseline"], got["this"]
+            ratio = b["cpu_s"] / t["cpu_s"]
+            logs.append(math.log(ratio))
+            print(f"pair {i + 1}: baseline {b['cpu_s']:.1f} CPU s, this {t['cpu_s']:.1f} ({ratio:.3f}x)", file=sys.stderr)
+            lines.append(f"| {i + 1} | {sides[0][0]} first | {b['cpu_s']:.1f} | {t['cpu_s']:.1f} | {n / b['cpu_s']:,.0f} | "
+                         f"{n / t['cpu_s']:,.0f} | {ratio:.3f}x | {b['shards'] == t['shards']} | "
+                         f"{b['load'][0]:.1f} → {t['load'][1]:.1f} |")
+    print(f"\n{args.repeat} alternating pairs of 1-worker builds, {n:,} examples (CPU seconds of the process tree):")
+    print("| pair | order | baseline CPU s | this CPU s | baseline ex per CPU s | this ex per CPU s | "
+          "speed-up (CPU) | same shards | load average |")
+    print("| --- " * 9 + "|")
+    for line in lines:
+        print(line)
+    g = math.exp(mean(logs))
+    if len(logs) > 1:
+        half = T975[min(len(logs) - 1, 10)] * stdev(logs) / math.sqrt(len(logs))
+        print(f"geometric mean speed-up {g:.3f}x, 95 % t-interval {math.exp(mean(logs) - half):.3f}x–"
+              f"{math.exp(mean(logs) + half):.3f}x over {len(logs)} pairs")
+    else:
+        print(f"speed-up {g:.3f}x (one pair: no interval)")
 
 
 if __name__ == "__main__":
