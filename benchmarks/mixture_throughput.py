@@ -21,10 +21,11 @@ config's tokenizer, so flan/v2's token budgets apply, and prints one table row p
 ``git archive COMMIT src | tar -x -C /tmp/old``) on the first size with 1 worker, in the same
 benchmark run, for an honest ratio; it has no stage line, so only its totals are shown.
 
-``--repeat R`` (with ``--baseline``) then runs R more pairs of 1-worker builds of the first size,
-baseline and this checkout back to back in alternating order (a machine shared with other virtual
-machines drifts by ±10 % within minutes, more than many changes are worth), and prints each pair's
-CPU-time ratio with their geometric mean and its 95 % t-interval.
+``--repeat R`` then runs R more rounds on the first size: the baseline's 1-worker build and this
+checkout's with each worker count, the order rotated from round to round (a machine shared with
+other virtual machines drifts by ±10-20 % within minutes, more than many changes are worth), and
+prints each round's ratios (CPU time against the baseline, wall time against the first worker
+count) with their geometric means and 95 % t-intervals.
 
     python benchmarks/mixture_throughput.py --data-dir ../shared/data --examples 20000 --workers 1 2
 
@@ -126,7 +127,7 @@ def main() -> int:
     ap.add_argument("--tokenizer", default=None, help="override the config's tokenizer (default: the config's)")
     ap.add_argument("--baseline", type=Path, default=None, help="another checkout's src folder, run once to compare")
     ap.add_argument("--repeat", type=int, default=0,
-                    help="with --baseline: this many more alternating pairs of 1-worker runs (paired CPU-time ratios)")
+                    help="this many more rounds of the first size (baseline and each worker count, order rotated)")
     args = ap.parse_args()
     load = os.getloadavg()
     rows = []
@@ -167,50 +168,66 @@ def main() -> int:
         print(line)
     if same_as_base:
         print(f"shards byte-identical to the baseline's ({args.examples[0]:,} examples): {', '.join(same_as_base)}")
-    if args.baseline and args.repeat > 0:
-        paired(args)
+    if args.repeat > 0:
+        rounds(args)
     return 0
 
 
-def paired(args) -> None:
-    """Alternating pairs of 1-worker builds (baseline, this checkout) of the first size: each pair's
-    ratio of CPU seconds, and their geometric mean with a 95 % t-interval (the pairs cancel the
-    machine's drift, which one side-by-side run does not)."""
+def rounds(args) -> None:
+    """``--repeat`` rounds on the first size: in each, the baseline's 1-worker build (with
+    ``--baseline``) and this checkout's build with each worker count, in an order rotated from
+    round to round. Per round the ratios of runs made minutes apart (baseline CPU s / this
+    checkout's 1-worker CPU s; this checkout's 1-worker wall s / its k-worker wall s), then each
+    ratio's geometric mean with a 95 % t-interval over the rounds: the rounds average out the
+    machine's drift, which one side-by-side run does not."""
+    import shutil
     from statistics import mean, stdev
 
-    n = args.examples[0]
-    lines, logs = [], []
-    with tempfile.TemporaryDirectory(prefix="mix-bench-pairs-") as tmp:
+    n, first = args.examples[0], args.workers[0]
+    sides = ([("baseline", 1, args.baseline.resolve())] if args.baseline else []) + \
+        [(f"this, {w} worker{'s' if w > 1 else ''}", w, REPO / "src") for w in args.workers]
+    ratios: dict[str, list[float]] = {}
+    lines = []
+    with tempfile.TemporaryDirectory(prefix="mix-bench-rounds-") as tmp:
         for i in range(args.repeat):
-            sides = [("baseline", args.baseline.resolve()), ("this", REPO / "src")]
-            if i % 2:
-                sides.reverse()
+            k = i % len(sides)
+            order = sides[k:] + sides[:k]
             got = {}
-            for name, src in sides:
-                got[name] = run(1, n, Path(tmp) / f"{name}{i}", args, src)
-                import shutil
-
-                shutil.rmtree(Path(tmp) / f"{name}{i}", ignore_errors=True)
-            b, t = got["baseline"], got["this"]
-            ratio = b["cpu_s"] / t["cpu_s"]
-            logs.append(math.log(ratio))
-            print(f"pair {i + 1}: baseline {b['cpu_s']:.1f} CPU s, this {t['cpu_s']:.1f} ({ratio:.3f}x)", file=sys.stderr)
-            lines.append(f"| {i + 1} | {sides[0][0]} first | {b['cpu_s']:.1f} | {t['cpu_s']:.1f} | {n / b['cpu_s']:,.0f} | "
-                         f"{n / t['cpu_s']:,.0f} | {ratio:.3f}x | {b['shards'] == t['shards']} | "
-                         f"{b['load'][0]:.1f} → {t['load'][1]:.1f} |")
-    print(f"\n{args.repeat} alternating pairs of 1-worker builds, {n:,} examples (CPU seconds of the process tree):")
-    print("| pair | order | baseline CPU s | this CPU s | baseline ex per CPU s | this ex per CPU s | "
-          "speed-up (CPU) | same shards | load average |")
-    print("| --- " * 9 + "|")
+            for name, w, src in order:
+                got[name] = r = run(w, n, Path(tmp) / f"r{i}", args, src)
+                shutil.rmtree(Path(tmp) / f"r{i}", ignore_errors=True)
+                print(f"round {i + 1}, {name}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} CPU s", file=sys.stderr)
+            one = got[sides[1 if args.baseline else 0][0]]
+            cells = []
+            if args.baseline:
+                b = got["baseline"]
+                ratios.setdefault("CPU speed-up over the baseline (1 worker)", []).append(b["cpu_s"] / one["cpu_s"])
+                cells.append(f"{n / b['cpu_s']:,.0f}")
+            for name, w, _ in sides[1 if args.baseline else 0:]:
+                r = got[name]
+                cells.append(f"{n / r['cpu_s']:,.0f} ({r['wall_s']:.1f} s)")
+                if w != first:
+                    ratios.setdefault(f"wall speed-up, {w} workers over {first}", []).append(one["wall_s"] / r["wall_s"])
+            same = len({tuple(r["shards"]) for r in got.values()}) == 1
+            lines.append(f"| {i + 1} | {order[0][0]} | " + " | ".join(cells) + f" | {same} | "
+                         f"{min(r['load'][0] for r in got.values()):.1f}–{max(r['load'][1] for r in got.values()):.1f} |")
+    heads = (["baseline ex per CPU s"] if args.baseline else []) + \
+        [f"{name}: ex per CPU s (wall)" for name, _, _ in sides[1 if args.baseline else 0:]]
+    print(f"\n{args.repeat} rounds, {n:,} examples, the order rotated each round:")
+    print("| round | first run | " + " | ".join(heads) + " | same shards | load average |")
+    print("| --- " * (len(heads) + 4) + "|")
     for line in lines:
         print(line)
-    g = math.exp(mean(logs))
-    if len(logs) > 1:
-        half = T975[min(len(logs) - 1, 10)] * stdev(logs) / math.sqrt(len(logs))
-        print(f"geometric mean speed-up {g:.3f}x, 95 % t-interval {math.exp(mean(logs) - half):.3f}x–"
-              f"{math.exp(mean(logs) + half):.3f}x over {len(logs)} pairs")
-    else:
-        print(f"speed-up {g:.3f}x (one pair: no interval)")
+    for what, values in ratios.items():
+        logs = [math.log(v) for v in values]
+        g = math.exp(mean(logs))
+        if len(logs) > 1:
+            half = T975[min(len(logs) - 1, 10)] * stdev(logs) / math.sqrt(len(logs))
+            print(f"{what}: geometric mean {g:.3f}x, 95 % t-interval {math.exp(mean(logs) - half):.3f}x–"
+                  f"{math.exp(mean(logs) + half):.3f}x over {len(logs)} rounds "
+                  f"(each: {', '.join(f'{v:.2f}x' for v in values)})")
+        else:
+            print(f"{what}: {g:.3f}x (one round: no interval)")
 
 
 if __name__ == "__main__":
