@@ -201,7 +201,8 @@ def rounds(args) -> None:
             cells = []
             if args.baseline:
                 b = got["baseline"]
-                ratios.setdefault("CPU speed-up over the baseline (1 worker)", []).append(b["cpu_s"] / one["cpu_s"])
+                ratios.setdefault(f"CPU speed-up over the baseline (this with {first} worker{'s' if first > 1 else ''}, "
+                                  "the baseline with 1)", []).append(b["cpu_s"] / one["cpu_s"])
                 cells.append(f"{n / b['cpu_s']:,.0f}")
             for name, w, _ in sides[1 if args.baseline else 0:]:
                 r = got[name]

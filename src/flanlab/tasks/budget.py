@@ -328,8 +328,8 @@ class HFCounter:
 
     def _upto(self, text: str, n: int) -> int | None:
         """The count of ``text`` when it is at most ``n``; else a count over ``n`` of a prefix of its
-        pre-tokens (a lower bound: a text far over its budget is not counted to its end, which for
-        an image of hex colours 50,000 characters long saves ~90 % of the work); None outside the
+        pre-tokens (a lower bound: a text far over its budget, such as an image of hex colours tens
+        of thousands of characters long, is counted only until it passes ``n``); None outside the
         fast path.
 
         The text is counted in pieces of about _PIECE characters, each ending where a pre-token must
