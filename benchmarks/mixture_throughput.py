@@ -42,6 +42,7 @@ import math
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -151,10 +152,7 @@ def main() -> int:
                 if w == args.workers[0]:
                     info = r
                 # Each run's folder is removed at once: disk stays at one build's size.
-                with contextlib.suppress(OSError):
-                    import shutil
-
-                    shutil.rmtree(Path(tmp) / f"n{n}-w{w}")
+                shutil.rmtree(Path(tmp) / f"n{n}-w{w}", ignore_errors=True)
     print(f"mixture: {args.config.name}, {info['tasks']} tasks ({info['streams']} task×format streams), "
           f"tokenizer {info['tokenizer']} (token budgets applied), cpu cores: {os.cpu_count()}")
     print(f"load average before the runs: {load[0]:.1f} (wall-clock figures depend on it; CPU seconds less so)")
@@ -180,7 +178,6 @@ def rounds(args) -> None:
     checkout's 1-worker CPU s; this checkout's 1-worker wall s / its k-worker wall s), then each
     ratio's geometric mean with a 95 % t-interval over the rounds: the rounds average out the
     machine's drift, which one side-by-side run does not."""
-    import shutil
     from statistics import mean, stdev
 
     n, first = args.examples[0], args.workers[0]

@@ -179,7 +179,6 @@ class HFLM:
         return [Group(0, list(range(len(plan.rows))))]
 
     def _score_plan(self, plan: Plan) -> list[tuple[float, bool]]:
-
         by_row: dict[int, list[Target]] = {}
         for t in plan.targets:
             by_row.setdefault(t.row, []).append(t)

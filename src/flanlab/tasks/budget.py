@@ -487,7 +487,7 @@ class Joined:
             counts, least, counter = self._counts, self._least, self.counter
             known = joints * self._sep_tokens + sum(counts[k] for k in which if k in counts)  # exact so far
             pending = sorted((k for k in which if k not in counts), key=self._bytes.__getitem__, reverse=True)
-            if known + sum(least.get(k, 0) for k in pending) > n:
+            if least and known + sum(least.get(k, 0) for k in pending) > n:
                 return False
             bound = known + sum(1 + self._bytes[k] for k in pending)
             if bound > n and pending:
