@@ -204,11 +204,33 @@ def test_record_files_hold_the_full_conversion(bb_tarball):
     # Opening a task again reads its record file (no task.json read) ...
     reopened = BigBenchTarball(bb_tarball)
     reopened.load = None  # type: ignore[assignment]
-    assert reopened.task_records("tiny_mc").count("train") == store.task_records("tiny_mc").count("train")
+    for path in store.index():
+        _assert_same_records(reopened.task_records(path), _full_split(store.load(path), f"bigbench:{path}"))
     # ... and a damaged one is converted again.
     file = folder / "tiny_mc.rec"
     file.write_bytes(file.read_bytes()[:-5])
     _assert_same_records(BigBenchTarball(bb_tarball).task_records("tiny_mc"), _full_split(MC, "bigbench:tiny_mc"))
+
+
+def test_record_files_are_read_from_the_file_whatever_their_header(tmp_path):
+    """A record file opened from disk reads each example from the file: the same records as the
+    bytes held in memory, a header over the first 64 KiB read included; a cut file is refused."""
+    stamp = {"sdist_sha256": "test", "converter": "x", "path": "tiny_mc"}
+    for prefix in ("Compare numbers.\n", "Compare numbers. " * 5000):  # the second: a 90 KB header
+        data = {**MC, "task_prefix": prefix}
+        blob = bigbench.encode_records(data, "bigbench:tiny_mc", stamp)
+        file = tmp_path / "tiny_mc.rec"
+        file.write_bytes(blob)
+        records = bigbench.TaskRecords.open(file)
+        assert records.stamp == stamp and records.common == bigbench.TaskRecords(blob, "memory").common
+        assert records.common["task_prefix"].startswith("Compare numbers.")
+        _assert_same_records(records, _full_split(data, "bigbench:tiny_mc"))
+        file.write_bytes(blob[:-5])
+        with pytest.raises(ValueError, match="truncated record file"):
+            bigbench.TaskRecords.open(file)
+        file.write_bytes(blob[: len(blob) // 2 if len(blob) > 80_000 else 40])
+        with pytest.raises(ValueError, match="truncated record file"):
+            bigbench.TaskRecords.open(file)
 
 
 @pytest.mark.parametrize("fmt", ["zs_opt", "fs_opt", "fs_noopt"])

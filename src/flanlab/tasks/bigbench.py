@@ -21,12 +21,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import mmap
+import os
 import subprocess
 import sys
 import tarfile
+import weakref
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -226,32 +227,55 @@ def encode_records(data: Mapping[str, Any], where: str, stamp: Mapping[str, Any]
 
 class TaskRecords:
     """A task's converted examples from a record file (see :func:`encode_records`): counting is free
-    and example ``i`` of a split costs one small JSON parse, whatever the task's size."""
+    and example ``i`` of a split costs one small read and JSON parse, whatever the task's size."""
 
-    def __init__(self, buf: bytes | mmap.mmap, where: str) -> None:
+    def __init__(self, buf: bytes, where: str) -> None:
+        """The records of a whole record file held in ``buf``."""
+        self._setup(lambda start, end: buf[start:end], len(buf), where)
+
+    @classmethod
+    def open(cls, file: Path) -> TaskRecords:
+        """``file``'s records, each read from the file when asked for. Not mapped into memory: a
+        mapped file's pages stay in the process's resident memory once read, so rendering thousands
+        of examples of a 70 MB task (an image task) would grow it by the whole file."""
+        f = open(file, "rb", buffering=0)  # noqa: SIM115 - closed when the records are dropped
+        records = cls.__new__(cls)
+        weakref.finalize(records, f.close)
+
+        def read(start: int, end: int) -> bytes:
+            f.seek(start)
+            return f.read(end - start)
+
+        records._setup(read, os.fstat(f.fileno()).st_size, str(file))
+        return records
+
+    def _setup(self, read: Callable[[int, int], bytes], size: int, where: str) -> None:
+        """Read the header and the offset table; ``read(start, end)``: bytes ``start:end`` of the file."""
         self.where = where
-        if not buf[: len(_RECORDS_MAGIC)] == _RECORDS_MAGIC:
+        head = read(0, min(size, 1 << 16))
+        if not head.startswith(_RECORDS_MAGIC):
             raise ValueError(f"{where}: not a record file of this version")
-        end = buf.find(b"\n", len(_RECORDS_MAGIC))
-        header = json.loads(buf[len(_RECORDS_MAGIC): end])
+        end = head.find(b"\n", len(_RECORDS_MAGIC))
+        if end < 0 and len(head) < size:  # a header over 64 KiB (long common fields)
+            head = read(0, size)
+            end = head.find(b"\n", len(_RECORDS_MAGIC))
+        if end < 0:
+            raise ValueError(f"{where}: truncated record file")
+        header = json.loads(head[len(_RECORDS_MAGIC): end])
         self.stamp: dict[str, Any] = header["stamp"]
         self.counts: dict[str, int] = header["counts"]
         self.common: dict[str, Any] = header["common"]
         total = sum(self.counts.values())
         start = end + 1
-        self._buf = buf
-        self._offsets = memoryview(buf)[start: start + 8 * (total + 1)].cast("Q")
+        table = read(start, start + 8 * (total + 1))
+        if len(table) != 8 * (total + 1):
+            raise ValueError(f"{where}: truncated record file")
+        self._read = read
+        self._offsets = memoryview(table).cast("Q")
         self._base = start + 8 * (total + 1)
         self._first = {"train": 0, "validation": self.counts["train"]}
-        if self._base + self._offsets[total] != len(buf):
+        if self._base + self._offsets[total] != size:
             raise ValueError(f"{where}: truncated record file")
-
-    @classmethod
-    def open(cls, file: Path) -> TaskRecords:
-        """Map ``file`` (read-only; pages are read as examples are)."""
-        with open(file, "rb") as f:
-            buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        return cls(buf, str(file))
 
     def count(self, split: str) -> int:
         return self.counts[split]
@@ -261,7 +285,7 @@ class TaskRecords:
         if not 0 <= i < self.counts[split]:
             raise IndexError(i)
         k = self._first[split] + i
-        rec = json.loads(self._buf[self._base + self._offsets[k]: self._base + self._offsets[k + 1]])
+        rec = json.loads(self._read(self._base + self._offsets[k], self._base + self._offsets[k + 1]))
         return {**self.common, **rec}
 
 
