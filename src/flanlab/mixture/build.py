@@ -36,6 +36,7 @@ from flanlab.core.config import dump_config
 from flanlab.core.errors import UserError
 from flanlab.core.io import atomic_open, atomic_write_json, atomic_write_text
 from flanlab.core.log import get_logger, progress
+from flanlab.core.memory import release_freed_memory
 from flanlab.mixture.config import MixtureConfig
 from flanlab.mixture.lengths import LengthStats
 from flanlab.mixture.mixture import Mixture, Stream
@@ -202,6 +203,13 @@ def _light_tokenizer(where: str) -> _Backend | None:
         except OSError as e:  # a read-only cache only costs the next run another check
             log.debug("could not cache the tokenizer check: %s", e)
     return _Backend(backend) if verdicts[key] else None
+
+
+def _drop_tokenizers() -> None:
+    """Free the token counters, whose caches hold tens of MB, and return the freed heap to the OS:
+    shard assembly needs neither, and its memory would otherwise sit on rendering's high-water mark."""
+    _TOKENIZERS.clear()
+    release_freed_memory()
 
 
 def _tokenizer(name: str | None):
@@ -406,6 +414,7 @@ def render_task(job: dict[str, Any]) -> dict[str, Any]:
             metas.append(render_stream(stream, f, base))
             base += metas[-1]["bytes"]
     atomic_write_json(Path(job["meta"]), {"streams": [m["index"] for m in metas], "metas": metas}, indent=None)
+    release_freed_memory()  # the heap pages this job's texts freed: resident memory would creep up job by job
     return {"metas": metas}
 
 
@@ -415,6 +424,8 @@ def render_task(job: dict[str, Any]) -> dict[str, Any]:
 def assemble_shard(job: dict[str, Any]) -> dict[str, Any]:
     """Read shard k's chunk of every stream, order it by the shard's seeded permutation, write it."""
     start = time.process_time()
+    if _TOKENIZERS:  # the first shard of a worker that rendered
+        _drop_tokenizers()
     counts = np.zeros(job["streams"], dtype=np.int64)
     chunks: dict[int, list[bytes]] = {}
     for i, count, offset, path in job["parts"]:
@@ -639,6 +650,7 @@ def _build_phases(task_jobs: list[dict[str, Any]], metas: dict[int, dict[str, An
     for batch in _run_jobs(render_task, task_jobs, workers, f"render {name}", "quota"):
         for meta in batch["metas"]:
             metas[meta["index"]] = meta
+    _drop_tokenizers()  # with one worker this process rendered
 
     # Phase 2: shards.
     shard_metas: dict[int, dict[str, Any]] = {}

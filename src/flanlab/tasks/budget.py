@@ -84,9 +84,9 @@ _PIECE = 4096  # characters counted at a time by HFCounter._upto (then a pre-tok
 # string has one every few characters, prose without newlines one at each punctuation mark.
 _P = "!-&(-/:-@\\[-`{-~"  # ASCII other than letters, digits, space and the quote
 _PIECE_END = re.compile(rf"[!-~]\n(?=[!-~])|[A-Za-z](?=[0-9{_P}])|[0-9](?=[A-Za-z{_P}])|[{_P}](?=[A-Za-z0-9])")
-_WORD_CACHE_MAX = 400_000  # pre-tokens of the current generation (~40 MB; see _PreTokenCounts.age)
+_WORD_CACHE_MAX = 100_000  # pre-tokens of the current generation (~11 MB; see _PreTokenCounts.age)
 _TEXT_CACHE_MIN = 512  # texts at least this long have their exact counts remembered (see HFCounter._texts)
-_TEXT_CACHE_CHARS = 20_000_000  # characters of remembered texts (~40 MB); forgotten all at once past it
+_TEXT_CACHE_CHARS = 2_000_000  # characters of remembered texts (2-8 MB); forgotten all at once past it
 
 
 @functools.lru_cache(maxsize=1)
@@ -109,16 +109,18 @@ class _PreTokenCounts(dict):
     """Token counts of pre-tokens; a missing one is mapped to the byte-level alphabet and encoded by
     the BPE model alone (what the tokenizer does to each pre-token)."""
 
-    def __init__(self, counter: HFCounter) -> None:
+    def __init__(self, backend: Any, byte_map: dict[int, str]) -> None:
         super().__init__()
-        self.counter = counter
+        # The backend and the byte map, not the counter: no reference cycle, so a dropped counter's
+        # caches are freed at once, not at the next full garbage collection.
+        self.backend = backend
+        self.byte_map = byte_map  # filled in place by HFCounter._learn_blocks
         self.old: dict[str, int] = {}  # the previous generation: a pre-token used again moves back
 
     def __missing__(self, word: str) -> int:
         n = self.old.get(word)
         if n is None:
-            c = self.counter
-            n = len(c._backend.model.tokenize(word.encode("utf-8").decode("latin-1").translate(c._latin1_map)))
+            n = len(self.backend.model.tokenize(word.encode("utf-8").decode("latin-1").translate(self.byte_map)))
         self[word] = n
         return n
 
@@ -127,6 +129,7 @@ class _PreTokenCounts(dict):
         one (the one before is dropped), so the pre-tokens in use (common words) stay without being
         encoded again, and rare ones are forgotten."""
         if len(self) > _WORD_CACHE_MAX:
+            self.old = {}  # freed before the copy: never three generations at once
             self.old = dict(self)
             self.clear()
 
@@ -169,7 +172,6 @@ class HFCounter:
         self._bounded = backend is not None and backend.normalizer is None
         self.calls = 0  # tokenizer calls made and their CPU seconds (the mixture benchmark reports them)
         self.seconds = 0.0
-        self._words = _PreTokenCounts(self)
         self._texts: dict[str, int] = {}  # exact counts of long texts on the fast path (see _remember)
         self._lower: dict[str, int] = {}  # lower bounds of long texts' counts (counted until over a budget)
         self._text_chars = 0
@@ -177,6 +179,7 @@ class HFCounter:
         self._unsafe: Any = None
         self._has_added: Any = None
         self._latin1_map: dict[int, str] = {}  # UTF-8 byte -> byte-level character (see _learn_blocks)
+        self._words = _PreTokenCounts(backend, self._latin1_map)
         self._added: tuple[str, ...] = ()
         self._separators: dict[str, int] = {}
         self._bad: set[str] = set()  # characters the tokenizer classes unlike Python (texts with one: tokenizer)
