@@ -61,6 +61,34 @@ def test_same_bytes_across_runs_and_workers(tmp_path):
     assert not (tmp_path / "a" / ".work").exists()
 
 
+def test_rows_packed_in_the_shuffle_buffer_leave_as_they_came(monkeypatch, tmp_path):
+    """Past BUFFER_BYTES of held text, rows wait compressed: the same rows in the same order, any
+    script and lone surrogates included, and the same shards."""
+    import random
+
+    from flanlab.mixture.schedule import shuffle_buffer
+    from flanlab.mixture.sources import Rendered
+
+    texts = ["plain ascii", "café ☕", "日本語のテキスト" * 40, "emoji 😀 and a lone \ud800 surrogate", ""]
+    rows = [Rendered(texts[i % 5] + str(i), texts[(i * 3) % 5], f"t{i % 3}") for i in range(300)]
+    monkeypatch.setattr(build_mod, "BUFFER_BYTES", 20_000)
+    packer = build_mod._Packer()
+    packed = []
+
+    def pack(row):
+        packed.append(isinstance(out := packer.pack(row), build_mod._Packed))
+        return out
+
+    got = list(map(packer.unpack, shuffle_buffer(map(pack, rows), 64, random.Random(1))))
+    assert got == list(shuffle_buffer(rows, 64, random.Random(1)))
+    assert 0 < sum(packed) < len(rows) and packer.held == 0
+    cfg = toy_mixture(tmp_path)
+    build(cfg, tmp_path / "packed", examples=1500)
+    monkeypatch.setattr(build_mod, "BUFFER_BYTES", 8 << 20)
+    build(cfg, tmp_path / "held", examples=1500)
+    assert digests(tmp_path / "packed") == digests(tmp_path / "held")
+
+
 @pytest.mark.slow
 def test_same_bytes_with_four_workers_and_all_formats(tmp_path):
     cfg = toy_mixture(tmp_path)

@@ -110,10 +110,16 @@ def test_stream_lines_are_json_dumps_of_their_rows(tmp_path, shared_data):
         assert json.dumps(json.loads(line), ensure_ascii=False) == line
 
 
-def test_bigbench_rows_kept_once_read_render_as_rows_read_each_time(tmp_path):
+@pytest.mark.parametrize("kept_bytes", [None, 1500])
+def test_bigbench_rows_kept_once_read_render_as_rows_read_each_time(tmp_path, monkeypatch, kept_bytes):
     # A BIG-bench task read from its record file: queries and exemplars from _KeptRows (each row parsed
-    # and fingerprinted once) render exactly as rows read anew on every access, over two passes.
+    # and fingerprinted once) render exactly as rows read anew on every access, over two passes; also
+    # when the kept rows are forgotten every few rows (a bound on their texts' memory).
+    from flanlab.mixture import catalog
     from flanlab.mixture.catalog import _KeptRows, _Selected
+
+    if kept_bytes is not None:
+        monkeypatch.setattr(catalog, "_KEPT_BYTES", kept_bytes)
     from flanlab.tasks.bigbench import make_task as bigbench_task
     from flanlab.tasks.bigbench import open_store
     from tests.tasks.test_bigbench import write_sdist
@@ -134,6 +140,7 @@ def test_bigbench_rows_kept_once_read_render_as_rows_read_each_time(tmp_path):
             got, want = list(render(fast, fmt, seed=seed)), list(render(slow, fmt, seed=seed))
             assert got == want and len(got) == sum(keep)
     assert rows.kept and rows[0] is rows[0] and rows.fingerprints  # rows and fingerprints were kept
+    assert rows.held <= catalog._KEPT_BYTES and (kept_bytes is None or len(rows.kept) < size / 2)
 
 
 @pytest.mark.parametrize("fmt", ["fs_opt", "fs_noopt", "zs_opt"])

@@ -23,12 +23,14 @@ import json
 import os
 import random
 import shutil
+import sys
 import time
+import zlib
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -51,14 +53,15 @@ from flanlab.mixture.schedule import (
     stream_plan,
 )
 from flanlab.mixture.shards import MANIFEST, shard_name, write_shard
-from flanlab.mixture.sources import iter_source, source_identity
+from flanlab.mixture.sources import Rendered, iter_source, source_identity
 
 __all__ = ["BuildResult", "build_mixture", "plan_mixture"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: zstd shards compressed as a stream (other bytes than the one-shot frames of 1)
 WORK = ".work"
 RUN_FILES = {"log.txt", "config.yaml"}  # what the CLI keeps beside the shards
 SHUFFLE_BUFFER = 4096
+BUFFER_BYTES = 8 << 20  # memory of the texts a stream's shuffle buffer holds as they are (see _Packer)
 TOKEN_BATCH = 256
 GROUP_MIN, GROUP_SHARE = 1000, 256  # a render job's least examples: GROUP_MIN, or 1/GROUP_SHARE of the build
 MAX_REFILLS = 8  # rounds of replacement draws for examples the few-shot budget drops
@@ -245,6 +248,37 @@ def _refill_keep(size: int, short: int, tried: bytearray | None, rng: random.Ran
     return keep
 
 
+class _Packed(NamedTuple):
+    data: bytes  # inputs then targets, UTF-8, zlib-compressed
+    split: int  # characters of inputs
+    template_id: str
+
+
+class _Packer:
+    """Rows that enter a stream's shuffle buffer while its texts already take BUFFER_BYTES wait in
+    it compressed (zlib level 1) and leave as they came. Python keeps a text at 1, 2 or 4 bytes a
+    character, so 4,096 long few-shot rows in a non-Latin script would take over 100 MB, and only
+    builds large enough to fill the buffer would pay it; streams under the bound pay nothing."""
+
+    def __init__(self) -> None:
+        self.held = 0  # bytes of the texts of the rows in the buffer, packed or not
+
+    def pack(self, row: Rendered) -> Rendered | _Packed:
+        size = sys.getsizeof(row.inputs) + sys.getsizeof(row.targets)
+        self.held += size
+        if self.held <= BUFFER_BYTES:
+            return row
+        text = (row.inputs + row.targets).encode("utf-8", "surrogatepass")  # lone surrogates survive
+        return _Packed(zlib.compress(text, 1), len(row.inputs), row.template_id)
+
+    def unpack(self, item: Rendered | _Packed) -> Rendered:
+        if isinstance(item, _Packed):
+            text = zlib.decompress(item.data).decode("utf-8", "surrogatepass")
+            item = Rendered(text[: item.split], text[item.split:], item.template_id)
+        self.held -= sys.getsizeof(item.inputs) + sys.getsizeof(item.targets)
+        return item
+
+
 def _stream_examples(job: dict[str, Any]):
     """The selected (rendered) examples of one stream, in their final order."""
     key, size, quota, seed = job["key"], job["size"], job["quota"], job["seed"]
@@ -286,7 +320,9 @@ def _stream_examples(job: dict[str, Any]):
                                 f"fit the few-shot token budget after {MAX_REFILLS} rounds of replacements; "
                                 "leave this format out of the mixture for this task")
 
-    return shuffle_buffer(passes(), SHUFFLE_BUFFER, random.Random(derive_seed(seed, "shuffle", key)))
+    packer = _Packer()
+    rows = shuffle_buffer(map(packer.pack, passes()), SHUFFLE_BUFFER, random.Random(derive_seed(seed, "shuffle", key)))
+    return map(packer.unpack, rows)
 
 
 def _token_lengths(tok: Any, texts: list[str]) -> list[int]:

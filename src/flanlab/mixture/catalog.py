@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -36,7 +37,8 @@ __all__ = ["TaskInfo", "count_task", "expand", "iter_task", "unpacked_bigbench"]
 
 log = get_logger("mixture.catalog")
 _UNPACKED = "bigbench-1.0.0-tasks"
-_KEPT_MAX = 4096  # BIG-bench rows a task keeps once read (rows of a few KB: bounded memory on any build)
+_KEPT_MAX = 4096  # BIG-bench rows a task keeps once read ...
+_KEPT_BYTES = 16 << 20  # ... and the memory of their texts (4,096 paragraphs would hold ~100 MB)
 _MARKER = "/benchmark_tasks/"
 
 
@@ -341,7 +343,8 @@ def count_task(name: str, split: str, data_dir: Path | None = None, flan_repo: s
 
 class _KeptRows(Sequence):
     """A lazily read training split (BIG-bench's exemplar pool, read from its record file on access)
-    whose rows, once read, are kept (up to _KEPT_MAX, then forgotten all at once) and given again: an
+    whose rows, once read, are kept (up to _KEPT_MAX rows or _KEPT_BYTES of text, then forgotten all
+    at once) and given again: an
     exemplar drawn again, or a query rendered in another format, is then neither parsed nor
     fingerprinted again (``fingerprints`` is the memo :meth:`Task._fingerprint` keeps by example
     object, shared by every pass over the task). Rows are never changed in place: preprocessors and
@@ -351,6 +354,7 @@ class _KeptRows(Sequence):
         self.rows = rows
         self.kept: dict[int, dict[str, Any]] = {}
         self.fingerprints: dict[int, tuple[Any, str]] = {}
+        self.held = 0  # bytes of the kept rows' texts
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -358,11 +362,27 @@ class _KeptRows(Sequence):
     def __getitem__(self, i):  # type: ignore[override]
         row = self.kept.get(i)
         if row is None:
-            if len(self.kept) >= _KEPT_MAX:
+            row = self.rows[i]
+            size = _text_bytes(row)
+            if len(self.kept) >= _KEPT_MAX or self.held + size > _KEPT_BYTES:
                 self.kept.clear()
                 self.fingerprints.clear()
-            row = self.kept[i] = self.rows[i]
+                self.held = 0
+            self.kept[i] = row
+            self.held += size
         return row
+
+
+def _text_bytes(row: dict[str, Any]) -> int:
+    """The memory of a row's texts (strings, and strings in lists such as ``options``): Python
+    keeps a text at 1, 2 or 4 bytes a character."""
+    n = 0
+    for v in row.values():
+        if isinstance(v, str):
+            n += sys.getsizeof(v)
+        elif isinstance(v, list):
+            n += sum(sys.getsizeof(x) for x in v if isinstance(x, str))
+    return n
 
 
 class _Selected:

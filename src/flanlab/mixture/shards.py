@@ -8,10 +8,10 @@ import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from flanlab.core.errors import UserError
-from flanlab.core.io import atomic_write_bytes
+from flanlab.core.io import atomic_open
 from flanlab.mixture.sources import iter_jsonl_file
 
 __all__ = ["FIELDS", "MANIFEST", "IncompleteMixtureError", "encode_shard", "iter_mixture", "iter_mixture_located",
@@ -31,33 +31,63 @@ def shard_name(index: int, count: int, fmt: str) -> str:
 
 
 def encode_shard(lines: list[bytes], fmt: str) -> bytes:
-    """The bytes of a shard holding ``lines`` (each one JSON object and a newline)."""
-    data = b"".join(lines)
+    """The bytes of a shard holding ``lines`` (each one JSON object and a newline): what
+    :func:`write_shard` writes."""
+    buf = io.BytesIO()
+    _write(buf, lines, fmt)
+    return buf.getvalue()
+
+
+class _Hashing:
+    """A binary file that also hashes and counts what is written to it."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f, self.sha256, self.bytes = f, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.bytes += len(data)
+        return self.f.write(data)
+
+
+_BATCH = 256  # lines joined per write: a shard's text is never copied whole
+
+
+def _write(f: Any, lines: list[bytes], fmt: str) -> None:
     if fmt == "jsonl":
-        return data
-    if fmt == "jsonl.zst":
+        for i in range(0, len(lines), _BATCH):
+            f.write(b"".join(lines[i: i + _BATCH]))
+    elif fmt == "jsonl.zst":
         import zstandard
 
-        # One-shot, single-threaded compression: the same input always gives the same bytes.
-        return zstandard.ZstdCompressor(level=3, write_checksum=True).compress(data)
-    if fmt == "parquet":
+        # Streamed single-threaded compression with the size given up front: the output depends on
+        # the text alone (not on how it is fed), so the same lines always give the same bytes.
+        size = sum(map(len, lines))
+        with zstandard.ZstdCompressor(level=3, write_checksum=True).stream_writer(f, size=size, closefd=False) as w:
+            for i in range(0, len(lines), _BATCH):
+                w.write(b"".join(lines[i: i + _BATCH]))
+    elif fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         rows = [json.loads(line) for line in lines]
-        table = pa.table({f: pa.array([r[f] for r in rows], type=pa.string()) for f in FIELDS})
+        table = pa.table({name: pa.array([r[name] for r in rows], type=pa.string()) for name in FIELDS})
         buf = io.BytesIO()
         pq.write_table(table, buf, compression="zstd")
-        return buf.getvalue()
-    raise ValueError(f"unknown shard format {fmt!r}")
+        f.write(buf.getvalue())
+    else:
+        raise ValueError(f"unknown shard format {fmt!r}")
 
 
 def write_shard(path: Path, lines: list[bytes], fmt: str) -> dict[str, Any]:
-    """Write one shard atomically; returns its file name, example count, size and sha256."""
-    data = encode_shard(lines, fmt)
-    atomic_write_bytes(path, data)
-    return {"file": path.name, "examples": len(lines), "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest()}
+    """Write one shard atomically, streamed (its text is not held twice); returns its file name,
+    example count, size and sha256."""
+    if fmt not in _SUFFIX:
+        raise ValueError(f"unknown shard format {fmt!r}")
+    with atomic_open(path, "wb", encoding=None) as f:
+        out = _Hashing(f)
+        _write(out, lines, fmt)
+    return {"file": path.name, "examples": len(lines), "bytes": out.bytes, "sha256": out.sha256.hexdigest()}
 
 
 def iter_shard(path: str | Path) -> Iterator[dict[str, Any]]:
