@@ -17,7 +17,7 @@ def release_freed_memory() -> bool:
     """
     try:
         trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # no such library call (TypeError: Windows)
         return False
     trim(0)
     return True

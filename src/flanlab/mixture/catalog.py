@@ -344,11 +344,10 @@ def count_task(name: str, split: str, data_dir: Path | None = None, flan_repo: s
 class _KeptRows(Sequence):
     """A lazily read training split (BIG-bench's exemplar pool, read from its record file on access)
     whose rows, once read, are kept (up to _KEPT_MAX rows or _KEPT_BYTES of text, then forgotten all
-    at once) and given again: an
-    exemplar drawn again, or a query rendered in another format, is then neither parsed nor
-    fingerprinted again (``fingerprints`` is the memo :meth:`Task._fingerprint` keeps by example
-    object, shared by every pass over the task). Rows are never changed in place: preprocessors and
-    renders make new dicts."""
+    at once) and given again: an exemplar drawn again, or a query rendered in another format, is
+    then neither parsed nor fingerprinted again (``fingerprints`` is the memo
+    :meth:`Task._fingerprint` keeps by example object, shared by every pass over the task). Rows
+    are never changed in place: preprocessors and renders make new dicts."""
 
     def __init__(self, rows: Sequence[dict[str, Any]]) -> None:
         self.rows = rows
