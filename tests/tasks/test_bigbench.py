@@ -214,7 +214,10 @@ def test_record_files_hold_the_full_conversion(bb_tarball):
 
 def test_record_files_are_read_from_the_file_whatever_their_header(tmp_path):
     """A record file opened from disk reads each example from the file: the same records as the
-    bytes held in memory, a header over the first 64 KiB read included; a cut file is refused."""
+    bytes held in memory, a header over the first 64 KiB read included, from several threads at
+    once; a cut file is refused."""
+    from concurrent.futures import ThreadPoolExecutor
+
     stamp = {"sdist_sha256": "test", "converter": "x", "path": "tiny_mc"}
     for prefix in ("Compare numbers.\n", "Compare numbers. " * 5000):  # the second: a 90 KB header
         data = {**MC, "task_prefix": prefix}
@@ -225,6 +228,10 @@ def test_record_files_are_read_from_the_file_whatever_their_header(tmp_path):
         assert records.stamp == stamp and records.common == bigbench.TaskRecords(blob, "memory").common
         assert records.common["task_prefix"].startswith("Compare numbers.")
         _assert_same_records(records, _full_split(data, "bigbench:tiny_mc"))
+        with ThreadPoolExecutor(4) as pool:  # reads from several threads at once
+            n = records.count("train")
+            got = list(pool.map(records.get, ["train"] * 400, [i % n for i in range(400)]))
+        assert got == [records.get("train", i % n) for i in range(400)]
         file.write_bytes(blob[:-5])
         with pytest.raises(ValueError, match="truncated record file"):
             bigbench.TaskRecords.open(file)

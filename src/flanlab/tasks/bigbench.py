@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import threading
 import weakref
 from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -237,16 +238,25 @@ class TaskRecords:
     def open(cls, file: Path) -> TaskRecords:
         """``file``'s records, each read from the file when asked for. Not mapped into memory: a
         mapped file's pages stay in the process's resident memory once read, so rendering thousands
-        of examples of a 70 MB task (an image task) would grow it by the whole file."""
+        of examples of a 70 MB task (an image task) would grow it by the whole file. Reads may come
+        from several threads."""
         f = open(file, "rb", buffering=0)  # noqa: SIM115 - closed when the records are dropped
         records = cls.__new__(cls)
         weakref.finalize(records, f.close)
+        fd = f.fileno()
+        if hasattr(os, "pread"):  # no shared file position: safe from several threads
 
-        def read(start: int, end: int) -> bytes:
-            f.seek(start)
-            return f.read(end - start)
+            def read(start: int, end: int) -> bytes:
+                return os.pread(fd, end - start, start)
+        else:
+            lock = threading.Lock()
 
-        records._setup(read, os.fstat(f.fileno()).st_size, str(file))
+            def read(start: int, end: int) -> bytes:
+                with lock:
+                    f.seek(start)
+                    return f.read(end - start)
+
+        records._setup(read, os.fstat(fd).st_size, str(file))
         return records
 
     def _setup(self, read: Callable[[int, int], bytes], size: int, where: str) -> None:
