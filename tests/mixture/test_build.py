@@ -61,32 +61,46 @@ def test_same_bytes_across_runs_and_workers(tmp_path):
     assert not (tmp_path / "a" / ".work").exists()
 
 
-def test_rows_packed_in_the_shuffle_buffer_leave_as_they_came(monkeypatch, tmp_path):
-    """Past BUFFER_BYTES of held text, rows wait compressed: the same rows in the same order, any
-    script and lone surrogates included, and the same shards."""
+@pytest.mark.parametrize("positioned", [True, False], ids=["pread", "seek"])
+def test_rows_spilled_from_the_shuffle_buffer_leave_as_they_came(monkeypatch, tmp_path, positioned):
+    """Past BUFFER_BYTES of held text, rows wait on disk: the same rows in the same order, any
+    script and lone surrogates included, files closed as their rows leave, and the same shards
+    (with os.pread/os.pwrite, and with seek where the OS lacks them)."""
     import random
 
+    from flanlab.mixture import spill as spill_mod
     from flanlab.mixture.schedule import shuffle_buffer
     from flanlab.mixture.sources import Rendered
+    from flanlab.mixture.spill import RowSpill
+
+    monkeypatch.setattr(spill_mod, "_POSITIONED", positioned and spill_mod._POSITIONED)
 
     texts = ["plain ascii", "café ☕", "日本語のテキスト" * 40, "emoji 😀 and a lone \ud800 surrogate", ""]
     rows = [Rendered(texts[i % 5] + str(i), texts[(i * 3) % 5], f"t{i % 3}") for i in range(300)]
-    monkeypatch.setattr(build_mod, "BUFFER_BYTES", 20_000)
-    packer = build_mod._Packer()
-    packed = []
+    spill = RowSpill(tmp_path, 20_000, file_bytes=4_000)
+    files_seen = set()
 
-    def pack(row):
-        packed.append(isinstance(out := packer.pack(row), build_mod._Packed))
+    def put(row):
+        out = spill.put(row)
+        files_seen.update(id(f) for f in spill.files)
+        assert len(spill.files) <= 8  # files whose rows have all left are closed
         return out
 
-    got = list(map(packer.unpack, shuffle_buffer(map(pack, rows), 64, random.Random(1))))
+    got = list(map(spill.take, shuffle_buffer(map(put, rows), 64, random.Random(1))))
     assert got == list(shuffle_buffer(rows, 64, random.Random(1)))
-    assert 0 < sum(packed) < len(rows) and packer.held == 0
-    cfg = toy_mixture(tmp_path)
-    build(cfg, tmp_path / "packed", examples=1500)
+    assert 0 < spill.spilled < len(rows) and spill.held == 0 and len(files_seen) > 3
+    spill.close()
+    assert spill.files == [] and list(tmp_path.iterdir()) == []  # unnamed files: nothing left behind
+    (tmp_path / "cfg").mkdir()
+    cfg = toy_mixture(tmp_path / "cfg")
+    spills: list[RowSpill] = []
+    monkeypatch.setattr(build_mod, "RowSpill", lambda *a: spills.append(RowSpill(*a)) or spills[-1])
+    monkeypatch.setattr(build_mod, "BUFFER_BYTES", 2_000)
+    build(cfg, tmp_path / "spilled", examples=1500)
+    assert sum(s.spilled for s in spills) > 1000 and all(s.files == [] for s in spills)
     monkeypatch.setattr(build_mod, "BUFFER_BYTES", 8 << 20)
     build(cfg, tmp_path / "held", examples=1500)
-    assert digests(tmp_path / "packed") == digests(tmp_path / "held")
+    assert digests(tmp_path / "spilled") == digests(tmp_path / "held")
 
 
 @pytest.mark.slow

@@ -23,14 +23,13 @@ import json
 import os
 import random
 import shutil
-import sys
 import time
-import zlib
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +52,8 @@ from flanlab.mixture.schedule import (
     stream_plan,
 )
 from flanlab.mixture.shards import MANIFEST, shard_name, write_shard
-from flanlab.mixture.sources import Rendered, iter_source, source_identity
+from flanlab.mixture.sources import iter_source, source_identity
+from flanlab.mixture.spill import RowSpill
 
 __all__ = ["BuildResult", "build_mixture", "plan_mixture"]
 
@@ -61,7 +61,7 @@ FORMAT_VERSION = 2  # 2: zstd shards compressed as a stream (other bytes than th
 WORK = ".work"
 RUN_FILES = {"log.txt", "config.yaml"}  # what the CLI keeps beside the shards
 SHUFFLE_BUFFER = 4096
-BUFFER_BYTES = 8 << 20  # memory of the texts a stream's shuffle buffer holds as they are (see _Packer)
+BUFFER_BYTES = 4 << 20  # memory of the texts a stream's shuffle buffer holds; more waits on disk (RowSpill)
 TOKEN_BATCH = 256
 GROUP_MIN, GROUP_SHARE = 1000, 256  # a render job's least examples: GROUP_MIN, or 1/GROUP_SHARE of the build
 MAX_REFILLS = 8  # rounds of replacement draws for examples the few-shot budget drops
@@ -79,6 +79,40 @@ class Plan:
     sizes: list[int]
     composition: np.ndarray  # shards × streams
     examples: int
+
+
+class _StreamBook:
+    """What the main process keeps of each rendered stream's metadata as it arrives (its metadata
+    file keeps all of it): where its chunk of each shard starts and how many few-shot examples were
+    replaced, with its CPU seconds and budget calls added up and its length histograms merged into
+    its task's and the mixture's. Every stream's metadata kept as it came (histograms with text
+    keys, an offset list per shard) took memory that grew with the build: 2.5 MB as JSON for the
+    2,544 streams of a 200k BIG-bench build, several times that as Python objects."""
+
+    def __init__(self, streams: list[Stream]) -> None:
+        self.streams = streams
+        self.offsets: dict[int, np.ndarray] = {}
+        self.replaced: dict[int, int] = {}
+        self.cpu: Counter[str] = Counter()
+        self.budget_calls = 0
+        self.task_lengths: dict[str, dict[str, LengthStats]] = {}
+        self.all_lengths: dict[str, LengthStats] = {}
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def add(self, meta: dict[str, Any]) -> None:
+        i = meta["index"]
+        self.offsets[i] = np.asarray(meta["offsets"], dtype=np.int64)
+        if meta.get("replaced"):
+            self.replaced[i] = meta["replaced"]
+        self.cpu.update(meta.get("cpu", {}))
+        self.budget_calls += meta.get("budget_calls", 0)
+        task = self.task_lengths.setdefault(self.streams[i].task, {})
+        for name, hist in meta["lengths"].items():
+            stats = LengthStats.from_json(hist)
+            task.setdefault(name, LengthStats()).merge(stats)
+            self.all_lengths.setdefault(name, LengthStats()).merge(stats)
 
 
 @dataclass
@@ -248,39 +282,9 @@ def _refill_keep(size: int, short: int, tried: bytearray | None, rng: random.Ran
     return keep
 
 
-class _Packed(NamedTuple):
-    data: bytes  # inputs then targets, UTF-8, zlib-compressed
-    split: int  # characters of inputs
-    template_id: str
-
-
-class _Packer:
-    """Rows that enter a stream's shuffle buffer while its texts already take BUFFER_BYTES wait in
-    it compressed (zlib level 1) and leave as they came. Python keeps a text at 1, 2 or 4 bytes a
-    character, so 4,096 long few-shot rows in a non-Latin script would take over 100 MB, and only
-    builds large enough to fill the buffer would pay it; streams under the bound pay nothing."""
-
-    def __init__(self) -> None:
-        self.held = 0  # bytes of the texts of the rows in the buffer, packed or not
-
-    def pack(self, row: Rendered) -> Rendered | _Packed:
-        size = sys.getsizeof(row.inputs) + sys.getsizeof(row.targets)
-        self.held += size
-        if self.held <= BUFFER_BYTES:
-            return row
-        text = (row.inputs + row.targets).encode("utf-8", "surrogatepass")  # lone surrogates survive
-        return _Packed(zlib.compress(text, 1), len(row.inputs), row.template_id)
-
-    def unpack(self, item: Rendered | _Packed) -> Rendered:
-        if isinstance(item, _Packed):
-            text = zlib.decompress(item.data).decode("utf-8", "surrogatepass")
-            item = Rendered(text[: item.split], text[item.split:], item.template_id)
-        self.held -= sys.getsizeof(item.inputs) + sys.getsizeof(item.targets)
-        return item
-
-
-def _stream_examples(job: dict[str, Any]):
-    """The selected (rendered) examples of one stream, in their final order."""
+def _stream_examples(job: dict[str, Any], spill_dir: Path):
+    """The selected (rendered) examples of one stream, in their final order (rows past the shuffle
+    buffer's memory bound wait in a temporary file in ``spill_dir``)."""
     key, size, quota, seed = job["key"], job["size"], job["quota"], job["seed"]
     select_rng = random.Random(derive_seed(seed, "select", key))
 
@@ -320,9 +324,12 @@ def _stream_examples(job: dict[str, Any]):
                                 f"fit the few-shot token budget after {MAX_REFILLS} rounds of replacements; "
                                 "leave this format out of the mixture for this task")
 
-    packer = _Packer()
-    rows = shuffle_buffer(map(packer.pack, passes()), SHUFFLE_BUFFER, random.Random(derive_seed(seed, "shuffle", key)))
-    return map(packer.unpack, rows)
+    spill = RowSpill(spill_dir, BUFFER_BYTES)
+    try:
+        rng = random.Random(derive_seed(seed, "shuffle", key))
+        yield from map(spill.take, shuffle_buffer(map(spill.put, passes()), SHUFFLE_BUFFER, rng))
+    finally:
+        spill.close()
 
 
 def _token_lengths(tok: Any, texts: list[str]) -> list[int]:
@@ -334,7 +341,7 @@ def _token_lengths(tok: Any, texts: list[str]) -> list[int]:
     return [tok.count(t) for t in texts]
 
 
-def render_stream(job: dict[str, Any], f: Any, base: int) -> dict[str, Any]:
+def render_stream(job: dict[str, Any], f: Any, base: int, spill_dir: Path) -> dict[str, Any]:
     """Render one stream into the open task file ``f`` from byte ``base`` on; its metadata.
 
     The metadata holds the byte offset (in the task file) where each shard's chunk starts, the length histograms
@@ -401,7 +408,7 @@ def render_stream(job: dict[str, Any], f: Any, base: int) -> dict[str, Any]:
     mark()
     cpu["setup"] = time.process_time() - start
     t = time.process_time()
-    for row in _stream_examples(job):
+    for row in _stream_examples(job, spill_dir):
         batch.append(row)
         if len(batch) >= TOKEN_BATCH:
             cpu["render"] += time.process_time() - t
@@ -447,7 +454,7 @@ def render_task(job: dict[str, Any]) -> dict[str, Any]:
     with atomic_open(job["path"], "wb", encoding=None) as f:
         base = 0
         for stream in job["streams"]:
-            metas.append(render_stream(stream, f, base))
+            metas.append(render_stream(stream, f, base, Path(job["path"]).parent))
             base += metas[-1]["bytes"]
     atomic_write_json(Path(job["meta"]), {"streams": [m["index"] for m in metas], "metas": metas}, indent=None)
     release_freed_memory()  # the heap pages this job's texts freed: resident memory would creep up job by job
@@ -504,24 +511,23 @@ class _Workers:
             self._pool = None
 
 
-def _run_jobs(fn, jobs: list[dict[str, Any]], workers: _Workers, description: str, weight: str) -> list[dict]:
-    results: list[dict] = []
+def _run_jobs(fn, jobs: list[dict[str, Any]], workers: _Workers, description: str, weight: str) -> Iterator[dict]:
+    """Each job's result as it finishes (the caller keeps what it needs of it, not all of them)."""
     if not jobs:
-        return results
+        return
     with progress() as bar:
         task = bar.add_task(description, total=sum(j[weight] for j in jobs))
         # One job runs in this process (a one-shard build assembles here: no worker to start).
         if workers.n <= 1 or len(jobs) == 1:
             for job in jobs:
-                results.append(fn(job))
+                yield fn(job)
                 bar.advance(task, job[weight])
-            return results
+            return
         pool = workers.pool()
         futures = {pool.submit(fn, job): job for job in jobs}
         for fut in as_completed(futures):
-            results.append(fut.result())
+            yield fut.result()
             bar.advance(task, futures[fut][weight])
-    return results
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -634,7 +640,7 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
     startup = time.process_time() - cpu0
     # Phase 1: streams. One job per task (or group of small tasks) renders all its formats from one
     # load of its examples into one file; big jobs go first so that the workers finish together.
-    metas: dict[int, dict[str, Any]] = {}
+    book = _StreamBook(plan.streams)
     files: dict[int, str] = {}  # stream -> the task file holding it
     by_task: dict[str, list[dict[str, Any]]] = {}
     for i, (stream, quota) in enumerate(zip(plan.streams, plan.quotas, strict=True)):
@@ -653,24 +659,25 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
             files[j["index"]] = str(path)
         done = _read_json(meta_path)
         if done is not None and done.get("streams") == [j["index"] for j in js] and path.is_file():
-            metas.update((m["index"], m) for m in done["metas"])
+            for m in done["metas"]:
+                book.add(m)
             continue
         task_jobs.append({"streams": js, "quota": sum(j["quota"] for j in js), "path": str(path),
                           "meta": str(meta_path)})
-    resumed_streams = len(metas)
+    resumed_streams = len(book)
     task_jobs.sort(key=lambda t: -t["quota"])
     # No more processes than the larger phase has jobs.
     pool = _Workers(min(workers, max(len(task_jobs), len(plan.sizes))))
     try:
-        shard_metas, resumed_shards = _build_phases(task_jobs, metas, files, plan, config, out, work, pool,
+        shard_metas, resumed_shards = _build_phases(task_jobs, book, files, plan, config, out, work, pool,
                                                     mixture.name)
     finally:
         pool.close()
     count = len(plan.sizes)
 
-    _log_stage_cpu(startup, metas, [shard_metas[k] for k in range(count)])
+    _log_stage_cpu(startup, book, [shard_metas[k] for k in range(count)])
     # Timings vary run to run: they stay out of the manifest (deterministic).
-    manifest = _manifest(config, plan, metas, [{k: v for k, v in shard_metas[i].items() if k != "cpu"}
+    manifest = _manifest(config, plan, book, [{k: v for k, v in shard_metas[i].items() if k != "cpu"}
                                                 for i in range(count)], fingerprint)
     atomic_write_json(out / MANIFEST, manifest)
     _remove_stale_temps(out)
@@ -678,14 +685,14 @@ def build_mixture(config: MixtureConfig, out: str | Path, *, config_path: str | 
     return BuildResult(out, manifest, resumed_streams, resumed_shards)
 
 
-def _build_phases(task_jobs: list[dict[str, Any]], metas: dict[int, dict[str, Any]], files: dict[int, str], plan: Plan,
+def _build_phases(task_jobs: list[dict[str, Any]], book: _StreamBook, files: dict[int, str], plan: Plan,
                   config: MixtureConfig, out: Path, work: Path, workers: _Workers,
                   name: str) -> tuple[dict[int, dict[str, Any]], int]:
-    """Phase 1 (render the jobs not done yet, filling ``metas``) and phase 2 (assemble the shards not
+    """Phase 1 (render the jobs not done yet, filling ``book``) and phase 2 (assemble the shards not
     done yet); the shards' metadata and how many were resumed."""
     for batch in _run_jobs(render_task, task_jobs, workers, f"render {name}", "quota"):
         for meta in batch["metas"]:
-            metas[meta["index"]] = meta
+            book.add(meta)
     _drop_tokenizers()  # with one worker this process rendered
 
     # Phase 2: shards.
@@ -700,7 +707,7 @@ def _build_phases(task_jobs: list[dict[str, Any]], metas: dict[int, dict[str, An
             shard_metas[k] = meta
             continue
         row = plan.composition[k]
-        parts = [(i, int(row[i]), metas[i]["offsets"][k], files[i])
+        parts = [(i, int(row[i]), int(book.offsets[i][k]), files[i])
                  for i in np.flatnonzero(row).tolist()]
         jobs.append({"index": k, "examples": size, "parts": parts, "streams": len(plan.streams),
                      "seed": config.seed, "format": config.output_format, "path": str(path),
@@ -711,15 +718,14 @@ def _build_phases(task_jobs: list[dict[str, Any]], metas: dict[int, dict[str, An
     return shard_metas, resumed_shards
 
 
-def _log_stage_cpu(startup: float, metas: dict[int, dict[str, Any]], shards: list[dict[str, Any]]) -> None:
+def _log_stage_cpu(startup: float, book: _StreamBook, shards: list[dict[str, Any]]) -> None:
     """One ``stage cpu`` log line (JSON): CPU seconds of each build stage summed over the processes
     that ran it (resumed streams count what their first run measured). The benchmark reads it."""
     stages: Counter[str] = Counter({"startup": startup})
-    for meta in metas.values():
-        stages.update(meta.get("cpu", {}))
+    stages.update(book.cpu)
     for meta in shards:
         stages["assemble_shards"] += meta.get("cpu", 0.0)
-    calls = sum(m.get("budget_calls", 0) for m in metas.values())
+    calls = book.budget_calls
     log.info("stage cpu: %s", json.dumps({**{k: round(v, 3) for k, v in stages.items()}, "budget_calls": calls}))
 
 
@@ -733,14 +739,12 @@ def _niv2_exemplar_source(flan_repo: str | None) -> str:
             else "the task's positive examples (flan/v2/niv2_few_shot_data is not in the checkout)")
 
 
-def _manifest(config: MixtureConfig, plan: Plan, metas: dict[int, dict[str, Any]],
+def _manifest(config: MixtureConfig, plan: Plan, book: _StreamBook,
               shards: list[dict[str, Any]], fingerprint: str) -> dict[str, Any]:
     """Counts, shares, length statistics and shard hashes. Deterministic: no times, no worker count."""
     total = plan.examples
     tasks: dict[str, dict[str, Any]] = {}
     subs: dict[str, dict[str, Any]] = {}
-    task_lengths: dict[str, dict[str, LengthStats]] = {}
-    all_lengths: dict[str, LengthStats] = {}
     for i, (stream, share, quota) in enumerate(zip(plan.streams, plan.shares, plan.quotas, strict=True)):
         t = tasks.setdefault(stream.task, {"submixture": stream.submixture, "category": stream.category,
                                            "available": stream.size, "examples": 0, "target_share": 0.0,
@@ -748,22 +752,17 @@ def _manifest(config: MixtureConfig, plan: Plan, metas: dict[int, dict[str, Any]
         t["examples"] += quota
         t["target_share"] += share
         t["formats"][stream.format] = quota
-        if metas.get(i, {}).get("replaced"):
+        if book.replaced.get(i):
             # Few-shot examples flan/v2 drops (no exemplar fits the budget), replaced by other draws.
-            t["dropped_unfit"] = t.get("dropped_unfit", 0) + metas[i]["replaced"]
+            t["dropped_unfit"] = t.get("dropped_unfit", 0) + book.replaced[i]
         s = subs.setdefault(stream.submixture, {"examples": 0, "target_share": 0.0, "tasks": 0})
         s["examples"] += quota
         s["target_share"] += share
-        if i in metas:
-            for name, hist in metas[i]["lengths"].items():
-                stats = LengthStats.from_json(hist)
-                task_lengths.setdefault(stream.task, {}).setdefault(name, LengthStats()).merge(stats)
-                all_lengths.setdefault(name, LengthStats()).merge(stats)
     for name, t in tasks.items():
         t["share"] = round(t["examples"] / total, 8)
         t["target_share"] = round(t["target_share"], 8)
         t["epochs"] = round(t["examples"] / max(1, t["available"] * len(t["formats"])), 4)
-        t["lengths"] = {k: v.summary() for k, v in task_lengths.get(name, {}).items()}
+        t["lengths"] = {k: v.summary() for k, v in book.task_lengths.get(name, {}).items()}
         subs[t["submixture"]]["tasks"] += 1
     for s in subs.values():
         s["share"] = round(s["examples"] / total, 8)
@@ -784,7 +783,7 @@ def _manifest(config: MixtureConfig, plan: Plan, metas: dict[int, dict[str, Any]
         "allow_heldout": config.allow_heldout,
         "submixtures": dict(sorted(subs.items(), key=lambda kv: -kv[1]["examples"])),
         "tasks": dict(sorted(tasks.items())),
-        "lengths": {k: v.summary() for k, v in sorted(all_lengths.items())},
+        "lengths": {k: v.summary() for k, v in sorted(book.all_lengths.items())},
         "shards": shards,
         "config": config.model_dump(mode="json"),
     }
