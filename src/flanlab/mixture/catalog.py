@@ -38,7 +38,7 @@ __all__ = ["TaskInfo", "count_task", "expand", "iter_task", "unpacked_bigbench"]
 log = get_logger("mixture.catalog")
 _UNPACKED = "bigbench-1.0.0-tasks"
 _KEPT_MAX = 4096  # BIG-bench rows a task keeps once read ...
-_KEPT_BYTES = 16 << 20  # ... and the memory of their texts (4,096 paragraphs would hold ~100 MB)
+_KEPT_BYTES = 4 << 20  # ... and the memory of their texts (4,096 paragraphs would hold ~100 MB; see docs/mixture_scale.md)
 _MARKER = "/benchmark_tasks/"
 
 

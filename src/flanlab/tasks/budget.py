@@ -84,7 +84,7 @@ _PIECE = 4096  # characters counted at a time by HFCounter._upto (then a pre-tok
 # string has one every few characters, prose without newlines one at each punctuation mark.
 _P = "!-&(-/:-@\\[-`{-~"  # ASCII other than letters, digits, space and the quote
 _PIECE_END = re.compile(rf"[!-~]\n(?=[!-~])|[A-Za-z](?=[0-9{_P}])|[0-9](?=[A-Za-z{_P}])|[{_P}](?=[A-Za-z0-9])")
-_WORD_CACHE_MAX = 100_000  # pre-tokens of the current generation (~11 MB; see _PreTokenCounts.age)
+_WORD_CACHE_MAX = 50_000  # pre-tokens of the current generation (~6 MB; see _PreTokenCounts.age)
 _TEXT_CACHE_MIN = 512  # texts at least this long have their exact counts remembered (see HFCounter._texts)
 _TEXT_CACHE_CHARS = 2_000_000  # characters of remembered texts (2-8 MB); forgotten all at once past it
 
