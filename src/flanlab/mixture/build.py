@@ -39,7 +39,7 @@ from flanlab.core.io import atomic_open, atomic_write_json, atomic_write_text
 from flanlab.core.log import get_logger, progress
 from flanlab.core.memory import release_freed_memory
 from flanlab.mixture.config import MixtureConfig
-from flanlab.mixture.lengths import LengthStats
+from flanlab.mixture.lengths import LengthStats, word_count
 from flanlab.mixture.mixture import Mixture, Stream
 from flanlab.mixture.rates import largest_remainder, proportional_weight
 from flanlab.mixture.schedule import (
@@ -385,8 +385,8 @@ def render_stream(job: dict[str, Any], f: Any, base: int, spill_dir: Path) -> di
             if tail is None:
                 tail = tails[row.template_id] = f"{task_field}{quote(row.template_id)}{tail_rest}"
             lines.append(f'{{"inputs": {quote(row.inputs)}, "targets": {quote(row.targets)}{tail}'.encode())
-        stats["input_words"].add_many([len(r.inputs.split()) for r in batch])
-        stats["target_words"].add_many([len(r.targets.split()) for r in batch])
+        stats["input_words"].add_many([word_count(r.inputs) for r in batch])
+        stats["target_words"].add_many([word_count(r.targets) for r in batch])
         templates.update([r.template_id for r in batch])
         for line in lines:
             pos += len(line)

@@ -6,7 +6,20 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-__all__ = ["LengthStats"]
+__all__ = ["LengthStats", "word_count"]
+
+# str.split() splits ASCII text at \t \n \v \f \r, the separators \x1c-\x1f and space: mapped to a
+# space, every other byte to "x", a text's words are its runs of "x".
+_WORD_MARKS = bytes(32 if c in (*range(9, 14), *range(0x1C, 0x21)) else 120 for c in range(256))
+
+
+def word_count(text: str) -> int:
+    """``len(text.split())`` without making the words: ASCII texts are counted in C on their
+    bytes (~5x faster on a 200-word text); others are split."""
+    if text.isascii():
+        marks = text.encode("ascii").translate(_WORD_MARKS)
+        return marks.count(b" x") + marks.startswith(b"x")
+    return len(text.split())
 
 
 class LengthStats:
