@@ -102,6 +102,12 @@ def run(workers: int, examples: int, out: Path, args, src: Path) -> dict:
             "load": (load0, os.getloadavg()[0])}
 
 
+def steady_rate(r: dict) -> str:
+    """Examples per CPU-second of the steady stages (start-up left out), from the build's stage line."""
+    steady = sum(r["stages"].get(k, 0.0) for k in STEADY) if r["stages"] else 0.0
+    return f"{r['examples'] / steady:,.0f}" if steady else "–"
+
+
 def row(label: str, r: dict, same: str, speedup: str = "–") -> str:
     n = r["examples"]
     st = r["stages"]
@@ -109,12 +115,12 @@ def row(label: str, r: dict, same: str, speedup: str = "–") -> str:
         steady = sum(st.get(k, 0.0) for k in STEADY)
         startup = max(0.0, r["cpu_s"] - steady)
         per = " | ".join(f"{1e6 * st.get(k, 0.0) / n:.0f}" for k in STEADY)
-        steady_rate = f"{n / steady:,.0f}" if steady else "–"
+        steady_rate_s = steady_rate(r)
         startup_s = f"{startup:.1f}"
     else:
-        per, steady_rate, startup_s = " | ".join("–" for _ in STEADY), "–", "–"
+        per, steady_rate_s, startup_s = " | ".join("–" for _ in STEADY), "–", "–"
     return (f"| {label} | {n:,} | {r['workers']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {startup_s} | "
-            f"{steady_rate} | {n / r['cpu_s']:,.0f} | {per} | {r['peak_total_mib']:.0f} | "
+            f"{steady_rate_s} | {n / r['cpu_s']:,.0f} | {per} | {r['peak_total_mib']:.0f} | "
             f"{r['peak_single_mib']:.0f} | {same} | {speedup} | {r['cpu_s'] / r['wall_s']:.2f} | "
             f"{r['load'][0]:.1f} → {r['load'][1]:.1f} |")
 
@@ -203,14 +209,14 @@ def rounds(args) -> None:
                 cells.append(f"{n / b['cpu_s']:,.0f}")
             for name, w, _ in sides[1 if args.baseline else 0:]:
                 r = got[name]
-                cells.append(f"{n / r['cpu_s']:,.0f} ({r['wall_s']:.1f} s)")
+                cells.append(f"{n / r['cpu_s']:,.0f} ({steady_rate(r)} steady; {r['wall_s']:.1f} s)")
                 if w != first:
                     ratios.setdefault(f"wall speed-up, {w} workers over {first}", []).append(one["wall_s"] / r["wall_s"])
             same = len({tuple(r["shards"]) for r in got.values()}) == 1
             lines.append(f"| {i + 1} | {order[0][0]} | " + " | ".join(cells) + f" | {same} | "
                          f"{min(r['load'][0] for r in got.values()):.1f}–{max(r['load'][1] for r in got.values()):.1f} |")
     heads = (["baseline ex per CPU s"] if args.baseline else []) + \
-        [f"{name}: ex per CPU s (wall)" for name, _, _ in sides[1 if args.baseline else 0:]]
+        [f"{name}: ex per CPU s (steady; wall)" for name, _, _ in sides[1 if args.baseline else 0:]]
     print(f"\n{args.repeat} rounds, {n:,} examples, the order rotated each round:")
     print("| round | first run | " + " | ".join(heads) + " | same shards | load average |")
     print("| --- " * (len(heads) + 4) + "|")
