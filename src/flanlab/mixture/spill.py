@@ -70,14 +70,14 @@ class RowSpill:
     stream holds at most ``limit`` bytes of texts whatever the build's size. Writing a row and
     reading it back costs less than compressing it. A new file is started every ``file_bytes``
     bytes and a file is closed once none of its rows waits, so the disk used stays near what
-    waits (a shuffle buffer keeps a row for ~its size in draws), not the stream's size.
+    waits (a buffer of n rows keeps a row for ~n draws), not the stream's size.
     """
 
     def __init__(self, folder: Path, limit: int, file_bytes: int = 64 << 20) -> None:
         self.folder, self.limit, self.file_bytes = folder, limit, file_bytes
         self.held = 0  # bytes of the texts of the rows kept in memory
         self.files: list[_File] = []  # files with rows waiting, the one written last at the end
-        self.spilled = 0  # rows written to disk (the benchmark's and the tests' count)
+        self.spilled = 0  # rows written to disk (for tests and probes)
 
     def put(self, row: Rendered) -> Rendered | _Spilled:
         """The row itself while the texts held stay within the bound, else where it waits on disk."""
