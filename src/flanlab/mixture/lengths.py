@@ -15,7 +15,7 @@ _WORD_MARKS = bytes(32 if c in (*range(9, 14), *range(0x1C, 0x21)) else 120 for 
 
 def word_count(text: str) -> int:
     """``len(text.split())`` without making the words: ASCII texts are counted in C on their
-    bytes (~5x faster on a 200-word text); others are split."""
+    bytes (1.8x faster on Flan CoT texts of ~435 characters); others are split."""
     if text.isascii():
         marks = text.encode("ascii").translate(_WORD_MARKS)
         return marks.count(b" x") + marks.startswith(b"x")
