@@ -81,3 +81,23 @@ def test_jsonl_append_and_torn_tail(tmp_path):
     p.write_text('{"i": 1}\nnot json\n{"i": 3}\n')
     with pytest.raises(ValueError, match=r"rows\.jsonl:2: invalid JSON"):
         read_jsonl(p)
+
+
+@pytest.mark.parametrize("positioned", [True, False], ids=["pread", "seek"])
+def test_read_at_and_write_at_from_several_threads(monkeypatch, tmp_path, positioned):
+    """Writes and reads at offsets (os.pwrite/os.pread, or seek under a lock where the OS lacks
+    them) land where asked, also when threads read at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from flanlab.core import io as io_mod
+
+    monkeypatch.setattr(io_mod, "_POSITIONED", positioned and io_mod._POSITIONED)
+    chunks = [bytes([i]) * (100 + i) for i in range(64)]
+    starts = [sum(map(len, chunks[:i])) for i in range(len(chunks))]
+    with open(tmp_path / "f", "w+b", buffering=0) as f:
+        for i in reversed(range(len(chunks))):  # out of order: each lands at its own offset
+            io_mod.write_at(f, chunks[i], starts[i])
+        with ThreadPoolExecutor(4) as pool:
+            got = list(pool.map(lambda i: io_mod.read_at(f, starts[i], len(chunks[i])), range(len(chunks))))
+        assert got == chunks
+        assert io_mod.read_at(f, starts[-1], 10_000) == chunks[-1]  # fewer at the end

@@ -68,12 +68,12 @@ def test_rows_spilled_from_the_shuffle_buffer_leave_as_they_came(monkeypatch, tm
     (with os.pread/os.pwrite, and with seek where the OS lacks them)."""
     import random
 
-    from flanlab.mixture import spill as spill_mod
+    from flanlab.core import io as io_mod
     from flanlab.mixture.schedule import shuffle_buffer
     from flanlab.mixture.sources import Rendered
     from flanlab.mixture.spill import RowSpill
 
-    monkeypatch.setattr(spill_mod, "_POSITIONED", positioned and spill_mod._POSITIONED)
+    monkeypatch.setattr(io_mod, "_POSITIONED", positioned and io_mod._POSITIONED)
 
     texts = ["plain ascii", "café ☕", "日本語のテキスト" * 40, "emoji 😀 and a lone \ud800 surrogate", ""]
     rows = [Rendered(texts[i % 5] + str(i), texts[(i * 3) % 5], f"t{i % 3}") for i in range(300)]

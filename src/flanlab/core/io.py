@@ -1,7 +1,8 @@
 """Atomic, durable file writes: a reader never sees a half-written file.
 
 Write to a temporary file in the same folder, flush and fsync it, then rename over the target
-(atomic on POSIX), then fsync the folder so the rename itself survives a crash.
+(atomic on POSIX), then fsync the folder so the rename itself survives a crash. Also reads and
+writes at a byte offset (:func:`read_at`, :func:`write_at`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import errno
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -23,7 +25,9 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_jsonl",
     "atomic_write_text",
+    "read_at",
     "read_jsonl",
+    "write_at",
 ]
 
 
@@ -84,6 +88,36 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
         if isinstance(e, OSError) and not isinstance(e, OutputError):
             raise _explain(path, e) from e
         raise
+
+
+# os.pread/os.pwrite read and write at an offset without the file position, so threads never race
+# on it; where the OS lacks them (Windows) a seek and a read or write under one lock stand in.
+_POSITIONED = hasattr(os, "pread") and hasattr(os, "pwrite")
+_SEEK_LOCK = threading.Lock()
+
+
+def read_at(f: IO[bytes], start: int, size: int) -> bytes:
+    """``size`` bytes of the unbuffered binary file ``f`` from byte ``start`` (fewer at its end);
+    safe from several threads."""
+    if _POSITIONED:
+        return os.pread(f.fileno(), size, start)
+    with _SEEK_LOCK:
+        f.seek(start)
+        return f.read(size)
+
+
+def write_at(f: IO[bytes], data: bytes, start: int) -> None:
+    """Write all of ``data`` into the unbuffered binary file ``f`` from byte ``start``."""
+    view = memoryview(data)
+    while view:  # a write may take fewer bytes than it was given
+        if _POSITIONED:
+            done = os.pwrite(f.fileno(), view, start)
+        else:
+            with _SEEK_LOCK:
+                f.seek(start)
+                done = f.write(view)
+        start += done
+        view = view[done:]
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

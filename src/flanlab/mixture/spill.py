@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
+from flanlab.core.io import read_at, write_at
 from flanlab.mixture.sources import Rendered
 
 __all__ = ["RowSpill"]
@@ -16,8 +16,7 @@ __all__ = ["RowSpill"]
 class _File:
     """One unnamed temporary file of spilled rows (removed by the OS when closed, or when a killed
     build's process ends) and how many of its rows are still waiting. Rows are written at its end
-    and read back anywhere: ``os.pwrite``/``os.pread`` (one call each, no file position) where the
-    OS has them, else seek and write or read."""
+    and read back anywhere (:func:`~flanlab.core.io.write_at`, :func:`~flanlab.core.io.read_at`)."""
 
     def __init__(self, folder: Path) -> None:
         self.f = tempfile.TemporaryFile(dir=folder, buffering=0)  # noqa: SIM115 (closed by RowSpill)
@@ -27,29 +26,15 @@ class _File:
     def append(self, data: bytes) -> int:
         """Write ``data`` at the end; where it starts."""
         at = self.end
-        view = memoryview(data)
-        while view:  # a write may take fewer bytes than it was given
-            if _POSITIONED:
-                done = os.pwrite(self.f.fileno(), view, self.end)
-            else:
-                self.f.seek(self.end)
-                done = self.f.write(view)
-            self.end += done
-            view = view[done:]
+        write_at(self.f, data, at)
+        self.end += len(data)
         return at
 
     def read(self, offset: int, size: int) -> bytes:
-        if _POSITIONED:
-            data = os.pread(self.f.fileno(), size, offset)
-        else:
-            self.f.seek(offset)
-            data = self.f.read(size)
+        data = read_at(self.f, offset, size)
         if len(data) != size:
             raise OSError(f"{self.f.name}: read {len(data)} of {size} spilled bytes at {offset}")
         return data
-
-
-_POSITIONED = hasattr(os, "pread") and hasattr(os, "pwrite")
 
 
 class _Spilled(NamedTuple):

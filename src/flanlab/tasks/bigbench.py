@@ -25,7 +25,6 @@ import os
 import subprocess
 import sys
 import tarfile
-import threading
 import weakref
 from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -38,7 +37,7 @@ from typing import Any
 import yaml
 
 from flanlab.core.errors import UserError
-from flanlab.core.io import atomic_write_bytes, atomic_write_json
+from flanlab.core.io import atomic_write_bytes, atomic_write_json, read_at
 from flanlab.core.log import get_logger, progress
 from flanlab.core.paths import cache_dir
 from flanlab.tasks.sources import SourceError
@@ -243,20 +242,11 @@ class TaskRecords:
         f = open(file, "rb", buffering=0)  # noqa: SIM115 - closed when the records are dropped
         records = cls.__new__(cls)
         weakref.finalize(records, f.close)
-        fd = f.fileno()
-        if hasattr(os, "pread"):  # no shared file position: safe from several threads
 
-            def read(start: int, end: int) -> bytes:
-                return os.pread(fd, end - start, start)
-        else:
-            lock = threading.Lock()
+        def read(start: int, end: int) -> bytes:
+            return read_at(f, start, end - start)
 
-            def read(start: int, end: int) -> bytes:
-                with lock:
-                    f.seek(start)
-                    return f.read(end - start)
-
-        records._setup(read, os.fstat(fd).st_size, str(file))
+        records._setup(read, os.fstat(f.fileno()).st_size, str(file))
         return records
 
     def _setup(self, read: Callable[[int, int], bytes], size: int, where: str) -> None:
